@@ -1,0 +1,1 @@
+"""The threaded raw-ibapi engine room: wire codec, client, bridge, conversion."""

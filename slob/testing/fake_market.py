@@ -1,0 +1,285 @@
+"""The fake TWS's market: simulated time, price paths and the subscriptions they feed.
+
+Runs as one task on the fake TWS's event loop. Each price family (NQ/MNQ, ES/MES) has a
+scenario; every trade goes to the tick-by-tick subscriptions of that family at once,
+and into the market-data subscriptions, which TWS aggregates and sends on a fixed
+cadence (250 ms for US futures, TWS-FACTS §4). Contracts further out trade at the
+front price plus a basis per quarter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Iterator
+
+from slob.testing import tws_messages as msg
+from slob.testing.futures import FutureContract, active_contracts
+from slob.testing.scenario import RandomWalkScenario, Scenario, SimClock, Trade, from_ns
+
+if TYPE_CHECKING:
+    from slob.testing.fake_session import Session
+
+_NS = 1_000_000_000
+
+# Live tick type -> delayed tick type (TWS-FACTS §4: 66-76 and 88).
+DELAYED = {0: 69, 1: 66, 2: 67, 3: 70, 4: 68, 5: 71, 8: 74, 45: 88}
+BID_SIZE, BID, ASK, ASK_SIZE, LAST, LAST_SIZE, VOLUME, LAST_TIMESTAMP = 0, 1, 2, 3, 4, 5, 8, 45
+_PRICE_SIZE = ((BID, BID_SIZE), (ASK, ASK_SIZE), (LAST, LAST_SIZE))
+TICK_BY_TICK_TYPES = ("Last", "AllLast", "BidAsk", "MidPoint")
+
+
+def default_scenarios(seed: int) -> dict[str, Scenario]:
+    return {
+        "NQ": RandomWalkScenario(seed=seed, start_price=21_000.0),
+        "ES": RandomWalkScenario(seed=seed + 1, start_price=6_000.0, trades_per_second=8.0),
+    }
+
+
+@dataclass(eq=False)
+class Subscription:
+    session: "Session"
+    req_id: int
+    contract: FutureContract
+    kind: str  # "mkt" or one of TICK_BY_TICK_TYPES
+    delayed: bool = False
+    # market data: what the client has been told, and what changed since
+    sent: dict[int, float] = field(default_factory=dict)
+    pending: dict[int, float] = field(default_factory=dict)
+    volume: int = 0
+    last_quote: tuple[float, float, int, int] | None = None
+
+    def wire_type(self, tick_type: int) -> int:
+        return DELAYED.get(tick_type, tick_type) if self.delayed else tick_type
+
+
+class Market:
+    """Owns time and the subscriptions; one per fake TWS."""
+
+    def __init__(
+        self,
+        clock: SimClock,
+        scenarios: dict[str, Scenario],
+        *,
+        md_interval: float = 0.25,
+        batch: int = 256,
+    ) -> None:
+        self.clock = clock
+        self.md_interval_ns = max(1, int(md_interval * _NS))
+        self._batch = batch
+        self._streams: dict[str, Iterator[Trade]] = {}
+        self._next: dict[str, Trade | None] = {}
+        start = clock.now_ns()
+        for family, scenario in scenarios.items():
+            it = scenario.events(start)
+            self._streams[family] = it
+            self._next[family] = next(it, None)
+        self.last: dict[str, Trade] = {}
+        self.subs: dict[tuple[int, int], Subscription] = {}  # (id(session), req_id)
+        self.flowing = True  # False while IB<->TWS connectivity is "lost" (1100)
+        self.stalled = False
+        self._flush_due: int | None = None
+        self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        clock.subscribe(self.wake_threadsafe)
+
+    # -- control ---------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def wake_threadsafe(self) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._wake.set)
+        except RuntimeError:  # loop closed: nothing to wake
+            pass
+
+    def close(self) -> None:
+        self.clock.unsubscribe(self.wake_threadsafe)
+
+    def add(self, sub: Subscription) -> None:
+        self.subs[(id(sub.session), sub.req_id)] = sub
+        self.wake()
+
+    def remove(self, session: "Session", req_id: int) -> Subscription | None:
+        return self.subs.pop((id(session), req_id), None)
+
+    def remove_session(self, session: "Session") -> None:
+        for key in [k for k, s in self.subs.items() if s.session is session]:
+            del self.subs[key]
+
+    def count(self, session: "Session", kinds: tuple[str, ...]) -> int:
+        return sum(1 for s in self.subs.values() if s.session is session and s.kind in kinds)
+
+    # -- prices ----------------------------------------------------------------
+
+    def contract_price(self, contract: FutureContract, front_price: float, now_ns: int) -> float:
+        """Front price plus a carry basis of ~0.4 % a quarter, on the tick grid."""
+        listed = active_contracts(contract.spec.root, from_ns(now_ns))
+        quarters = contract.quarters_after(listed[0]) if listed else 0
+        if quarters <= 0:
+            return front_price
+        tick = contract.spec.min_tick
+        basis = round(front_price * 0.004 / tick) * tick
+        return front_price + quarters * basis
+
+    def snapshot(self, sub: Subscription) -> None:
+        """Send the current quote and last trade to a new market-data subscription."""
+        trade = self.last.get(sub.contract.spec.family)
+        if trade is None:
+            return
+        self._mark(sub, trade, self.clock.now_ns(), initial=True)
+        self._flush_sub(sub)
+
+    # -- the loop --------------------------------------------------------------
+
+    async def run(self) -> None:
+        while True:
+            await self._step()
+
+    def _peek(self) -> tuple[str, Trade] | None:
+        best: tuple[str, Trade] | None = None
+        for family, trade in self._next.items():
+            if trade is not None and (best is None or trade.time_ns < best[1].time_ns):
+                best = (family, trade)
+        return best
+
+    async def _step(self) -> None:
+        if self.stalled:
+            await self._sleep(None)
+            return
+        head = self._peek()
+        target = head[1].time_ns if head else None
+        if self._flush_due is not None and (target is None or self._flush_due <= target):
+            target = self._flush_due
+        if target is None:
+            await self._sleep(None)
+            return
+        clock = self.clock
+        if clock.speed == math.inf:
+            if not self.subs:
+                await self._sleep(None)  # time only runs while someone listens
+                return
+            clock.set_ns(target)
+        else:
+            delay = clock.real_seconds_until(target)
+            if delay is None or delay > 0:
+                await self._sleep(delay)
+                return
+        sent = 0
+        now = clock.now_ns()
+        while sent < self._batch:
+            if self._flush_due is not None and self._flush_due <= now:
+                head = self._peek()
+                if head is None or self._flush_due <= head[1].time_ns:
+                    self._flush_all()
+                    continue
+            head = self._peek()
+            if head is None or head[1].time_ns > now:
+                break
+            family, trade = head
+            self._next[family] = next(self._streams[family], None)
+            self.last[family] = trade
+            if self.flowing:
+                sent += self._dispatch(family, trade)
+        await self._backpressure()
+
+    async def _sleep(self, seconds: float | None) -> None:
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
+
+    async def _backpressure(self) -> None:
+        """Let clients drain: wait for any session whose socket buffer is full."""
+        for session in {id(s.session): s.session for s in self.subs.values()}.values():
+            await session.drained()
+        await asyncio.sleep(0)
+
+    # -- dispatch --------------------------------------------------------------
+
+    def _dispatch(self, family: str, trade: Trade) -> int:
+        unix_s = trade.time_ns // _NS
+        n = 0
+        for sub in list(self.subs.values()):
+            contract = sub.contract
+            if contract.spec.family != family:
+                continue
+            session = sub.session
+            sv = session.server_version
+            if sub.kind == "mkt":
+                self._mark(sub, trade, trade.time_ns)
+                continue
+            price = self.contract_price(contract, trade.price, trade.time_ns)
+            shift = price - trade.price
+            if sub.kind in ("Last", "AllLast"):
+                session.send(
+                    msg.tbt_last(sub.req_id, sub.kind == "AllLast", unix_s, price, trade.size,
+                                 0, contract.spec.exchange, "", sv)
+                )
+                n += 1
+            else:
+                quote = (trade.bid + shift, trade.ask + shift, trade.bid_size, trade.ask_size)
+                if quote == sub.last_quote:
+                    continue
+                previous, sub.last_quote = sub.last_quote, quote
+                if sub.kind == "BidAsk":
+                    session.send(msg.tbt_bid_ask(sub.req_id, unix_s, *quote, 0, sv))
+                    n += 1
+                elif previous is None or previous[:2] != quote[:2]:
+                    session.send(msg.tbt_midpoint(sub.req_id, unix_s, (quote[0] + quote[1]) / 2, sv))
+                    n += 1
+        return n
+
+    def _mark(self, sub: Subscription, trade: Trade, now_ns: int, initial: bool = False) -> None:
+        shift = self.contract_price(sub.contract, trade.price, trade.time_ns) - trade.price
+        p = sub.pending
+        p[BID], p[BID_SIZE] = trade.bid + shift, trade.bid_size
+        p[ASK], p[ASK_SIZE] = trade.ask + shift, trade.ask_size
+        p[LAST] = trade.price + shift
+        if not initial:
+            p[LAST_SIZE] = trade.size
+            sub.volume += trade.size
+        else:
+            p[LAST_SIZE] = trade.size
+        p[VOLUME] = sub.volume
+        p[LAST_TIMESTAMP] = trade.time_ns // _NS
+        if self._flush_due is None and not initial:
+            self._flush_due = (now_ns // self.md_interval_ns + 1) * self.md_interval_ns
+
+    def _flush_all(self) -> None:
+        assert self._flush_due is not None
+        if self.clock.speed == math.inf:
+            self.clock.set_ns(self._flush_due)
+        self._flush_due = None
+        for sub in list(self.subs.values()):
+            if sub.kind == "mkt" and sub.pending:
+                self._flush_sub(sub)
+
+    def _flush_sub(self, sub: Subscription) -> None:
+        """Send what changed since the last flush, the way TWS does: a TICK_PRICE (which
+        carries its size) when a price moved, a lone TICK_SIZE when only a size did."""
+        session, sv, rid = sub.session, sub.session.server_version, sub.req_id
+        p, sent = sub.pending, sub.sent
+        for price_type, size_type in _PRICE_SIZE:
+            price, size = p.get(price_type), p.get(size_type)
+            moved = LAST_SIZE in p if price_type == LAST else price != sent.get(price_type)
+            if price is not None and moved:
+                session.send(msg.tick_price(rid, sub.wire_type(price_type), price,
+                                            int(size if size is not None else 0), 0, sv))
+                sent[price_type] = price
+                if size is not None:
+                    sent[size_type] = size
+            elif size is not None and size != sent.get(size_type):
+                session.send(msg.tick_size(rid, sub.wire_type(size_type), int(size), sv))
+                sent[size_type] = size
+        if VOLUME in p and p[VOLUME] != sent.get(VOLUME):
+            session.send(msg.tick_size(rid, sub.wire_type(VOLUME), int(p[VOLUME]), sv))
+            sent[VOLUME] = p[VOLUME]
+        if LAST_TIMESTAMP in p and p[LAST_TIMESTAMP] != sent.get(LAST_TIMESTAMP):
+            session.send(msg.tick_string(rid, sub.wire_type(LAST_TIMESTAMP), str(int(p[LAST_TIMESTAMP])), sv))
+            sent[LAST_TIMESTAMP] = p[LAST_TIMESTAMP]
+        p.clear()
+

@@ -1,0 +1,485 @@
+"""FakeTWS: a TWS / IB Gateway you can run anywhere, speaking the real wire protocol.
+
+A TCP server bound to loopback, running on its own thread and event loop, so it serves
+synchronous tests, asyncio tests and other processes alike::
+
+    with FakeTWS(speed=math.inf) as tws:          # port=0: a free port is picked
+        app.connect("127.0.0.1", tws.port, clientId=1)
+        tws.wait_for_request("REQ_TICK_BY_TICK_DATA")
+        tws.drop()                                # fault injection
+
+It negotiates server versions up to 200 (the classic text protocol), answers the
+start-up requests every client sends, lists NQ/MNQ/ES/MES quarterly futures for its
+simulated date, streams market data and tick-by-tick trades from seeded price paths on a
+simulated clock, and injects faults on command. Every method may be called from any
+thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime as dt
+import ipaddress
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Iterable, Mapping, TypeVar
+from zoneinfo import ZoneInfo
+
+from slob.ib import wire
+from slob.testing import tws_messages as msg
+from slob.testing.fake_market import Market, default_scenarios
+from slob.testing.fake_session import Session
+from slob.testing.scenario import Scenario, SimClock
+from slob.testing.tws_requests import Request
+
+__all__ = ["ClientInfo", "DEFAULT_START", "FakeTWS"]
+
+log = logging.getLogger("slob.testing.fake_tws")
+T = TypeVar("T")
+
+#: A Monday morning in Chicago with NQZ4 the front month: a reproducible default.
+DEFAULT_START = dt.datetime(2024, 12, 2, 15, 0, tzinfo=dt.timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class ClientInfo:
+    """One open API socket as the fake TWS sees it."""
+
+    peer: str
+    state: str  # "hello", "start" (greeted, no START_API yet), "ready"
+    server_version: int
+    client_id: int | None
+
+
+class FakeTWS:
+    """A protocol-level TWS on 127.0.0.1; see the module docstring.
+
+    Parameters: ``port=0`` picks a free port; ``server_version`` is the highest version
+    offered (<= 200); ``start`` and ``speed`` set the simulated clock (speed: simulated
+    seconds per real second, ``math.inf`` as fast as clients read, 0 paused until
+    :meth:`advance`); ``scenarios`` maps a price family (``"NQ"``, ``"ES"``) to a
+    :class:`~slob.testing.scenario.Scenario`; ``no_permission`` lists roots without a
+    market-data subscription (354, or 10167 and delayed data); ``pacing`` is
+    ``"reject"`` (error 100, disconnect after three violations) or ``"count"``.
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        server_version: int = msg.MAX_TEXT_SERVER_VERSION,
+        accounts: Iterable[str] = ("DU1234567",),
+        next_order_id: int = 1,
+        start: dt.datetime | None = None,
+        speed: float = 1.0,
+        seed: int = 1,
+        scenarios: Mapping[str, Scenario] | None = None,
+        market_data_interval: float = 0.25,
+        no_permission: Iterable[str] = (),
+        tick_by_tick_limit: int = 5,
+        max_messages_per_second: int = 50,
+        pacing: str = "reject",
+        farm_notices: bool = True,
+        time_zone: str = "America/New_York",
+    ) -> None:
+        if not ipaddress.ip_address(host).is_loopback:
+            raise ValueError(f"FakeTWS binds loopback addresses only, not {host!r}")
+        if not 100 <= server_version <= msg.MAX_TEXT_SERVER_VERSION:
+            raise ValueError(
+                f"server_version {server_version} is outside 100..{msg.MAX_TEXT_SERVER_VERSION}: "
+                "FakeTWS speaks the classic text protocol (protobuf starts at 201)"
+            )
+        if pacing not in ("reject", "count"):
+            raise ValueError(f"pacing must be 'reject' or 'count', not {pacing!r}")
+        self.host = host
+        self.port = port
+        self.server_version = server_version
+        self.accounts = tuple(accounts)
+        if not self.accounts:
+            raise ValueError("FakeTWS needs at least one account")
+        self.next_order_id = next_order_id
+        self.seed = seed
+        self.clock = SimClock(start or DEFAULT_START, speed)
+        self.scenarios = dict(scenarios) if scenarios is not None else default_scenarios(seed)
+        self.market_data_interval = market_data_interval
+        self.no_permission = frozenset(r.upper() for r in no_permission)
+        self.tick_by_tick_limit = tick_by_tick_limit
+        self.max_messages_per_second = max_messages_per_second
+        self.pacing = pacing
+        self.farm_notices = farm_notices
+        self.time_zone = ZoneInfo(time_zone)
+        self.competing_session = False
+        self.market: Market
+        self._sessions: list[Session] = []
+        self._requests: list[Request] = []
+        self._protocol_errors: list[str] = []
+        self._pacing_violations = 0
+        self._changed = threading.Condition()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.Server | None = None
+        self._stopping: asyncio.Event | None = None
+        self._failure: BaseException | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def start(self) -> "FakeTWS":
+        if self._thread is not None:
+            return self
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready,), name="slob-fake-tws", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("FakeTWS did not start within 10 s")
+        if self._failure is not None:
+            self._thread.join(5)
+            self._thread = None
+            raise RuntimeError(f"FakeTWS could not start on {self.host}:{self.port}: {self._failure}") from self._failure
+        return self
+
+    def stop(self) -> None:
+        """Close every connection and the listener, stop the thread."""
+        thread, loop, stopping = self._thread, self._loop, self._stopping
+        if thread is None or loop is None or stopping is None:
+            return
+        try:
+            loop.call_soon_threadsafe(stopping.set)
+        except RuntimeError:
+            pass
+        thread.join(10)
+        self._thread = None
+        if thread.is_alive():
+            raise RuntimeError("FakeTWS thread did not stop within 10 s")
+
+    def __enter__(self) -> "FakeTWS":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> "FakeTWS":
+        return await asyncio.to_thread(self.start)
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.to_thread(self.stop)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.host, self.port)
+
+    def _run(self, ready: threading.Event) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._main(ready))
+        except BaseException as exc:  # startup failure: reported by start()
+            self._failure = exc
+            ready.set()
+        finally:
+            loop.close()
+
+    async def _main(self, ready: threading.Event) -> None:
+        self._stopping = asyncio.Event()
+        self.market = Market(self.clock, self.scenarios, md_interval=self.market_data_interval)
+        await self._listen()
+        market_task = asyncio.create_task(self.market.run(), name="fake-tws-market")
+        market_task.add_done_callback(self._market_done)
+        ready.set()
+        try:
+            await self._stopping.wait()
+        finally:
+            await self._unlisten()
+            for session in list(self._sessions):
+                session.abort()
+            market_task.cancel()
+            await asyncio.gather(market_task, return_exceptions=True)
+            self.market.close()
+            await asyncio.sleep(0)  # let transports finish closing
+
+    def _market_done(self, task: "asyncio.Task[None]") -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("fake TWS market stopped: %r", task.exception())
+            self._protocol_errors.append(f"market task failed: {task.exception()!r}")
+
+    async def _listen(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: Session(self), self.host, self.port, reuse_address=True
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("= fake TWS listening on %s:%d (server version <= %d)", self.host, self.port,
+                 self.server_version)
+
+    async def _unlisten(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+
+    # -- calling into the loop ---------------------------------------------------
+
+    def _call(self, fn: Callable[[], T], timeout: float = 10.0) -> T:
+        loop = self._loop
+        if loop is None or self._thread is None:
+            raise RuntimeError("FakeTWS is not running; use it as a context manager or call start()")
+        if threading.current_thread() is self._thread:
+            return fn()
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                future.set_result(fn())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        loop.call_soon_threadsafe(run)
+        return future.result(timeout)
+
+    def _spawn(self, coro_fn: Callable[[], Awaitable[Any]]) -> None:
+        loop = self._loop
+        if loop is None:
+            raise RuntimeError("FakeTWS is not running")
+        asyncio.run_coroutine_threadsafe(_wrap(coro_fn), loop)
+
+    # -- bookkeeping (loop thread) ----------------------------------------------
+
+    def _session_opened(self, session: Session) -> None:
+        self._sessions.append(session)
+        self._notify()
+
+    def _session_closed(self, session: Session) -> None:
+        if session in self._sessions:
+            self._sessions.remove(session)
+        self.market.remove_session(session)
+        self._notify()
+
+    def _session_ready(self, session: Session) -> None:
+        self._notify()
+
+    def _client_id_taken(self, client_id: int, asking: Session) -> bool:
+        return any(s is not asking and s.state == "ready" and s.client_id == client_id
+                   for s in self._sessions)
+
+    def _record(self, request: Request) -> None:
+        with self._changed:
+            self._requests.append(request)
+            self._changed.notify_all()
+
+    def _protocol_error(self, session: Session, exc: wire.WireError) -> None:
+        with self._changed:
+            self._protocol_errors.append(f"{session.peer}: {exc}")
+            self._changed.notify_all()
+
+    def _pacing_violation(self, session: Session) -> None:
+        with self._changed:
+            self._pacing_violations += 1
+            self._changed.notify_all()
+
+    def _notify(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    # -- observation -------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[Request]:
+        """Every request received so far, decoded (a copy)."""
+        with self._changed:
+            return list(self._requests)
+
+    @property
+    def clients(self) -> list[ClientInfo]:
+        """The open API sockets, greeted or not."""
+        return self._call(lambda: [
+            ClientInfo(s.peer, s.state, s.server_version, s.client_id)
+            for s in self._sessions if s.state != "closed"
+        ])
+
+    @property
+    def protocol_errors(self) -> list[str]:
+        with self._changed:
+            return list(self._protocol_errors)
+
+    @property
+    def pacing_violations(self) -> int:
+        with self._changed:
+            return self._pacing_violations
+
+    def wait_until(self, predicate: Callable[["FakeTWS"], bool], timeout: float = 10.0) -> None:
+        """Block until ``predicate(self)`` holds (re-checked on every request and
+        connection change); TimeoutError after ``timeout`` seconds."""
+        deadline = _deadline(timeout)
+        with self._changed:
+            while not predicate(self):
+                left = deadline - _now()
+                if left <= 0:
+                    raise TimeoutError(f"FakeTWS: condition not met within {timeout} s")
+                self._changed.wait(min(left, 0.25))
+
+    def wait_for_request(
+        self, name: str, *, timeout: float = 10.0, where: Callable[[Request], bool] | None = None,
+        after: int = 0,
+    ) -> Request:
+        """The first request called ``name`` (IB's name, e.g. ``REQ_MKT_DATA``) from
+        position ``after`` on in :attr:`requests` that satisfies ``where``."""
+        found: list[Request] = []
+
+        def seen(_: "FakeTWS") -> bool:
+            for r in self._requests[after:]:
+                if r.name == name and (where is None or where(r)):
+                    found.append(r)
+                    return True
+            return False
+
+        try:
+            self.wait_until(seen, timeout)
+        except TimeoutError:
+            names = [r.name for r in self.requests[after:]]
+            raise TimeoutError(f"FakeTWS saw no {name} within {timeout} s; it saw {names}") from None
+        return found[0]
+
+    def wait_for_clients(self, count: int, *, ready: bool = True, timeout: float = 10.0) -> None:
+        """Wait until exactly ``count`` sockets are open (``ready``: and have sent START_API)."""
+        def enough(_: "FakeTWS") -> bool:
+            live = [s for s in self._sessions if s.state != "closed"]
+            if ready:
+                return len(live) == count and all(s.state == "ready" for s in live)
+            return len(live) == count
+
+        self.wait_until(enough, timeout)
+
+    # -- simulated time ----------------------------------------------------------
+
+    def advance(self, seconds: float) -> dt.datetime:
+        """Move simulated time forward; trades up to the new time go out at once."""
+        return self.clock.advance(seconds)
+
+    def set_speed(self, speed: float) -> None:
+        self.clock.set_speed(speed)
+
+    # -- faults ------------------------------------------------------------------
+
+    def _targets(self, client_id: int | None) -> list[Session]:
+        return [s for s in self._sessions if s.state != "closed"
+                and (client_id is None or s.client_id == client_id)]
+
+    def drop(self, client_id: int | None = None) -> int:
+        """Close client sockets abruptly (all, or one client id); returns how many."""
+        def go() -> int:
+            targets = self._targets(client_id)
+            for s in targets:
+                s.abort()
+            return len(targets)
+        return self._call(go)
+
+    def send_error(self, code: int, req_id: int = -1, text: str | None = None,
+                   client_id: int | None = None, **values: object) -> None:
+        """Send ERR_MSG ``code`` (real text unless ``text`` is given) to clients."""
+        def go() -> None:
+            for s in self._targets(client_id):
+                if s.state == "ready":
+                    s.error(req_id, code, text=text or "", port=self.port, **values)
+        self._call(go)
+
+    def send_garbage(self, kind: str = "bad_id", client_id: int | None = None) -> None:
+        """Send a frame no client can read. ``bad_id``: a text message whose id is not a
+        number; ``truncated``: a text payload without its final NUL; ``oversize``: a length
+        prefix above the protocol maximum (the stream cannot be re-synchronised)."""
+        frames = {
+            "bad_id": wire.frame(b"garbage\x00\xff\xfe\x00"),
+            "truncated": wire.frame(b"1\x006\x00"),
+            "oversize": (wire.MAX_MSG_LEN + 1).to_bytes(4, "big") + b"junk",
+        }
+        if kind not in frames:
+            raise ValueError(f"garbage kind must be one of {sorted(frames)}, not {kind!r}")
+        self._call(lambda: [s.send(frames[kind]) for s in self._targets(client_id)] and None)
+
+    def stall(self, seconds: float) -> None:
+        """Send nothing for ``seconds`` (real time), then deliver what queued up."""
+        def go() -> None:
+            for s in self._targets(None):
+                s.hold()
+            self.market.stalled = True
+
+        async def later() -> None:
+            await asyncio.sleep(seconds)
+            self.market.stalled = False
+            for s in self._targets(None):
+                s.release()
+            self.market.wake()
+
+        self._call(go)
+        self._spawn(later)
+
+    def restart(self, down_for: float) -> None:
+        """Behave like TWS restarting: every socket closed, the port refusing
+        connections for ``down_for`` seconds, then listening again."""
+        def go() -> None:
+            for s in self._targets(None):
+                s.abort()
+
+        done = threading.Event()
+
+        async def run() -> None:
+            try:
+                await self._unlisten()
+                go()
+            finally:
+                done.set()
+            await asyncio.sleep(down_for)
+            if self._stopping is not None and not self._stopping.is_set():
+                await self._listen()
+            self._notify()
+
+        self._spawn(run)
+        done.wait(10)
+
+    @property
+    def listening(self) -> bool:
+        return self._server is not None
+
+    def connectivity_lost(self) -> None:
+        """IB's servers unreachable from TWS: 1100 and farms broken; the socket stays up
+        and no market data flows."""
+        def go() -> None:
+            self.market.flowing = False
+            for s in self._targets(None):
+                if s.state == "ready":
+                    s.error(-1, 2103, farm="usfarm")
+                    s.error(-1, 1100)
+        self._call(go)
+
+    def connectivity_restored(self, data_maintained: bool = True) -> None:
+        """Farms back, then 1102 (subscriptions kept) or 1101 (subscriptions lost: the
+        client must request them again)."""
+        def go() -> None:
+            for s in self._targets(None):
+                if s.state != "ready":
+                    continue
+                s.error(-1, 2104, farm="usfarm")
+                if data_maintained:
+                    s.error(-1, 1102)
+                else:
+                    self.market.remove_session(s)
+                    s.error(-1, 1101)
+            self.market.flowing = True
+            self.market.wake()
+        self._call(go)
+
+
+async def _wrap(coro_fn: Callable[[], Awaitable[Any]]) -> None:
+    try:
+        await coro_fn()
+    except Exception:
+        log.exception("fake TWS background task failed")
+
+
+def _now() -> float:
+    return time.monotonic()
+
+
+def _deadline(timeout: float) -> float:
+    return _now() + timeout

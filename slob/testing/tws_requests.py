@@ -1,0 +1,102 @@
+"""What the fake TWS receives: client -> TWS text requests decoded into named fields.
+
+The layouts are the bytes IB's client sends at server versions 100-200
+(../shared/TWS-FACTS.md §2.2, checked against ibapi 10.50 at 200 and 178). Trailing
+fields a version adds or drops are tolerated: names are given to the fields present,
+extra ones land in ``extra``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from ibapi.message import OUT
+
+from slob.ib import wire
+
+__all__ = ["Request", "RequestError", "decode_request", "request_name"]
+
+_CONTRACT = (
+    "conId", "symbol", "secType", "lastTradeDateOrContractMonth", "strike", "right",
+    "multiplier", "exchange", "primaryExchange", "currency", "localSymbol", "tradingClass",
+)
+
+# msg id -> field names after the id (a leading "version" where the message has one).
+LAYOUTS: dict[int, tuple[str, ...]] = {
+    OUT.START_API: ("version", "clientId", "optionalCapabilities"),
+    OUT.REQ_IDS: ("version", "numIds"),
+    OUT.REQ_CURRENT_TIME: ("version",),
+    OUT.REQ_CURRENT_TIME_IN_MILLIS: (),
+    OUT.REQ_CONTRACT_DATA: ("version", "reqId") + _CONTRACT
+    + ("includeExpired", "secIdType", "secId", "issuerId"),
+    OUT.REQ_MKT_DATA: ("version", "reqId") + _CONTRACT
+    + ("deltaNeutral", "genericTickList", "snapshot", "regulatorySnapshot", "mktDataOptions"),
+    OUT.CANCEL_MKT_DATA: ("version", "reqId"),
+    OUT.REQ_MARKET_DATA_TYPE: ("version", "marketDataType"),
+    OUT.REQ_TICK_BY_TICK_DATA: ("reqId",) + _CONTRACT + ("tickType", "numberOfTicks", "ignoreSize"),
+    OUT.CANCEL_TICK_BY_TICK_DATA: ("reqId",),
+    OUT.REQ_POSITIONS: ("version",),
+    OUT.CANCEL_POSITIONS: ("version",),
+    OUT.REQ_OPEN_ORDERS: ("version",),
+    OUT.REQ_ALL_OPEN_ORDERS: ("version",),
+    OUT.REQ_AUTO_OPEN_ORDERS: ("version", "autoBind"),
+    OUT.REQ_COMPLETED_ORDERS: ("apiOnly",),
+    OUT.REQ_ACCT_DATA: ("version", "subscribe", "account"),
+    OUT.REQ_EXECUTIONS: ("version", "reqId", "clientId", "account", "time", "symbol", "secType",
+                         "exchange", "side", "lastNDays", "specificDatesCount"),
+    OUT.REQ_MANAGED_ACCTS: ("version",),
+    OUT.CANCEL_CONTRACT_DATA: ("reqId",),
+    OUT.PLACE_ORDER: ("orderId",) + _CONTRACT,
+    OUT.CANCEL_ORDER: ("orderId",),
+    OUT.REQ_GLOBAL_CANCEL: ("version",),
+}
+
+_NAMES = {int(m): m.name for m in OUT}
+
+
+def request_name(msg_id: int) -> str:
+    """IB's own name for an outgoing message id (``REQ_MKT_DATA``), or ``UNKNOWN_<id>``."""
+    return _NAMES.get(msg_id, f"UNKNOWN_{msg_id}")
+
+
+class RequestError(wire.WireError):
+    """A request whose fields cannot be read (e.g. text where a number belongs)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One client request as the fake TWS saw it."""
+
+    client_id: int | None  # from START_API; None before it
+    msg_id: int
+    name: str
+    fields: Mapping[str, str]
+    extra: tuple[str, ...] = ()
+    raw: tuple[bytes, ...] = field(default=(), repr=False)
+
+    def __getitem__(self, key: str) -> str:
+        return self.fields[key]
+
+    def get(self, key: str, default: str = "") -> str:
+        return self.fields.get(key, default)
+
+    def int(self, key: str, default: int | None = None) -> int:
+        text = self.fields.get(key, "")
+        if text == "":
+            if default is None:
+                raise RequestError(f"{self.name}: field {key} is missing or empty")
+            return default
+        try:
+            return int(text)
+        except ValueError:
+            raise RequestError(f"{self.name}: field {key}={text!r} is not an integer") from None
+
+
+def decode_request(message: wire.Message, client_id: int | None) -> Request:
+    """Name the fields of a text request; unknown message ids keep raw fields in ``extra``."""
+    texts = tuple(f.decode("latin-1") for f in message.fields)
+    names = LAYOUTS.get(message.msg_id, ())
+    named = dict(zip(names, texts))
+    extra = texts[len(names):]
+    return Request(client_id, message.msg_id, request_name(message.msg_id), named, extra, message.fields)
