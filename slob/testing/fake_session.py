@@ -36,7 +36,7 @@ log = logging.getLogger("slob.testing.fake_tws")
 TEXTS = {
     100: "Max rate of messages per second has been exceeded.",
     200: "No security definition has been found for the request",
-    300: "Can't find EId with tickerId:{req_id}",
+    300: "Can't find EId with tickerId:{ticker}",
     320: "Error reading request. {detail}",
     322: "Error processing request. {detail}",
     326: "Unable to connect as the client id is already in use. Retry with a unique client id.",
@@ -74,6 +74,13 @@ TEXTS = {
     10197: "No market data during competing live session",
 }
 
+# What a fresh paper account reports.
+ACCOUNT_VALUES = (
+    ("NetLiquidation", "1000000.00"),
+    ("TotalCashValue", "1000000.00"),
+    ("BuyingPower", "4000000.00"),
+    ("AvailableFunds", "1000000.00"),
+)
 _MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
 _HIGH_WATER = 1 << 20
 
@@ -129,6 +136,8 @@ class Session(asyncio.Protocol):
             OUT.REQ_COMPLETED_ORDERS: lambda r: self.send(msg.completed_orders_end(self.server_version)),
             OUT.REQ_ACCT_DATA: self._req_account_updates,
             OUT.REQ_EXECUTIONS: self._req_executions,
+            OUT.REQ_ACCOUNT_UPDATES_MULTI: self._req_account_updates_multi,
+            OUT.CANCEL_ACCOUNT_UPDATES_MULTI: lambda r: None,
             OUT.REQ_MANAGED_ACCTS: lambda r: self.send(
                 msg.managed_accounts(list(self.tws.accounts), self.server_version)),
             OUT.PLACE_ORDER: self._place_order,
@@ -321,11 +330,17 @@ class Session(asyncio.Protocol):
             return
         sv = self.server_version
         account = req.get("account") or self.tws.accounts[0]
-        for key, value in (("NetLiquidation", "1000000.00"), ("TotalCashValue", "1000000.00"),
-                           ("BuyingPower", "4000000.00"), ("AvailableFunds", "1000000.00")):
+        for key, value in ACCOUNT_VALUES:
             self.send(msg.account_value(key, value, "USD", account, sv))
         self.send(msg.account_update_time(f"{self.tws.clock.now():%H:%M}", sv))
         self.send(msg.account_download_end(account, sv))
+
+    def _req_account_updates_multi(self, req: Request) -> None:
+        sv, req_id = self.server_version, req.int("reqId")
+        account = req.get("account") or self.tws.accounts[0]
+        for key, value in ACCOUNT_VALUES:
+            self.send(msg.account_update_multi(req_id, account, req.get("modelCode"), key, value, "USD", sv))
+        self.send(msg.account_update_multi_end(req_id, sv))
 
     def _req_executions(self, req: Request) -> None:
         self.send(msg.execution_data_end(req.int("reqId"), self.server_version))
@@ -449,7 +464,7 @@ class Session(asyncio.Protocol):
     def _cancel_mkt_data(self, req: Request) -> None:
         req_id = req.int("reqId")
         if self.tws.market.remove(self, req_id) is None:
-            self.error(req_id, 300, req_id=req_id)
+            self.error(req_id, 300, ticker=req_id)
 
     def _req_tick_by_tick(self, req: Request) -> None:
         req_id = req.int("reqId")

@@ -161,11 +161,13 @@ class FakeTWS:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    # Starting and stopping take milliseconds, so the async forms simply block briefly
+    # rather than borrow an executor thread.
     async def __aenter__(self) -> "FakeTWS":
-        return await asyncio.to_thread(self.start)
+        return self.start()
 
     async def __aexit__(self, *exc: object) -> None:
-        await asyncio.to_thread(self.stop)
+        self.stop()
 
     @property
     def address(self) -> tuple[str, int]:

@@ -249,3 +249,12 @@ def account_update_time(hhmm: str, sv: int) -> bytes:
 
 def account_download_end(account: str, sv: int) -> bytes:
     return _msg(IN.ACCT_DOWNLOAD_END, [1, account], sv)
+
+
+def account_update_multi(req_id: int, account: str, model: str, key: str, value: str,
+                         currency: str, sv: int) -> bytes:
+    return _msg(IN.ACCOUNT_UPDATE_MULTI, [1, req_id, account, model, key, value, currency], sv)
+
+
+def account_update_multi_end(req_id: int, sv: int) -> bytes:
+    return _msg(IN.ACCOUNT_UPDATE_MULTI_END, [1, req_id], sv)

@@ -46,6 +46,8 @@ LAYOUTS: dict[int, tuple[str, ...]] = {
     OUT.REQ_EXECUTIONS: ("version", "reqId", "clientId", "account", "time", "symbol", "secType",
                          "exchange", "side", "lastNDays", "specificDatesCount"),
     OUT.REQ_MANAGED_ACCTS: ("version",),
+    OUT.REQ_ACCOUNT_UPDATES_MULTI: ("version", "reqId", "account", "modelCode", "ledgerAndNLV"),
+    OUT.CANCEL_ACCOUNT_UPDATES_MULTI: ("version", "reqId"),
     OUT.CANCEL_CONTRACT_DATA: ("reqId",),
     OUT.PLACE_ORDER: ("orderId",) + _CONTRACT,
     OUT.CANCEL_ORDER: ("orderId",),
