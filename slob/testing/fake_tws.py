@@ -392,7 +392,7 @@ class FakeTWS:
         prefix above the protocol maximum (the stream cannot be re-synchronised)."""
         frames = {
             "bad_id": wire.frame(b"garbage\x00\xff\xfe\x00"),
-            "truncated": wire.frame(b"1\x006\x00"),
+            "truncated": wire.frame(b"1\x006\x001"),
             "oversize": (wire.MAX_MSG_LEN + 1).to_bytes(4, "big") + b"junk",
         }
         if kind not in frames:
