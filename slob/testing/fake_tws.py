@@ -397,7 +397,11 @@ class FakeTWS:
         }
         if kind not in frames:
             raise ValueError(f"garbage kind must be one of {sorted(frames)}, not {kind!r}")
-        self._call(lambda: [s.send(frames[kind]) for s in self._targets(client_id)] and None)
+        def go() -> None:
+            for s in self._targets(client_id):
+                s.send(frames[kind])
+
+        self._call(go)
 
     def stall(self, seconds: float) -> None:
         """Send nothing for ``seconds`` (real time), then deliver what queued up."""

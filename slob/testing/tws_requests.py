@@ -54,7 +54,7 @@ LAYOUTS: dict[int, tuple[str, ...]] = {
     OUT.REQ_GLOBAL_CANCEL: ("version",),
 }
 
-_NAMES = {int(m): m.name for m in OUT}
+_NAMES: dict[int, str] = {int(m): str(m.name) for m in OUT}
 
 
 def request_name(msg_id: int) -> str:

@@ -234,3 +234,43 @@ def test_cancel_of_unknown_market_data_id_is_error_300(app: RecordingApp) -> Non
     app.cancelMktData(999)
     req_id, _, code, text, *_ = app.wait_error(300)
     assert (req_id, text) == (999, "Can't find EId with tickerId:999")
+
+
+def test_paused_clock_and_scripted_prices_deliver_exactly_the_script() -> None:
+    from slob.testing import ScriptedScenario
+
+    start = dt.datetime(2024, 12, 2, 15, 0, tzinfo=dt.timezone.utc)
+    script = ScriptedScenario.from_prices(start, [(1.0, 21000.0, 2), (2.5, 21000.25, 1), (9.0, 20999.5, 4)])
+    with FakeTWS(start=start, speed=0, scenarios={"NQ": script}) as tws:
+        app = RecordingApp().start(tws.port)
+        try:
+            app.reqTickByTickData(1, front(app), "Last", 0, False)
+            tws.wait_for_request("REQ_TICK_BY_TICK_DATA")
+            app.reqCurrentTime()
+            app.wait_for("currentTime")
+            assert app.named("tickByTickAllLast") == []  # time stands still
+            tws.advance(3)
+            got = app.wait_for("tickByTickAllLast", 2)
+            assert [(t[2] - int(start.timestamp()), t[3], int(t[4])) for t in got] == [(1, 21000.0, 2), (2, 21000.25, 1)]
+            tws.advance(10)
+            assert app.wait_for("tickByTickAllLast", 3)[-1][3] == 20999.5
+        finally:
+            app.stop()
+
+
+def test_same_seed_same_trades() -> None:
+    def trades(seed: int) -> list[tuple[int, float, int]]:
+        with FakeTWS(speed=0, seed=seed) as tws:
+            app = RecordingApp().start(tws.port)
+            try:
+                app.reqTickByTickData(1, front(app), "Last", 0, False)
+                tws.wait_for_request("REQ_TICK_BY_TICK_DATA")
+                tws.advance(20)
+                got = app.wait_for("tickByTickAllLast", 40)
+                return [(t[2], t[3], int(t[4])) for t in got[:40]]
+            finally:
+                app.stop()
+
+    first = trades(7)
+    assert first == trades(7)
+    assert first != trades(8)
