@@ -145,8 +145,11 @@ class ServerHello:
 
     @classmethod
     def parse(cls, payload: bytes) -> "ServerHello":
-        fields = split_fields(payload)
-        if len(fields) != 2 or not fields[0].isdigit():
+        try:
+            fields = split_fields(payload)
+        except MalformedMessage as exc:
+            raise BadHandshake(f"server greeting {payload[:60]!r} is not NUL-terminated text") from exc
+        if len(fields) != 2 or not fields[0].isdigit() or len(fields[0]) > 9:
             raise BadHandshake(
                 f"server greeting {payload[:60]!r} is not two fields '<version>\\0<time>\\0'"
             )
@@ -237,12 +240,21 @@ def encode_message(msg_id: int, fields: Iterable[object], server_version: int) -
     """A complete frame for a text message at ``server_version``."""
     body = encode_fields(fields)
     if server_version >= MIN_PROTOBUF_SERVER_VERSION:
+        if not 0 <= msg_id <= PROTOBUF_ID_OFFSET:
+            # A larger binary id would be read back as a protobuf message (id - 200).
+            raise MalformedMessage(
+                f"text message id {msg_id} is outside 0..{PROTOBUF_ID_OFFSET}, "
+                f"the range of binary text ids from server version {MIN_PROTOBUF_SERVER_VERSION}"
+            )
         return frame(msg_id.to_bytes(4, "big") + body)
     return frame(encode_fields((msg_id,)) + body)
 
 
 def encode_protobuf_message(msg_id: int, body: bytes) -> bytes:
     """A complete frame for a protobuf message (server version >= 201)."""
+    if not 0 < msg_id <= 0xFFFFFFFF - PROTOBUF_ID_OFFSET:
+        # Id 0 would travel as 200, which reads back as a text message.
+        raise MalformedMessage(f"protobuf message id {msg_id} does not fit the binary id field")
     return frame((msg_id + PROTOBUF_ID_OFFSET).to_bytes(4, "big") + body)
 
 
@@ -356,4 +368,5 @@ class FrameDecoder:
         error.frames = frames
         self._error = error
         self._buf = bytearray()
+        self._pos = 0
         raise error

@@ -1,20 +1,16 @@
 """Real TWS / IB Gateway wire captures, loaded from their ``.jsonl`` files.
 
-A capture file holds one JSON object per line: a header first (``source_repo``,
-``source_commit``, ``server_version``, ``connection_time``, ... and, for files with
-several connections, ``handshakes``: one ``{"after_frame": n, "value": {"server_version",
-"connection_time"}}`` per leg), then one frame per line, in wire order:
-``{"dir", "msg_id", "encoding", "frame_b64"[, "leg"]}`` where ``frame_b64`` is the frame
-exactly as it crossed the socket (4-byte big-endian length, then the payload).
-
-:func:`load_capture` checks every frame (base64, length prefix, message id) and raises
-:class:`ValueError` naming the file and line of the first broken one.
+Line 1 is a JSON header (``server_version``, ``connection_time``, provenance and, for files
+of several connections, ``handshakes``: ``{"after_frame", "value": {"server_version",
+"connection_time"}}`` per leg); every further line one frame in wire order, ``{"dir",
+"msg_id", "encoding", "frame_b64"[, "leg"]}``, ``frame_b64`` being the bytes as they crossed
+the socket (4-byte big-endian length, payload). :func:`load_capture` checks each frame
+(base64, length, message id) and raises ValueError naming the file and line of a bad one.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +34,7 @@ class CapturedFrame:
     leg: int = 1  # which connection of a multi-leg capture, from 1
 
     @property
-    def binary_id(self) -> bool:
-        """Whether the id travels as 4 binary bytes (server version >= 201)."""
+    def binary_id(self) -> bool:  # 4 binary id bytes (server version >= 201), not ASCII
         return self.payload[:1] == b"\x00"
 
     @property
@@ -66,14 +61,15 @@ class Handshake:
 
 @dataclass(frozen=True, slots=True)
 class Capture:
+    """One capture file: its header, one handshake per leg, and its frames in order."""
+
     path: Path
     header: dict[str, Any]
     handshakes: tuple[Handshake, ...]  # one per leg, in order
     frames: list[CapturedFrame]
 
     @property
-    def server_version(self) -> int:
-        """The first leg's negotiated server version (see :meth:`server_version_of`)."""
+    def server_version(self) -> int:  # the first leg's; see server_version_of
         return self.handshakes[0].server_version
 
     def server_version_of(self, frame: CapturedFrame) -> int:
@@ -84,9 +80,7 @@ class Capture:
 def load_capture(path: str | Path) -> Capture:
     """Read and check one ``.jsonl`` capture file."""
     path = Path(path)
-    lines = path.read_text(encoding="utf-8").splitlines()
-    if not lines:
-        raise ValueError(f"{path}: empty capture file (line 1 must be the header)")
+    lines = path.read_text(encoding="utf-8").splitlines() or [""]
     header = _json(path, 1, lines[0])
     legs = header.get("handshakes") or [{"after_frame": 0, "value": header}]
     try:
@@ -104,9 +98,9 @@ def _json(path: Path, line_no: int, line: str) -> dict[str, Any]:
         value = json.loads(line)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}:{line_no}: not JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"{path}:{line_no}: expected a JSON object, got {type(value).__name__}")
-    return value
+    if isinstance(value, dict):
+        return value
+    raise ValueError(f"{path}:{line_no}: expected a JSON object, got {type(value).__name__}")
 
 
 def _frame(path: Path, line_no: int, line: str, legs: int) -> CapturedFrame:
@@ -116,7 +110,7 @@ def _frame(path: Path, line_no: int, line: str, legs: int) -> CapturedFrame:
         direction, encoding, msg_id = d["dir"], d["encoding"], int(d["msg_id"])
         raw = base64.b64decode(d["frame_b64"], validate=True)
         leg = int(d.get("leg", 1))
-    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+    except (KeyError, TypeError, ValueError) as exc:  # binascii.Error is a ValueError
         raise ValueError(f"{where}: bad frame line: {exc!r}") from None
     if direction not in ("server", "client") or encoding not in ("text", "protobuf"):
         raise ValueError(f"{where}: bad dir {direction!r} or encoding {encoding!r}")
@@ -127,14 +121,11 @@ def _frame(path: Path, line_no: int, line: str, legs: int) -> CapturedFrame:
     if len(raw) < 5 or announced != len(payload):
         raise ValueError(f"{where}: length prefix says {announced} bytes, payload has {len(payload)}")
     frame = CapturedFrame(direction, msg_id, encoding, payload, leg)
-    if frame.binary_id:
-        wire_id = int.from_bytes(payload[:4], "big")
-        expected = msg_id + _PROTOBUF_OFFSET if encoding == "protobuf" else msg_id
-    else:
+    if frame.binary_id:  # id > 200 means protobuf for message id - 200
+        wire_id = int.from_bytes(payload[:4], "big") - (_PROTOBUF_OFFSET if encoding == "protobuf" else 0)
+    else:  # ASCII id field, classic text only
         head = payload.split(b"\x00", 1)[0]
-        wire_id = int(head) if head.isdigit() and b"\x00" in payload else -1
-        expected = msg_id if encoding == "text" else -2
-    if wire_id != expected:
-        raise ValueError(f"{where}: payload carries message id {wire_id}, line says "
-                         f"{msg_id} ({encoding})")
+        wire_id = int(head) if encoding == "text" and head.isdigit() and b"\x00" in payload else -1
+    if wire_id != msg_id:
+        raise ValueError(f"{where}: payload does not carry message id {msg_id} as {encoding}")
     return frame

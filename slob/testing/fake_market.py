@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator
 
 from slob.testing import tws_messages as msg
-from slob.testing.futures import FutureContract, active_contracts
+from slob.testing.futures import FutureContract, active_contracts, session_day
 from slob.testing.scenario import RandomWalkScenario, Scenario, SimClock, Trade, from_ns
 
 if TYPE_CHECKING:
@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 _NS = 1_000_000_000
 
 # Live tick type -> delayed tick type (TWS-FACTS §4: 66-76 and 88).
-DELAYED = {0: 69, 1: 66, 2: 67, 3: 70, 4: 68, 5: 71, 8: 74, 45: 88}
+DELAYED = {0: 69, 1: 66, 2: 67, 3: 70, 4: 68, 5: 71, 6: 72, 7: 73, 8: 74, 9: 75, 14: 76, 45: 88}
 BID_SIZE, BID, ASK, ASK_SIZE, LAST, LAST_SIZE, VOLUME, LAST_TIMESTAMP = 0, 1, 2, 3, 4, 5, 8, 45
+HIGH, LOW, CLOSE, OPEN = 6, 7, 9, 14
 _PRICE_SIZE = ((BID, BID_SIZE), (ASK, ASK_SIZE), (LAST, LAST_SIZE))
 TICK_BY_TICK_TYPES = ("Last", "AllLast", "BidAsk", "MidPoint")
 
@@ -35,6 +36,27 @@ def default_scenarios(seed: int) -> dict[str, Scenario]:
         "NQ": RandomWalkScenario(seed=seed, start_price=21_000.0),
         "ES": RandomWalkScenario(seed=seed + 1, start_price=6_000.0, trades_per_second=8.0),
     }
+
+
+@dataclass
+class DayStats:
+    """The family's session open/high/low and the previous session's close."""
+
+    day: object = None
+    open: float = math.nan
+    high: float = math.nan
+    low: float = math.nan
+    close: float = math.nan
+    last: float = math.nan
+
+    def update(self, trade: Trade) -> None:
+        day = session_day(from_ns(trade.time_ns))
+        if day != self.day:
+            self.close = self.last if not math.isnan(self.last) else trade.price
+            self.day, self.open, self.high, self.low = day, trade.price, trade.price, trade.price
+        self.high = max(self.high, trade.price)
+        self.low = min(self.low, trade.price)
+        self.last = trade.price
 
 
 @dataclass(eq=False)
@@ -76,6 +98,7 @@ class Market:
             self._streams[family] = it
             self._next[family] = next(it, None)
         self.last: dict[str, Trade] = {}
+        self.stats: dict[str, DayStats] = {family: DayStats() for family in scenarios}
         self.subs: dict[tuple[int, int], Subscription] = {}  # (id(session), req_id)
         self.flowing = True  # False while IB<->TWS connectivity is "lost" (1100)
         self.stalled = False
@@ -181,6 +204,7 @@ class Market:
             family, trade = head
             self._next[family] = next(self._streams[family], None)
             self.last[family] = trade
+            self.stats[family].update(trade)
             if self.flowing:
                 sent += self._dispatch(family, trade)
         await self._backpressure()
@@ -246,6 +270,10 @@ class Market:
             p[LAST_SIZE] = trade.size
         p[VOLUME] = sub.volume
         p[LAST_TIMESTAMP] = trade.time_ns // _NS
+        stats = self.stats.get(sub.contract.spec.family)
+        if stats is not None and not math.isnan(stats.high):
+            p[HIGH], p[LOW] = stats.high + shift, stats.low + shift
+            p[CLOSE], p[OPEN] = stats.close + shift, stats.open + shift  # sent when they change
         if self._flush_due is None and not initial:
             self._flush_due = (now_ns // self.md_interval_ns + 1) * self.md_interval_ns
 
@@ -275,6 +303,11 @@ class Market:
             elif size is not None and size != sent.get(size_type):
                 session.send(msg.tick_size(rid, sub.wire_type(size_type), int(size), sv))
                 sent[size_type] = size
+        for price_type in (HIGH, LOW, CLOSE, OPEN):
+            value = p.get(price_type)
+            if value is not None and value != sent.get(price_type):
+                session.send(msg.tick_price(rid, sub.wire_type(price_type), value, 0, 0, sv))
+                sent[price_type] = value
         if VOLUME in p and p[VOLUME] != sent.get(VOLUME):
             session.send(msg.tick_size(rid, sub.wire_type(VOLUME), int(p[VOLUME]), sv))
             sent[VOLUME] = p[VOLUME]

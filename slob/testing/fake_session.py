@@ -437,22 +437,20 @@ class Session(asyncio.Protocol):
             return
         sv = self.server_version
         self._announce_futures_farm()
-        permitted = contract.spec.root not in self.tws.no_permission
-        delayed = False
-        if not permitted:
-            if self.md_type in (3, 4):
-                delayed = True
-                self.error(req_id, 10167)
-            else:
-                self.error(req_id, 354, description=describe(contract))
-                return
+        delayed = contract.spec.root in self.tws.no_permission
+        if delayed and self.md_type not in (3, 4):
+            self.error(req_id, 354, description=describe(contract))
+            return
         if self.tws.competing_session:
             self.error(req_id, 10197)
             return
+        # Real order (quote_snapshot / set_type_switch captures): params, type, then 10167.
         self.send(msg.tick_req_params(req_id, contract.spec.min_tick, "a60001", 3, sv))
         frozen = self.md_type in (2, 4) and not _market_open(self.tws)
         shown = (3 if delayed else 1) + (1 if frozen else 0)
         self.send(msg.market_data_type(req_id, shown, sv))
+        if delayed:
+            self.error(req_id, 10167)
         sub = Subscription(self, req_id, contract, "mkt", delayed=delayed)
         market = self.tws.market
         market.snapshot(sub)
@@ -476,7 +474,9 @@ class Session(asyncio.Protocol):
             return
         self._announce_futures_farm()
         if contract.spec.root in self.tws.no_permission:
-            self.error(req_id, 10189)  # delayed data does not exist for tick-by-tick
+            # As captured: Last gets 10189, the other types 10089; delayed tick-by-tick
+            # does not exist.
+            self.error(req_id, 10189 if tick_type == "Last" else 10089)
             return
         if self.tws.competing_session:
             self.error(req_id, 10197)

@@ -27,7 +27,9 @@ __all__ = [
     "contract_for",
     "is_cme_open",
     "liquid_hours",
+    "MICRO_ORDER_TYPES",
     "next_cme_open",
+    "session_day",
     "third_friday",
     "trading_hours",
 ]
@@ -38,12 +40,15 @@ IB_CHICAGO = "US/Central"
 MONTH_CODES = {3: "H", 6: "M", 9: "U", 12: "Z"}
 _CODE_MONTH = {v: k for k, v in MONTH_CODES.items()}
 
+# Order types as the 2026 captures list them: E-minis offer the protected MKT/STP
+# variants, the micros do not.
 ORDER_TYPES = (
     "ACTIVETIM,AD,ADJUST,ALERT,ALGO,ALLOC,AVGCOST,BASKET,BENCHPX,COND,CONDORDER,DAY,DEACT,"
     "DEACTDIS,DEACTEOD,GAT,GTC,GTD,GTT,HID,ICE,IOC,LIT,LMT,LTH,MIT,MKT,MKTPROT,MTL,NGCOMB,"
     "NONALGO,OCA,PEGBENCH,SCALE,SCALERST,SNAPMID,SNAPMKT,SNAPREL,STP,STPLMT,STPPROT,TRAIL,"
     "TRAILLIT,TRAILLMT,TRAILMIT,WHATIF"
 )
+MICRO_ORDER_TYPES = ORDER_TYPES.replace("MKTPROT,", "").replace("STPPROT,", "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +67,7 @@ class FutureSpec:
     min_tick: float = 0.25
     valid_exchanges: str = "CME,QBALGO"
     market_rule_ids: str = "67,67"
+    order_types: str = ORDER_TYPES
 
 
 # Long names, multipliers, underlying conIds and listing depth as IB reports them
@@ -70,31 +76,58 @@ FUTURES: dict[str, FutureSpec] = {
     s.root: s
     for s in (
         FutureSpec("NQ", "E-mini NASDAQ 100 ", "20", 11004958, "NQ", 5, 560_000_000),
-        FutureSpec("MNQ", "Micro E-Mini Nasdaq-100 Index", "2", 362687422, "NQ", 5, 690_000_000),
+        FutureSpec("MNQ", "Micro E-Mini Nasdaq-100 Index", "2", 362687422, "NQ", 5, 690_000_000,
+                   valid_exchanges="CME", market_rule_ids="67", order_types=MICRO_ORDER_TYPES),
         FutureSpec("ES", "E-mini S&P 500", "50", 11004968, "ES", 21, 495_000_000),
-        FutureSpec(
-            "MES", "Micro E-Mini S&P 500 Stock Price Index", "5", 362673777, "ES", 5, 700_000_000
-        ),
+        FutureSpec("MES", "Micro E-Mini S&P 500 Stock Price Index", "5", 362673777, "ES", 5, 700_000_000,
+                   valid_exchanges="CME", market_rule_ids="67", order_types=MICRO_ORDER_TYPES),
     )
 }
 
-# Real conIds where they are known (TWS-FACTS §3, captures); others are generated.
+# Real conIds where they are known, by (root, year, month): TWS-FACTS §3 and the
+# ES/MES contract lists captured in 2026. Others are generated.
 _KNOWN_CON_IDS = {
-    "NQH4": 603558814,
-    "NQM4": 620730920,
-    "NQZ4": 563947733,
-    "NQU0": 371749745,
-    "ESM4": 551318584,
-    "ESZ4": 495512557,
-    "ESM5": 620731015,
-    "ESU5": 637533641,
-    "ESU6": 649180671,
-    "ESZ6": 515416632,
-    "MNQM5": 691171685,
-    "MESM5": 691171673,
-    "MESU6": 793356217,
-    "MESZ6": 815824257,
+    ("NQ", 2024, 3): 603558814, ("NQ", 2024, 6): 620730920, ("NQ", 2024, 12): 563947733,
+    ("NQ", 2020, 9): 371749745, ("MNQ", 2025, 6): 691171685, ("MES", 2025, 6): 691171673,
+    ("ES", 2024, 6): 551318584, ("ES", 2024, 12): 495512557, ("ES", 2025, 6): 620731015,
+    ("ES", 2025, 9): 637533641, ("ES", 2026, 9): 649180671, ("ES", 2026, 12): 515416632,
+    ("ES", 2027, 3): 649180684, ("ES", 2027, 6): 649180661, ("ES", 2027, 9): 649180681,
+    ("ES", 2027, 12): 586139767, ("ES", 2028, 3): 649180666, ("ES", 2028, 6): 649180690,
+    ("ES", 2028, 9): 649180675, ("ES", 2028, 12): 654503299, ("ES", 2029, 3): 672387437,
+    ("ES", 2029, 6): 691171642, ("ES", 2029, 9): 711280049, ("ES", 2029, 12): 730283071,
+    ("ES", 2030, 3): 750150169, ("ES", 2030, 6): 770561177, ("ES", 2030, 9): 793356200,
+    ("ES", 2030, 12): 815824241, ("ES", 2031, 3): 840227374, ("ES", 2031, 6): 866514761,
+    ("ES", 2031, 9): 893091655, ("MES", 2026, 6): 770561194, ("MES", 2026, 9): 793356217,
+    ("MES", 2026, 12): 815824257, ("MES", 2027, 3): 840227391, ("MES", 2027, 6): 866514776,
+    ("MES", 2027, 9): 893091670,
 }
+
+
+def _easter(year: int) -> dt.date:
+    """Gregorian Easter Sunday (anonymous Gregorian algorithm)."""
+    a, b, c = year % 19, year // 100, year % 100
+    d, e = b // 4, b % 4
+    g = (8 * b + 13) // 25
+    h = (19 * a + b - d - g + 15) % 30
+    i, k = c // 4, c % 4
+    l_ = (32 + 2 * e + 2 * i - h - k) % 7
+    m = (a + 11 * h + 19 * l_) // 433
+    month = (h + l_ - 7 * m + 90) // 25
+    day = (h + l_ - 7 * m + 33 * month + 19) % 32
+    return dt.date(year, month, day)
+
+
+def _exchange_holiday(day: dt.date) -> bool:
+    """The holidays that can fall on a quarterly expiry Friday: Good Friday and, since
+    2022, Juneteenth (June 19, observed on Friday the 18th when it is a Saturday)."""
+    if day == _easter(day.year) - dt.timedelta(days=2):
+        return True
+    if day.year >= 2022 and day.month == 6:
+        june19 = dt.date(day.year, 6, 19)
+        observed = june19 - dt.timedelta(days=1) if june19.weekday() == 5 else (
+            june19 + dt.timedelta(days=1) if june19.weekday() == 6 else june19)
+        return day == observed
+    return False
 
 
 def third_friday(year: int, month: int) -> dt.date:
@@ -126,7 +159,12 @@ class FutureContract:
 
     @property
     def last_trade_date(self) -> dt.date:
-        return third_friday(self.year, self.month)
+        """The third Friday, or the business day before it when it is a holiday
+        (ESM7 expires Thursday 2027-06-17: Juneteenth is observed on the 18th)."""
+        day = third_friday(self.year, self.month)
+        while _exchange_holiday(day):
+            day -= dt.timedelta(days=1)
+        return day
 
     @property
     def last_trade_moment(self) -> dt.datetime:
@@ -136,8 +174,8 @@ class FutureContract:
 
     @property
     def con_id(self) -> int:
-        known = _KNOWN_CON_IDS.get(self.local_symbol)
-        if known is not None and self.year >= 2020 and self.year < 2030:
+        known = _KNOWN_CON_IDS.get((self.spec.root, self.year, self.month))
+        if known is not None:
             return known
         return self.spec.con_id_base + (self.year - 2000) * 12 + self.month
 
@@ -221,30 +259,48 @@ def next_cme_open(t: dt.datetime) -> dt.datetime:
         day += dt.timedelta(days=1)
 
 
-def _trading_days(start: dt.date, days: int) -> list[dt.date]:
-    return [start + dt.timedelta(days=i) for i in range(days)]
+def session_day(now: dt.datetime) -> dt.date:
+    """The trading day whose Globex session is under way at ``now``, or the next one."""
+    c = now.astimezone(CHICAGO)
+    day = c.date() + (dt.timedelta(days=1) if c.time() >= _OPEN else dt.timedelta(0))
+    while day.weekday() >= 5:
+        day += dt.timedelta(days=1)
+    return day
 
 
-def trading_hours(now: dt.datetime, days: int = 7) -> str:
-    """IB's ``tradingHours`` for the week from ``now``: one Globex session per weekday
-    (17:00 the evening before to 16:00), Saturday as CLOSED, Sunday not listed (its
-    evening belongs to Monday's session)."""
+def _week_ahead(now: dt.datetime, sessions: int) -> list[dt.date]:
+    """``sessions`` trading days from the current one, with the calendar days between."""
+    first = session_day(now)
+    days, day, count = [], first, 0
+    while count < sessions:
+        days.append(day)
+        if day.weekday() < 5:
+            count += 1
+        day += dt.timedelta(days=1)
+    return days
+
+
+def trading_hours(now: dt.datetime, sessions: int = 5) -> str:
+    """IB's ``tradingHours`` as the 2026 captures show it: five Globex sessions from the
+    current one (17:00 the evening before to 16:00), each keyed by its start, and
+    Saturday as ``CLOSED`` where the list crosses a weekend."""
     parts = []
-    for d in _trading_days(now.astimezone(CHICAGO).date(), days):
+    for d in _week_ahead(now, sessions):
         if d.weekday() == 5:
             parts.append(f"{d:%Y%m%d}:CLOSED")
         elif d.weekday() < 5:
-            prev = d - dt.timedelta(days=1)
-            parts.append(f"{prev:%Y%m%d}:1700-{d:%Y%m%d}:1600")
+            start = d - dt.timedelta(days=1)  # Monday's session opens on Sunday
+            parts.append(f"{start:%Y%m%d}:1700-{d:%Y%m%d}:1600")
     return ";".join(parts)
 
 
-def liquid_hours(now: dt.datetime, days: int = 7) -> str:
-    """IB's ``liquidHours``: the regular session 08:30-16:00 Chicago on weekdays."""
+def liquid_hours(now: dt.datetime, sessions: int = 5) -> str:
+    """IB's ``liquidHours``: the regular session 08:30-16:00 Chicago on the same five
+    trading days, Saturday and Sunday as ``CLOSED``."""
     parts = []
-    for d in _trading_days(now.astimezone(CHICAGO).date(), days):
-        if d.weekday() == 5:
+    for d in _week_ahead(now, sessions):
+        if d.weekday() >= 5:
             parts.append(f"{d:%Y%m%d}:CLOSED")
-        elif d.weekday() < 5:
+        else:
             parts.append(f"{d:%Y%m%d}:0830-{d:%Y%m%d}:1600")
     return ";".join(parts)

@@ -14,7 +14,7 @@ from decimal import Decimal
 from ibapi.message import IN
 
 from slob.ib import wire
-from slob.testing.futures import IB_CHICAGO, ORDER_TYPES, FutureContract, liquid_hours, trading_hours
+from slob.testing.futures import IB_CHICAGO, FutureContract, liquid_hours, trading_hours
 
 # Server versions at which fields appear or move (ibapi server_versions.py).
 SV_PAST_LIMIT = 109
@@ -121,7 +121,7 @@ def contract_data(
         f.append(1)  # mdSizeMultiplier
     f += [
         spec.multiplier,
-        ORDER_TYPES,
+        spec.order_types,
         spec.valid_exchanges,
         1,  # priceMagnifier
         spec.under_con_id,

@@ -73,11 +73,26 @@ def test_cme_hours_daily_halt_and_weekend() -> None:
 
 
 def test_trading_hours_strings_match_ibs_format() -> None:
-    monday = dt.datetime(2024, 12, 2, 15, 0, tzinfo=UTC)
-    assert trading_hours(monday).split(";")[:2] == ["20241201:1700-20241202:1600", "20241202:1700-20241203:1600"]
-    assert "20241207:CLOSED" in trading_hours(monday)
-    assert "20241208" not in trading_hours(monday).split(";")[-1][:8]  # Sunday not listed alone
-    assert liquid_hours(monday).startswith("20241202:0830-20241202:1600;")
+    monday = dt.datetime(2024, 12, 2, 15, 0, tzinfo=UTC)  # 09:00 Chicago
+    week = trading_hours(monday).split(";")
+    assert week[0] == "20241201:1700-20241202:1600" and week[-1] == "20241205:1700-20241206:1600"
+    assert len(week) == 5 and "CLOSED" not in trading_hours(monday)
+    friday = dt.datetime(2024, 12, 6, 18, 0, tzinfo=UTC)  # 12:00 Chicago
+    assert trading_hours(friday).split(";")[:3] == [
+        "20241205:1700-20241206:1600", "20241207:CLOSED", "20241208:1700-20241209:1600"]
+    assert liquid_hours(friday).split(";")[:4] == [
+        "20241206:0830-20241206:1600", "20241207:CLOSED", "20241208:CLOSED", "20241209:0830-20241209:1600"]
+    evening = dt.datetime(2024, 12, 2, 23, 30, tzinfo=UTC)  # 17:30 Chicago: Tuesday's session
+    assert trading_hours(evening).startswith("20241202:1700-20241203:1600;")
+
+
+def test_expiry_moves_to_thursday_on_a_holiday_friday() -> None:
+    from slob.testing.futures import contract_for
+
+    assert contract_for("ES", "M", 2027).last_trade_date == dt.date(2027, 6, 17)  # Juneteenth observed
+    assert contract_for("MES", "M", 2026).last_trade_date == dt.date(2026, 6, 18)  # Juneteenth
+    assert contract_for("NQ", "H", 2008).last_trade_date == dt.date(2008, 3, 20)  # Good Friday
+    assert contract_for("NQ", "Z", 2024).last_trade_date == dt.date(2024, 12, 20)
 
 
 @settings(max_examples=25, deadline=None)

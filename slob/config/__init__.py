@@ -1,0 +1,1 @@
+"""Configuration records (frozen, validated at construction)."""

@@ -1,0 +1,75 @@
+"""slob's shared vocabulary: market records and events, as frozen slotted dataclasses.
+
+Imported by ``slob.ib`` and ``slob.live`` alike (``slob.live`` re-exports them). Times are
+tz-aware UTC datetimes; ``received_ns`` is ``time.monotonic_ns()`` when the frame that
+carried the record arrived, so latency can be measured end to end.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+__all__ = ["ConnectionLost", "ConnectionRestored", "Gap", "Quote", "Tick"]
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """One trade.
+
+    ``symbol`` is what was subscribed (``"NQ"``); ``contract`` the local symbol of the
+    contract that traded (``"NQZ4"``). ``timestamp`` is the exchange time (1-second
+    resolution from IB); ``delayed`` marks delayed market data (15-20 minutes late).
+    """
+
+    symbol: str
+    price: float
+    size: float
+    timestamp: dt.datetime
+    exchange: str
+    contract: str
+    received_ns: int
+    delayed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    """Best bid and offer after a change (tick-by-tick BidAsk)."""
+
+    symbol: str
+    bid: float
+    ask: float
+    bid_size: float
+    ask_size: float
+    timestamp: dt.datetime
+    contract: str
+    received_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLost:
+    """The feed stopped: the socket closed (``cause`` names why) or IB's servers are
+    unreachable from TWS (1100)."""
+
+    at: dt.datetime
+    cause: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRestored:
+    at: dt.datetime
+    cause: str
+    data_lost: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """An outage: no data could arrive from ``start`` to ``end``."""
+
+    start: dt.datetime
+    end: dt.datetime
+    cause: str
+
+    @property
+    def seconds(self) -> float:
+        return (self.end - self.start).total_seconds()
