@@ -50,6 +50,17 @@ class _DemoApp(EWrapper, EClient):  # type: ignore[misc]
         self.details: list[ContractDetails] = []
         self.errors: list[str] = []
         self._on_tick = on_tick
+        self.stopping = False
+
+    def run_until_disconnected(self) -> None:
+        try:
+            self.run()
+        except TypeError:
+            # IB's stock model races here: disconnect() from another thread resets the
+            # server version to None while run() still drains its queue (ibapi 10.50
+            # client.py run()). slob's own reader thread does not have this problem.
+            if not self.stopping:
+                raise
 
     def nextValidId(self, orderId: int) -> None:
         self.ready.set()
@@ -98,7 +109,7 @@ def run_demo(
               f"at {speed:g}x", file=out)
         app = _DemoApp(on_tick)
         app.connect("127.0.0.1", tws.port, 1)
-        runner = threading.Thread(target=app.run, name="demo-ibapi-run", daemon=True)
+        runner = threading.Thread(target=app.run_until_disconnected, name="demo-ibapi-run", daemon=True)
         runner.start()
         try:
             if not app.ready.wait(10):
@@ -129,6 +140,7 @@ def run_demo(
                       f"volume {vol:6d}", file=out, flush=True)
             app.cancelTickByTickData(2)
         finally:
+            app.stopping = True
             app.disconnect()
             runner.join(5)
         result.errors = app.errors

@@ -1,7 +1,7 @@
 """Tests for the pure TWS wire codec, ``slob.ib.wire``.
 
-Properties run under hypothesis with a fixed example budget and no database (nothing
-is written to the tree); IB's own client (``ibapi.comm``) is the reference for the
+Properties run under hypothesis, derandomized with a fixed example budget and no
+example database, so every run checks the same cases; IB's own client (``ibapi.comm``) is the reference for the
 bytes on the wire, and real TWS/Gateway captures under ``tests/data/captures`` are
 decoded and re-encoded byte for byte.
 """
@@ -54,7 +54,7 @@ CAPTURES = Path(__file__).resolve().parent.parent / "data" / "captures"
 payloads = st.binary(max_size=48)
 payload_lists = st.lists(payloads, max_size=10)
 ascii_text = st.text(st.characters(codec="ascii", exclude_characters="\x00"), max_size=20)
-#: What ibapi's make_field accepts (utils.isAsciiPrintable), minus nothing: no NUL in it.
+#: Text ibapi's make_field accepts (utils.isAsciiPrintable): printable ASCII, tab, CR, LF.
 ibapi_printable = st.text(
     st.one_of(st.characters(min_codepoint=32, max_codepoint=126), st.sampled_from("\t\n\r")),
     max_size=20,
