@@ -109,6 +109,8 @@ class ClientHello:
         text = f"v{self.min_version}..{self.max_version}"
         if self.options:
             text += " " + self.options
+        if not text.isascii():
+            raise BadHandshake(f"connect options {self.options!r} are not ASCII")
         return text.encode("ascii")
 
     def encode(self) -> bytes:
@@ -174,7 +176,10 @@ def _field_text(value: object) -> str:
     if value is True or value is False:
         return "1" if value else "0"
     if isinstance(value, (bytes, bytearray)):
-        return value.decode("ascii")
+        try:
+            return value.decode("ascii")
+        except UnicodeDecodeError:
+            raise MalformedMessage(f"bytes field {bytes(value)[:20]!r} is not ASCII; pass str") from None
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, Decimal):

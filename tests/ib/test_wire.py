@@ -1,9 +1,9 @@
 """Tests for the pure TWS wire codec, ``slob.ib.wire``.
 
 Properties run under hypothesis, derandomized with a fixed example budget and no
-example database, so every run checks the same cases; IB's own client (``ibapi.comm``) is the reference for the
-bytes on the wire, and real TWS/Gateway captures under ``tests/data/captures`` are
-decoded and re-encoded byte for byte.
+example database, so every run checks the same cases. IB's own client (``ibapi.comm``)
+is the reference for the bytes on the wire, and real TWS/Gateway captures under
+``tests/data/captures`` are decoded and re-encoded byte for byte.
 """
 
 from __future__ import annotations
