@@ -1,0 +1,467 @@
+"""IBClient: IB's EClient + EWrapper with one reader thread of slob's own.
+
+IB's stock model runs two threads joined by a ``queue.Queue`` (an EReader thread that
+re-slices its whole buffer for every frame, and an ``EClient.run()`` loop that polls the
+queue). IBClient keeps IB's request methods and IB's ``Decoder`` but replaces both
+threads with one: the thread named ``slob-ib-reader`` does recv -> :mod:`slob.ib.wire`
+framing -> IB's ``Decoder`` (text, or protobuf from server version 201) -> the EWrapper
+overrides below -> :mod:`slob.ib.ticks` conversion -> ``sink`` (normally a
+:class:`~slob.ib.bridge.TickBridge`). IB's camelCase stays in this class.
+
+Caller obligations:
+
+* :meth:`connect` blocks for the handshake (it raises :class:`TWSNotRunning`,
+  :class:`HandshakeFailed`); the reader thread starts only once the session state is
+  complete. :attr:`ready` resolves when both NEXT_VALID_ID and MANAGED_ACCTS arrived.
+* Send requests from one thread at a time (IB's socket lock serialises the bytes, the
+  pacer assumes one sender).
+* :meth:`disconnect` closes the socket in the calling thread and joins the reader within
+  ``join_timeout``. If the reader dies by itself, :attr:`closed` resolves with a
+  :class:`ConnectionClosed` naming the cause and chaining the failure.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import logging
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Callable
+
+from ibapi import comm
+from ibapi.client import EClient
+from ibapi.connection import Connection
+from ibapi.contract import ContractDetails
+from ibapi.decoder import Decoder
+from ibapi.server_versions import MAX_CLIENT_VER
+from ibapi.wrapper import EWrapper
+
+from slob.ib import ticks, wire
+from slob.ib.handshake import Session, open_session
+from slob.ib.errors import (
+    Action,
+    ClientIdInUse,
+    ConnectionLost,
+    ContractNotFound,
+    MarketDataNotSubscribed,
+    RequestFailed,
+    Severity,
+    classify,
+)
+from slob.ib.pacing import TokenBucket
+from slob.model import Quote, Tick
+
+__all__ = ["ConnectionClosed", "IBClient", "Subscription", "TwsMessage"]
+
+log = logging.getLogger("slob.ib.client")
+_NOT_SUBSCRIBED = {354, 10089, 10168, 10186, 10189}
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class TwsMessage:
+    """An ERR_MSG from TWS (errors, warnings and notices alike), classified."""
+
+    req_id: int
+    code: int
+    text: str
+    time: dt.datetime
+    severity: Severity
+    action: Action
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionClosed:
+    """The reader thread ended: ``cause`` says why; ``error`` is the failure, if any."""
+
+    cause: str
+    error: BaseException | None
+    by_client: bool
+
+
+@dataclass(eq=False)
+class Subscription:
+    """A market-data or tick-by-tick request the reader converts into records."""
+
+    req_id: int
+    ref: ticks.ContractRef
+    kind: str  # "tick_by_tick" or "market_data"
+    merger: ticks.LastTradeMerger | None = None
+    delayed: bool = False
+
+
+@dataclass(eq=False)
+class _Pending:
+    future: concurrent.futures.Future[Any]
+    what: str
+    rows: list[Any] = field(default_factory=list)
+
+
+class IBClient(EWrapper, EClient):  # type: ignore[misc]
+    def __init__(
+        self,
+        sink: Callable[[object], None],
+        *,
+        max_messages_per_second: int = 45,
+        max_server_version: int = MAX_CLIENT_VER,
+        join_timeout: float = 1.0,
+    ) -> None:
+        EWrapper.__init__(self)
+        EClient.__init__(self, self)
+        self.sink = sink
+        self.pacer = TokenBucket(max_messages_per_second)
+        self.max_server_version = max_server_version
+        self.join_timeout = join_timeout
+        self.ready: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self.closed: concurrent.futures.Future[ConnectionClosed] = concurrent.futures.Future()
+        self.next_order_id = 0
+        self._have_order_id = False
+        self._time_waiters: list[concurrent.futures.Future[int]] = []
+        self.accounts: list[str] = []
+        self.messages_in = 0
+        self.messages_out = 0
+        self.ticks_out = 0
+        self.rejected: Counter[str] = Counter()
+        self.decode_errors = 0
+        self.client_id_rejected = False
+        self.subscriptions: dict[int, Subscription] = {}
+        self._pending: dict[int, _Pending] = {}
+        self._prepaid = 0
+        self._reader: threading.Thread | None = None
+        self._sock: socket.socket | None = None
+        self._closing = False
+        self._frame_ns = 0
+
+    # -- connection ------------------------------------------------------------
+
+    def connect(self, host: str, port: int, clientId: int, timeout: float = 10.0) -> None:  # noqa: N803
+        """IB's handshake (blocking), then :meth:`start`. Raises :class:`TWSNotRunning`
+        or :class:`HandshakeFailed` with the fix in the message."""
+        self.start(open_session(host, port, timeout=timeout, max_version=self.max_server_version,
+                                options=self.connectOptions or ""), clientId)
+
+    def start(self, session: Session, client_id: int) -> None:
+        """Take over a handshaken socket: complete the session state, start the reader
+        thread, send START_API."""
+        if self._reader is not None:
+            raise RuntimeError("IBClient is single-use: create a new one to reconnect")
+        sock = session.sock
+        self._sock = sock
+        conn = Connection(session.host, session.port)
+        conn.socket = sock
+        self.conn = conn
+        self.host, self.port, self.clientId = session.host, session.port, client_id
+        self.serverVersion_ = session.server_version
+        self.connTime = session.connection_time
+        self.decoder = Decoder(self, session.server_version)
+        self.setConnState(EClient.CONNECTED)
+        self._frame_ns = time.monotonic_ns()
+        self._reader = threading.Thread(
+            target=self._read_loop, args=(sock, session.decoder, session.early),
+            name="slob-ib-reader", daemon=True,
+        )
+        self._reader.start()
+        log.debug("= connected to %s:%d, server version %d, %s", session.host, session.port,
+                  session.server_version, session.connection_time)
+        self.startApi()
+
+    def disconnect(self) -> None:
+        """Close the socket and stop the reader thread (within ``join_timeout``)."""
+        self._closing = True
+        sock = self._sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        reader = self._reader
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(self.join_timeout)
+            if reader.is_alive():
+                log.error("! reader thread did not stop within %.1f s", self.join_timeout)
+        self.setConnState(EClient.DISCONNECTED)
+
+    def isConnected(self) -> bool:  # noqa: N802
+        return bool(self.connState == EClient.CONNECTED and self._sock is not None and not self.closed.done())
+
+    @property
+    def reader_alive(self) -> bool:
+        return self._reader is not None and self._reader.is_alive()
+
+    # -- the reader thread -------------------------------------------------------
+
+    def _read_loop(self, sock: socket.socket, decoder: wire.FrameDecoder, early: list[bytes]) -> None:
+        cause = ""
+        error: BaseException | None = None
+        try:
+            for payload in early:
+                self._dispatch(payload)
+            recv = sock.recv
+            feed = decoder.feed
+            while True:
+                data = recv(1 << 16)
+                if not data:
+                    cause = "disconnected by this client" if self._closing else "TWS closed the connection"
+                    break
+                self._frame_ns = time.monotonic_ns()
+                try:
+                    payloads = feed(data)
+                except wire.WireError as exc:
+                    for payload in exc.frames:
+                        self._dispatch(payload)
+                    raise
+                for payload in payloads:
+                    self._dispatch(payload)
+        except OSError as exc:
+            if self._closing:
+                cause = "disconnected by this client"
+            else:
+                cause, error = f"socket error: {exc}", exc
+        except wire.WireError as exc:
+            cause, error = f"unreadable data from TWS: {exc}", exc
+        except BaseException as exc:  # a bug downstream (wrapper, sink): stop loudly
+            cause, error = f"reader failed: {exc!r}", exc
+            log.exception("! reader thread failed")
+        finally:
+            try:
+                sock.close()
+            finally:
+                self._finish(cause or "reader stopped", error)
+
+    def _finish(self, cause: str, error: BaseException | None) -> None:
+        if self.client_id_rejected and not self._closing:
+            cause = f"TWS refused client id {self.clientId} (326) and closed the connection"
+        closed = ConnectionClosed(cause, error, self._closing)
+        self.setConnState(EClient.DISCONNECTED)
+        lost = ClientIdInUse(self.clientId) if self.client_id_rejected else ConnectionLost(cause)
+        if error is not None:
+            lost.__cause__ = error
+        for pending in list(self._pending.values()):
+            if not pending.future.done():
+                pending.future.set_exception(lost)
+        self._pending.clear()
+        for future in self._time_waiters:
+            if not future.done():
+                future.set_exception(lost)
+        self._time_waiters.clear()
+        if not self.ready.done():
+            self.ready.set_exception(lost)
+        if not self.closed.done():
+            self.closed.set_result(closed)
+        try:
+            self.sink(closed)
+        except Exception:  # the consumer is gone (its loop closed); nothing left to tell
+            pass
+
+    def _dispatch(self, payload: bytes) -> None:
+        self.messages_in += 1
+        try:
+            message = wire.decode_message(payload, self.serverVersion_)
+        except wire.MalformedMessage as exc:
+            self._bad_message(f"malformed message from TWS ({exc}); skipped")
+            return
+        try:
+            if message.protobuf is not None:
+                self.decoder.processProtoBuf(message.protobuf, message.msg_id)
+            else:
+                self.decoder.interpret(message.fields, message.msg_id)
+        except (ValueError, TypeError, IndexError, UnicodeDecodeError) as exc:
+            self._bad_message(f"TWS message {message.msg_id} could not be decoded ({exc!r}); skipped")
+        except Exception as exc:
+            if type(exc).__name__ == "BadMessage":  # ibapi.utils.BadMessage
+                self._bad_message(f"TWS message {message.msg_id} is incomplete ({exc}); skipped")
+            else:
+                raise
+
+    def _bad_message(self, text: str) -> None:
+        self.decode_errors += 1
+        log.warning("! %s", text)
+        self.sink(TwsMessage(-1, 0, text, dt.datetime.now(dt.timezone.utc), Severity.WARNING, Action.NONE))
+
+    # -- sending -----------------------------------------------------------------
+
+    def prepay(self) -> float:
+        """Reserve a send slot now; returns the seconds to wait before the next request
+        (an asyncio caller awaits them instead of blocking in :meth:`sendMsg`)."""
+        self._prepaid += 1
+        return self.pacer.reserve()
+
+    def _pace(self) -> None:
+        if self._prepaid > 0:
+            self._prepaid -= 1
+            return
+        delay = self.pacer.reserve()
+        if delay > 0:
+            time.sleep(delay)
+
+    def sendMsg(self, msgId: int, msg: str) -> None:  # noqa: N802,N803
+        self._pace()
+        use_binary_id = self.serverVersion_ >= wire.MIN_PROTOBUF_SERVER_VERSION
+        self.conn.sendMsg(comm.make_msg(msgId, use_binary_id, msg))
+        self.messages_out += 1
+
+    def sendMsgProtoBuf(self, msgId: int, msg: bytes) -> None:  # noqa: N802,N803
+        self._pace()
+        self.conn.sendMsg(comm.make_msg_proto(msgId, msg))
+        self.messages_out += 1
+
+    # -- request bookkeeping (any thread) ----------------------------------------
+
+    def expect(self, req_id: int, what: str) -> concurrent.futures.Future[Any]:
+        """Register a request whose answer (rows then an END) completes the future."""
+        pending = _Pending(concurrent.futures.Future(), what)
+        self._pending[req_id] = pending
+        return pending.future
+
+    def subscribe(self, sub: Subscription) -> None:
+        self.subscriptions[sub.req_id] = sub
+
+    def unsubscribe(self, req_id: int) -> Subscription | None:
+        return self.subscriptions.pop(req_id, None)
+
+    # -- EWrapper: session ---------------------------------------------------------
+
+    def nextValidId(self, orderId: int) -> None:  # noqa: N802,N803
+        self.next_order_id = orderId
+        self._have_order_id = True
+        self._check_ready()
+
+    def managedAccounts(self, accountsList: str) -> None:  # noqa: N802,N803
+        self.accounts = [a for a in accountsList.split(",") if a]
+        self._check_ready()
+
+    def _check_ready(self) -> None:
+        # TWS-FACTS §1.3: the session is usable once both have arrived, in either order.
+        if self._have_order_id and self.accounts and not self.ready.done():
+            self.ready.set_result(self.next_order_id)
+
+    def connectionClosed(self) -> None:  # noqa: N802
+        pass  # the reader thread reports the close itself (ConnectionClosed)
+
+    def error(self, reqId: int, errorTime: int, errorCode: int, errorString: str,  # noqa: N802,N803
+              advancedOrderRejectJson: str = "") -> None:
+        info = classify(errorCode)
+        when = _EPOCH + dt.timedelta(milliseconds=errorTime) if errorTime else dt.datetime.now(dt.timezone.utc)
+        if errorCode == 326:
+            self.client_id_rejected = True
+        pending = self._pending.get(reqId) if reqId >= 0 else None
+        if pending is not None and info.severity in (Severity.ERROR, Severity.FATAL):
+            del self._pending[reqId]
+            pending.future.set_exception(_request_error(errorCode, reqId, errorString, pending.what))
+        sub = self.subscriptions.get(reqId) if reqId >= 0 else None
+        if sub is not None and errorCode == 10167:
+            sub.delayed = True
+            sub.ref = ticks.ContractRef(sub.ref.symbol, sub.ref.contract, sub.ref.min_tick, True)
+            if sub.merger is not None:
+                sub.merger.ref = sub.ref
+        level = logging.INFO if info.severity is Severity.INFO else logging.WARNING
+        if log.isEnabledFor(level):
+            log.log(level, "! %d %s (req %d)", errorCode, errorString, reqId)
+        self.sink(TwsMessage(reqId, errorCode, errorString, when, info.severity, info.action))
+
+    # -- EWrapper: contract details ----------------------------------------------
+
+    def contractDetails(self, reqId: int, contractDetails: ContractDetails) -> None:  # noqa: N802,N803
+        pending = self._pending.get(reqId)
+        if pending is not None:
+            pending.rows.append(contractDetails)
+
+    def contractDetailsEnd(self, reqId: int) -> None:  # noqa: N802,N803
+        pending = self._pending.pop(reqId, None)
+        if pending is not None and not pending.future.done():
+            pending.future.set_result(pending.rows)
+
+    def request_current_time(self) -> concurrent.futures.Future[int]:
+        """Ask TWS for its clock (Unix seconds); the future completes with the answer."""
+        future: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self._time_waiters.append(future)
+        self.reqCurrentTime()
+        return future
+
+    def currentTime(self, time: int) -> None:  # noqa: N802
+        waiters, self._time_waiters = self._time_waiters, []
+        for future in waiters:
+            if not future.done():
+                future.set_result(time)
+
+    # -- EWrapper: ticks -------------------------------------------------------------
+
+    def _emit(self, record: Tick | Quote | ticks.Rejection | None) -> None:
+        if record is None:
+            return
+        if isinstance(record, ticks.Rejection):
+            self.rejected[record.reason] += 1
+            return
+        self.ticks_out += 1
+        self.sink(record)
+
+    def tickByTickAllLast(self, reqId: int, tickType: int, time: int, price: float, size: Decimal,  # noqa: N802,N803
+                          tickAttribLast: Any, exchange: str, specialConditions: str) -> None:
+        sub = self.subscriptions.get(reqId)
+        if sub is None:
+            self.rejected["unknown_request"] += 1
+            return
+        self._emit(ticks.trade(sub.ref, time, price, size, exchange, self._frame_ns))
+
+    def tickByTickBidAsk(self, reqId: int, time: int, bidPrice: float, askPrice: float,  # noqa: N802,N803
+                         bidSize: Decimal, askSize: Decimal, tickAttribBidAsk: Any) -> None:
+        sub = self.subscriptions.get(reqId)
+        if sub is None:
+            self.rejected["unknown_request"] += 1
+            return
+        self._emit(ticks.quote(sub.ref, time, bidPrice, askPrice, bidSize, askSize, self._frame_ns))
+
+    def tickPrice(self, reqId: int, tickType: int, price: float, attrib: Any) -> None:  # noqa: N802,N803
+        sub = self.subscriptions.get(reqId)
+        if sub is not None and sub.merger is not None:
+            self._emit(sub.merger.on_price(tickType, price, self._frame_ns))
+
+    def tickSize(self, reqId: int, tickType: int, size: Decimal) -> None:  # noqa: N802,N803
+        sub = self.subscriptions.get(reqId)
+        if sub is not None and sub.merger is not None:
+            self._emit(sub.merger.on_size(tickType, size, self._frame_ns))
+
+    def tickString(self, reqId: int, tickType: int, value: str) -> None:  # noqa: N802,N803
+        sub = self.subscriptions.get(reqId)
+        if sub is not None and sub.merger is not None:
+            self._emit(sub.merger.on_string(tickType, value, self._frame_ns))
+
+    def marketDataType(self, reqId: int, marketDataType: int) -> None:  # noqa: N802,N803
+        sub = self.subscriptions.get(reqId)
+        if sub is not None and marketDataType in (3, 4) and not sub.delayed:
+            sub.delayed = True
+            sub.ref = ticks.ContractRef(sub.ref.symbol, sub.ref.contract, sub.ref.min_tick, True)
+            if sub.merger is not None:
+                sub.merger.ref = sub.ref
+
+    # Everything else IB's decoder calls is ignored quietly (EWrapper's defaults log each
+    # call at INFO, which costs time on the reader thread).
+    def tickGeneric(self, reqId: int, tickType: int, value: float) -> None:  # noqa: N802,N803
+        pass
+
+    def tickReqParams(self, tickerId: int, minTick: float, bboExchange: str,  # noqa: N802,N803
+                      snapshotPermissions: int) -> None:
+        sub = self.subscriptions.get(tickerId)
+        if sub is not None and minTick > 0 and minTick != sub.ref.min_tick:
+            sub.ref = ticks.ContractRef(sub.ref.symbol, sub.ref.contract, minTick, sub.ref.delayed)
+            if sub.merger is not None:
+                sub.merger.ref = sub.ref
+
+    def tickSnapshotEnd(self, reqId: int) -> None:  # noqa: N802,N803
+        pass
+
+    def connectAck(self) -> None:  # noqa: N802
+        pass
+
+
+def _request_error(code: int, req_id: int, text: str, what: str) -> RequestFailed:
+    if code == 200:
+        return ContractNotFound(code, req_id, text, what)
+    if code in _NOT_SUBSCRIBED:
+        return MarketDataNotSubscribed(code, req_id, text, what)
+    return RequestFailed(code, req_id, text)

@@ -1,0 +1,61 @@
+"""Recognising ticks delivered twice across a resubscription.
+
+IB timestamps trades to the second and gives them no id, so a trade is identified by
+(symbol, exchange second, price, size) -- ambiguous only for identical trades in the
+same second, which are counted per second. After :meth:`Deduplicator.resubscribed`, a
+tick older than the newest delivered one for its symbol, or in that same second with a
+(price, size) already delivered in it, is a duplicate. The check ends at the first tick
+of a later second. Outside that window every tick passes (equal trades in one second are
+normal). Pure: no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+
+from slob.model import Tick
+
+__all__ = ["Deduplicator"]
+
+
+@dataclass
+class _Seen:
+    second: dt.datetime | None = None
+    in_second: Counter[tuple[float, float]] = field(default_factory=Counter)
+    replaying: Counter[tuple[float, float]] | None = None  # what may come again after a resubscribe
+
+
+class Deduplicator:
+    def __init__(self) -> None:
+        self._seen: dict[str, _Seen] = {}
+        self.duplicates = 0
+
+    def resubscribed(self, symbol: str) -> None:
+        seen = self._seen.get(symbol)
+        if seen is not None and seen.second is not None:
+            seen.replaying = Counter(seen.in_second)
+
+    def accept(self, tick: Tick) -> bool:
+        """True if ``tick`` is new (and record it), False for a duplicate."""
+        seen = self._seen.setdefault(tick.symbol, _Seen())
+        key = (tick.price, tick.size)
+        if seen.replaying is not None and seen.second is not None:
+            if tick.timestamp < seen.second:
+                self.duplicates += 1
+                return False
+            if tick.timestamp == seen.second and seen.replaying[key] > 0:
+                seen.replaying[key] -= 1
+                self.duplicates += 1
+                return False
+            if tick.timestamp > seen.second:
+                seen.replaying = None
+        if tick.timestamp != seen.second:
+            if seen.second is not None and tick.timestamp < seen.second:
+                # out of order outside a replay window: deliver, but do not rewind the second
+                return True
+            seen.second = tick.timestamp
+            seen.in_second = Counter()
+        seen.in_second[key] += 1
+        return True

@@ -1,0 +1,492 @@
+"""IBWSFetcher: the asyncio face of slob's IB feed, with the Alpaca fetcher's interface.
+
+    fetcher = IBWSFetcher(host="127.0.0.1", port=7497, client_id=1, account="DU1234567")
+    fetcher.on_tick = handle_tick          # sync or async; gets slob.model.Tick
+    fetcher.on_error = handle_error        # sync or async; gets an exception
+    await fetcher.connect()
+    await fetcher.subscribe(["NQ"])        # front month; "NQZ4" etc. pin a contract
+    await fetcher.listen()                 # returns after disconnect(); raises ConnectionLost
+                                           # when reconnecting gives up
+
+Behind it: an :class:`~slob.ib.client.IBClient` whose reader thread converts ticks and
+puts them in a :class:`~slob.ib.bridge.TickBridge`; :meth:`listen` drains the bridge in
+batches on the event loop. A supervisor task watches the session: when the socket dies
+it reconnects with exponential backoff and jitter, re-resolves contracts and resubscribes;
+TWS's own connectivity notices are handled as ../shared/DESIGN.md §5 says (1100 stale,
+1101 resubscribe, 1102 keep, farm notices logged). Every outage is recorded as a
+:class:`~slob.model.Gap`.
+
+Duplicates after a resubscription: IB does not replay trades on a new tick-by-tick
+request (numberOfTicks=0), but a trade can be in flight across the switch. A tick is
+recognised as a duplicate when it is older than the newest tick already delivered for
+the symbol, or has that same exchange second and a (price, size) already delivered in
+that second (see :class:`slob.live.dedupe.Deduplicator`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import datetime as dt
+import inspect
+import itertools
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from ibapi.contract import Contract, ContractDetails
+
+from slob.config.ib_config import IBConfig
+from slob.ib import ticks
+from slob.ib.bridge import BridgeClosed, TickBridge
+from slob.ib.client import ConnectionClosed, IBClient, Subscription, TwsMessage
+from slob.ib.errors import (
+    Action,
+    ClientIdInUse,
+    ConnectError,
+    ConnectionLost,
+    MarketDataNotSubscribed,
+    RequestFailed,
+    Severity,
+    SlobError,
+)
+from slob.ib.handshake import open_session_async
+from slob.ib.version import ibapi_info
+from slob.live.dedupe import Deduplicator
+from slob.live.symbols import SymbolSpec, parse_symbol, pick_contract
+from slob.model import ConnectionRestored, Gap, Quote, Tick
+from slob.model import ConnectionLost as ConnectionLostEvent
+
+__all__ = ["IBWSFetcher"]
+
+log = logging.getLogger("slob.live.ib_ws_fetcher")
+Callback = Callable[[Any], Any]
+_UTC = dt.timezone.utc
+
+
+@dataclass(eq=False)
+class _Feed:
+    """One subscribed symbol and its current IB request."""
+
+    spec: SymbolSpec
+    details: ContractDetails | None = None
+    req_id: int = 0
+    failed: BaseException | None = None
+
+
+class IBWSFetcher:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 7497,
+        client_id: int = 1,
+        account: str = "",
+        *,
+        config: IBConfig | None = None,
+        subscribe_confirm_seconds: float = 1.0,
+    ) -> None:
+        self.config = config or IBConfig(host=host, port=port, client_id=client_id, account=account)
+        self.on_tick: Callback | None = None
+        self.on_error: Callback | None = None
+        self.on_quote: Callback | None = None
+        #: Receives ConnectionLost / ConnectionRestored / Gap events (sync or async).
+        self.on_event: Callback | None = None
+        self.subscribe_confirm_seconds = subscribe_confirm_seconds
+        self._client: IBClient | None = None
+        self._bridge: TickBridge[object] | None = None
+        self._feeds: dict[str, _Feed] = {}
+        self._req_ids = itertools.count(1000)
+        self._supervisor: asyncio.Task[None] | None = None
+        self._final_error: BaseException | None = None
+        self._stopping = False
+        self._stale_since: dt.datetime | None = None
+        self._outage_start: dt.datetime | None = None
+        self._dedupe = Deduplicator()
+        self._latency_us: collections.deque[float] = collections.deque(maxlen=20_000)
+        self._last_tick_mono: float | None = None
+        self._server_offset = dt.timedelta(0)
+        self._confirm: dict[int, asyncio.Future[None]] = {}
+        self._totals: collections.Counter[str] = collections.Counter()
+        self._rejected: collections.Counter[str] = collections.Counter()
+        self.gaps: list[Gap] = []
+        self.reconnects = 0
+        self.ticks = 0
+        self.callback_errors = 0
+        self.high_water_reports = 0
+        self._ibapi_version = ""
+
+    # -- public interface ----------------------------------------------------------
+
+    def is_connected(self) -> bool:
+        client = self._client
+        return client is not None and client.isConnected() and client.ready.done() and not client.ready.exception()
+
+    async def connect(self) -> None:
+        """Open the session; returns once TWS has sent nextValidId and managedAccounts."""
+        if self._bridge is None:
+            self._bridge = TickBridge(high_water=self.config.bridge_high_water, on_high_water=self._high_water)
+        self._stopping = False
+        self._final_error = None
+        self._ibapi_version = ibapi_info().version
+        await self._open()
+        if self._supervisor is None or self._supervisor.done():
+            self._supervisor = asyncio.create_task(self._supervise(), name="slob-ib-supervisor")
+
+    async def subscribe(self, symbols: Sequence[str]) -> None:
+        """Resolve each symbol through contract details and request its ticks. Raises
+        ContractNotFound (200) or MarketDataNotSubscribed (354, ...) with the fix."""
+        specs = [parse_symbol(s) for s in symbols]
+        for spec in specs:
+            feed = self._feeds.get(spec.text.upper()) or _Feed(spec)
+            self._feeds[spec.text.upper()] = feed
+            try:
+                await self._start_feed(feed)
+            except BaseException:
+                self._feeds.pop(spec.text.upper(), None)
+                raise
+
+    async def listen(self) -> None:
+        """Deliver ticks to ``on_tick`` until :meth:`disconnect`; raise ConnectionLost if
+        the session cannot be re-established."""
+        bridge = self._require_bridge()
+        while True:
+            try:
+                batch = await bridge.get()
+            except BridgeClosed:
+                if self._final_error is not None:
+                    raise self._final_error
+                return
+            for item in batch:
+                kind = type(item)
+                if kind is Tick:
+                    await self._deliver(item)  # type: ignore[arg-type]
+                elif kind is Quote:
+                    if self.on_quote is not None:
+                        await self._call(self.on_quote, item)
+                elif kind is TwsMessage:
+                    await self._on_tws_message(item)  # type: ignore[arg-type]
+                elif kind is ConnectionClosed:
+                    pass  # the supervisor handles it; listen only delivers data
+                else:
+                    await self._report(SlobError(f"unexpected item on the bridge: {item!r}"))
+
+    async def disconnect(self) -> None:
+        self._stopping = True
+        supervisor, self._supervisor = self._supervisor, None
+        if supervisor is not None:
+            supervisor.cancel()
+            await asyncio.gather(supervisor, return_exceptions=True)
+        self._close_client()
+        if self._bridge is not None:
+            self._bridge.close("disconnected")
+
+    def get_stats(self) -> dict[str, Any]:
+        client = self._client
+        lat = sorted(self._latency_us)
+        rejected = self._rejected + (client.rejected if client is not None else collections.Counter())
+        bridge = self._bridge
+        return {
+            "connected": self.is_connected(),
+            "server_version": client.serverVersion() if client is not None and client.isConnected() else None,
+            "ibapi_version": self._ibapi_version,
+            "client_id": self.config.client_id,
+            "messages_in": self._totals["messages_in"] + (client.messages_in if client else 0),
+            "messages_out": self._totals["messages_out"] + (client.messages_out if client else 0),
+            "ticks": self.ticks,
+            "rejected": sum(rejected.values()),
+            "rejected_by_reason": dict(rejected),
+            "decode_errors": self._totals["decode_errors"] + (client.decode_errors if client else 0),
+            "duplicates": self._dedupe.duplicates,
+            "reconnects": self.reconnects,
+            "gaps": len(self.gaps),
+            "stale": self._stale_since is not None,
+            "last_tick_age_seconds": None if self._last_tick_mono is None else time.monotonic() - self._last_tick_mono,
+            "bridge_high_water": bridge.max_depth if bridge is not None else 0,
+            "bridge_depth": len(bridge) if bridge is not None else 0,
+            "drops": 0,  # the bridge never drops
+            "callback_errors": self.callback_errors,
+            "latency_p50_us": _percentile(lat, 0.50),
+            "latency_p99_us": _percentile(lat, 0.99),
+            "contracts": {k: f.details.contract.localSymbol for k, f in self._feeds.items() if f.details},
+        }
+
+    # -- session -------------------------------------------------------------------
+
+    def _require_bridge(self) -> TickBridge[object]:
+        if self._bridge is None:
+            raise SlobError("call connect() before subscribe() or listen()")
+        return self._bridge
+
+    async def _open(self) -> None:
+        """One connection attempt: handshake, reader thread, wait until ready."""
+        cfg = self.config
+        bridge = self._require_bridge()
+        session = await open_session_async(cfg.host, cfg.port, timeout=cfg.connect_timeout_seconds)
+        client = IBClient(bridge.put, max_messages_per_second=cfg.max_messages_per_second)
+        client.start(session, cfg.client_id)
+        self._client = client
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(client.ready), cfg.connect_timeout_seconds)
+        except asyncio.TimeoutError:
+            self._close_client()
+            raise ConnectError(
+                f"TWS at {cfg.host}:{cfg.port} accepted the connection but sent no nextValidId/managedAccounts "
+                f"within {cfg.connect_timeout_seconds:g} s; is TWS showing a dialog, or still starting?"
+            ) from None
+        except BaseException:
+            self._close_client()
+            raise
+        if cfg.account and cfg.account not in client.accounts:
+            accounts = ", ".join(client.accounts)
+            self._close_client()
+            raise ConnectError(f"account {cfg.account} is not managed by this login (it has {accounts}); "
+                               "set account to one of them")
+        now = await self._server_now(client)
+        self._server_offset = now - dt.datetime.now(_UTC)
+
+    def _close_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.disconnect()
+            # keep the closed session's counts in the totals
+            self._totals["messages_in"] += client.messages_in
+            self._totals["messages_out"] += client.messages_out
+            self._totals["decode_errors"] += client.decode_errors
+            self._rejected.update(client.rejected)
+
+    async def _server_now(self, client: IBClient | None = None) -> dt.datetime:
+        client = client or self._client
+        assert client is not None
+        await self._paced(client)
+        seconds = await asyncio.wait_for(asyncio.wrap_future(client.request_current_time()),
+                                         self.config.request_timeout_seconds)
+        return dt.datetime.fromtimestamp(seconds, _UTC)
+
+    async def _paced(self, client: IBClient) -> None:
+        delay = client.prepay()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _supervise(self) -> None:
+        while not self._stopping:
+            client = self._client
+            if client is None:
+                return
+            closed: ConnectionClosed = await asyncio.wrap_future(client.closed)
+            if self._stopping or closed.by_client:
+                return
+            start = dt.datetime.now(_UTC)
+            self._outage_start = self._outage_start or start
+            await self._emit(ConnectionLostEvent(start, closed.cause))
+            log.warning("! connection lost: %s; reconnecting", closed.cause)
+            try:
+                await self._reconnect(closed)
+            except BaseException as exc:
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                self._final_error = exc
+                await self._report(exc)
+                if self._bridge is not None:
+                    self._bridge.close(str(exc))
+                return
+
+    async def _reconnect(self, closed: ConnectionClosed) -> None:
+        cfg = self.config
+        self._close_client()
+        attempt = 0
+        last: BaseException | None = closed.error
+        while attempt < cfg.max_reconnect_attempts:
+            attempt += 1
+            delay = min(cfg.max_reconnect_delay_seconds, cfg.reconnect_delay_seconds * 2 ** (attempt - 1))
+            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            try:
+                await self._open()
+            except (ConnectError, OSError, asyncio.TimeoutError) as exc:
+                last = exc
+                log.warning("! reconnect attempt %d/%d failed: %s", attempt, cfg.max_reconnect_attempts, exc)
+                continue
+            self.reconnects += 1
+            await self._resubscribe_all()
+            self._end_outage(closed.cause)
+            await self._emit(ConnectionRestored(dt.datetime.now(_UTC), closed.cause, data_lost=True))
+            return
+        if isinstance(last, ClientIdInUse):
+            raise ClientIdInUse(cfg.client_id, attempt) from last
+        raise ConnectionLost(
+            f"lost the connection to TWS at {cfg.host}:{cfg.port} ({closed.cause}) and {attempt} reconnect "
+            f"attempts failed{f' (last: {last})' if last else ''}. Check that TWS/Gateway is running; "
+            "raise max_reconnect_attempts to wait longer."
+        ) from last
+
+    def _end_outage(self, cause: str) -> None:
+        start, self._outage_start = self._outage_start, None
+        if start is not None:
+            gap = Gap(start, dt.datetime.now(_UTC), cause)
+            self.gaps.append(gap)
+
+    # -- subscriptions -------------------------------------------------------------
+
+    async def _details(self, spec: SymbolSpec) -> list[ContractDetails]:
+        client = self._client
+        if client is None:
+            raise ConnectionLost("not connected; call connect() first")
+        query = Contract()
+        query.symbol, query.secType, query.exchange, query.currency = spec.root, "FUT", "CME", "USD"
+        req_id = next(self._req_ids)
+        future = client.expect(req_id, spec.text)
+        await self._paced(client)
+        client.reqContractDetails(req_id, query)
+        rows: list[ContractDetails] = await asyncio.wait_for(
+            asyncio.wrap_future(future), self.config.request_timeout_seconds)
+        return rows
+
+    async def _start_feed(self, feed: _Feed) -> None:
+        client = self._client
+        if client is None:
+            raise ConnectionLost("not connected; call connect() first")
+        rows = await self._details(feed.spec)
+        now = await self._server_now()
+        details = pick_contract(feed.spec, rows, now)
+        feed.details = details
+        feed.failed = None
+        contract = details.contract
+        req_id = next(self._req_ids)
+        feed.req_id = req_id
+        delayed = self.config.data_type == "delayed"
+        ref = ticks.ContractRef(feed.spec.text.upper(), contract.localSymbol, details.minTick or 0.25, delayed)
+        source = self.config.tick_source
+        sub = Subscription(req_id, ref, source, delayed=delayed)
+        if source == "market_data":
+            sub.merger = ticks.LastTradeMerger(ref, contract.exchange)
+        client.subscribe(sub)
+        self._dedupe.resubscribed(ref.symbol)
+        confirm: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._confirm[req_id] = confirm
+        if source == "market_data":
+            if delayed:
+                await self._paced(client)
+                client.reqMarketDataType(3)
+            await self._paced(client)
+            client.reqMktData(req_id, contract, "", False, False, [])
+        else:
+            await self._paced(client)
+            client.reqTickByTickData(req_id, contract, "AllLast", 0, False)
+        log.info("= subscribed %s as %s (conId %d, request %d)", feed.spec.text, contract.localSymbol,
+                 contract.conId, req_id)
+        try:
+            await asyncio.wait_for(asyncio.shield(confirm), self.subscribe_confirm_seconds)
+        except asyncio.TimeoutError:
+            pass  # no error within the window: treat as accepted (quiet markets send nothing)
+        finally:
+            self._confirm.pop(req_id, None)
+
+    async def _resubscribe_all(self) -> None:
+        for feed in list(self._feeds.values()):
+            try:
+                await self._start_feed(feed)
+            except RequestFailed as exc:
+                feed.failed = exc
+                await self._report(exc)
+
+    async def _resubscribe_after_data_loss(self) -> None:
+        client = self._client
+        if client is None:
+            return
+        for feed in self._feeds.values():
+            if feed.req_id:
+                client.unsubscribe(feed.req_id)
+        await self._resubscribe_all()
+
+    # -- TWS messages ---------------------------------------------------------------
+
+    async def _on_tws_message(self, msg: TwsMessage) -> None:
+        code, action = msg.code, msg.action
+        if code == 0:  # slob's own reports from the reader: unreadable frames, backpressure
+            await self._report(SlobError(msg.text))
+            return
+        confirm = self._confirm.get(msg.req_id)
+        feed = next((f for f in self._feeds.values() if f.req_id == msg.req_id), None) if msg.req_id >= 0 else None
+        if feed is not None and msg.severity in (Severity.ERROR, Severity.FATAL):
+            exc = _subscription_error(msg, feed)
+            feed.failed = exc
+            if confirm is not None and not confirm.done():
+                confirm.set_exception(exc)
+                return
+            await self._report(exc)
+            return
+        if action is Action.MARK_STALE:
+            self._stale_since = self._stale_since or msg.time
+            self._outage_start = self._outage_start or msg.time
+            await self._emit(ConnectionLostEvent(msg.time, f"IB {code}: {msg.text}"))
+        elif action is Action.RESUBSCRIBE:
+            if code == 10182 and feed is None:
+                return
+            self._stale_since = None
+            await self._resubscribe_after_data_loss()
+            self._end_outage(f"IB {code}: {msg.text}")
+            await self._emit(ConnectionRestored(msg.time, f"IB {code}", data_lost=True))
+        elif action is Action.KEEP:
+            self._stale_since = None
+            self._end_outage(f"IB 1100..1102: {msg.text}")
+            await self._emit(ConnectionRestored(msg.time, f"IB {code}", data_lost=False))
+        elif msg.severity in (Severity.ERROR, Severity.FATAL) and code not in (326,):
+            await self._report(RequestFailed(code, msg.req_id, msg.text))
+
+    # -- delivery -------------------------------------------------------------------
+
+    async def _deliver(self, tick: Tick) -> None:
+        if not self._dedupe.accept(tick):
+            return
+        self.ticks += 1
+        self._last_tick_mono = time.monotonic()
+        if self.on_tick is not None:
+            await self._call(self.on_tick, tick)
+        self._latency_us.append((time.monotonic_ns() - tick.received_ns) / 1000)
+
+    async def _call(self, callback: Callback, item: Any) -> None:
+        try:
+            result = callback(item)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:
+            self.callback_errors += 1
+            if callback is not self.on_error:
+                await self._report(exc)
+            else:
+                log.exception("! on_error raised")
+
+    async def _report(self, exc: BaseException) -> None:
+        log.warning("! %s", exc)
+        if self.on_error is not None:
+            await self._call(self.on_error, exc)
+
+    async def _emit(self, event: object) -> None:
+        if self.on_event is not None:
+            await self._call(self.on_event, event)
+
+    def _high_water(self, depth: int) -> None:
+        """Reader thread: the consumer is falling behind. Reported, nothing dropped."""
+        self.high_water_reports += 1
+        log.warning("! tick bridge holds %d items (high-water mark %d): on_tick is slower than the feed",
+                    depth, self.config.bridge_high_water)
+        bridge = self._bridge
+        if bridge is not None:
+            bridge.put(TwsMessage(-1, 0, f"bridge above high-water mark: {depth} queued",
+                                  dt.datetime.now(_UTC), Severity.WARNING, Action.NONE))
+
+
+def _subscription_error(msg: TwsMessage, feed: _Feed) -> RequestFailed:
+    what = f"{feed.spec.text} ({feed.details.contract.localSymbol})" if feed.details else feed.spec.text
+    if msg.code in (354, 10089, 10168, 10186, 10189):
+        return MarketDataNotSubscribed(msg.code, msg.req_id, msg.text, what)
+    return RequestFailed(msg.code, msg.req_id, msg.text)
+
+
+def _percentile(sorted_values: list[float], q: float) -> float | None:
+    if not sorted_values:
+        return None
+    index = min(len(sorted_values) - 1, int(q * len(sorted_values)))
+    return round(sorted_values[index], 1)
+

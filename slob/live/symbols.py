@@ -1,0 +1,138 @@
+"""Futures symbols as users write them, and picking the contract they mean.
+
+Accepted forms: ``NQ`` (the front month, rolled automatically), ``NQZ4``, ``NQZ24``,
+``NQZ2024``, ``NQ 202412`` (also ``NQ202412``), for any root of letters (``MNQH5``,
+``ESM25``). A one-digit year means the nearest such contract that has not expired at the
+reference time (``NQZ4`` in 2033 is NQZ2033... unless Z2033 has expired, then Z2043).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ibapi.contract import ContractDetails
+
+from slob.ib.errors import ConfigError
+
+__all__ = ["FORMS", "SymbolSpec", "expiry_moment", "parse_symbol", "pick_contract"]
+
+MONTH_CODES = "FGHJKMNQUVXZ"
+FORMS = "'NQ' (front month), 'NQZ4', 'NQZ24', 'NQZ2024' or 'NQ 202412'"
+
+_PATTERNS = (
+    re.compile(r"(?P<root>[A-Z]{1,5}?)(?P<code>[FGHJKMNQUVXZ])(?P<year>\d{1,4})"),
+    re.compile(r"(?P<root>[A-Z]{1,5})\s*(?P<year>\d{4})(?P<month>\d{2})"),
+    re.compile(r"(?P<root>[A-Z]{1,5})"),
+)
+
+# Names IB has put in timeZoneId over the years (TWS-FACTS §3), mapped to IANA zones.
+_ZONE_ALIASES = {
+    "US/Central": "America/Chicago",
+    "CST": "America/Chicago",
+    "CST (Central Standard Time)": "America/Chicago",
+    "US/Eastern": "America/New_York",
+    "EST": "America/New_York",
+    "EST (Eastern Standard Time)": "America/New_York",
+    "US/Pacific": "America/Los_Angeles",
+    "GMT": "Etc/GMT",
+    "Europe/London": "Europe/London",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolSpec:
+    """A parsed symbol: the root, and the month it pins (None: front month, rolling)."""
+
+    text: str
+    root: str
+    month: int | None = None
+    year: int | None = None  # the digits as written (4, 24 or 2024)
+    year_digits: int = 0
+
+    @property
+    def rolling(self) -> bool:
+        return self.month is None
+
+
+def parse_symbol(text: str) -> SymbolSpec:
+    cleaned = " ".join(text.strip().upper().split())
+    for pattern in _PATTERNS:
+        m = pattern.fullmatch(cleaned)
+        if m is None:
+            continue
+        groups = m.groupdict()
+        if "code" in groups and groups.get("code"):
+            digits = groups["year"]
+            if len(digits) == 3:
+                break
+            return SymbolSpec(text, groups["root"], MONTH_CODES.index(groups["code"]) + 1, int(digits), len(digits))
+        if groups.get("month"):
+            month = int(groups["month"])
+            if not 1 <= month <= 12:
+                break
+            return SymbolSpec(text, groups["root"], month, int(groups["year"]), 4)
+        return SymbolSpec(text, groups["root"])
+    raise ConfigError(f"{text!r} is not a futures symbol slob understands; use {FORMS}")
+
+
+def expiry_moment(details: ContractDetails) -> dt.datetime:
+    """When trading in this contract stops, tz-aware, from IB's contract details."""
+    date_text = (details.contract.lastTradeDateOrContractMonth or "")[:8]
+    if len(date_text) != 8 or not date_text.isdigit():
+        date_text = (details.realExpirationDate or "")[:8]
+    if len(date_text) != 8 or not date_text.isdigit():
+        raise ConfigError(f"contract {details.contract.localSymbol!r} has no last trade date")
+    time_text = details.lastTradeTime or "00:00:00"
+    zone_name = (details.timeZoneId or "").strip()
+    if not zone_name:
+        raise ConfigError(f"contract {details.contract.localSymbol!r} has no timeZoneId; cannot place its expiry")
+    try:
+        zone = ZoneInfo(_ZONE_ALIASES.get(zone_name, zone_name))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"contract {details.contract.localSymbol!r} has an unknown timeZoneId {zone_name!r}"
+        ) from None
+    parts = [int(p) for p in time_text.replace(":", " ").split()[:3]] + [0, 0, 0]
+    day = dt.date(int(date_text[:4]), int(date_text[4:6]), int(date_text[6:]))
+    return dt.datetime(day.year, day.month, day.day, parts[0], parts[1], parts[2], tzinfo=zone)
+
+
+def _candidates(rows: Iterable[ContractDetails], root: str) -> list[ContractDetails]:
+    seen: dict[int, ContractDetails] = {}
+    for d in rows:
+        c = d.contract
+        if c.symbol.upper() != root and c.tradingClass.upper() != root:
+            continue
+        # A blank-exchange request lists every contract once per exchange; keep one.
+        if c.conId not in seen or c.exchange == "CME":
+            seen[c.conId] = d
+    return sorted(seen.values(), key=expiry_moment)
+
+
+def pick_contract(spec: SymbolSpec, rows: Sequence[ContractDetails], now: dt.datetime) -> ContractDetails:
+    """The contract ``spec`` names among ``rows`` (IB's details for its root) at ``now``:
+    the earliest unexpired one for a rolling symbol, else the pinned month."""
+    live = [d for d in _candidates(rows, spec.root) if expiry_moment(d) > now]
+    if not live:
+        raise ConfigError(f"no unexpired {spec.root} contract in the {len(rows)} contract details TWS returned")
+    if spec.rolling:
+        return live[0]
+    for d in live:
+        month_text = d.contractMonth or d.contract.lastTradeDateOrContractMonth[:6]
+        year, month = int(month_text[:4]), int(month_text[4:6])
+        if month != spec.month or spec.year is None:
+            continue
+        if spec.year_digits == 4 and year == spec.year:
+            return d
+        if spec.year_digits == 2 and year % 100 == spec.year:
+            return d
+        if spec.year_digits == 1 and year % 10 == spec.year:
+            return d  # the nearest unexpired one (live is sorted by expiry)
+    raise ConfigError(
+        f"{spec.text!r}: no such unexpired contract; TWS lists "
+        + ", ".join(d.contract.localSymbol for d in live)
+    )
