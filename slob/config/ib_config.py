@@ -33,6 +33,7 @@ class IBConfig:
     max_reconnect_attempts: int = 10
     reconnect_delay_seconds: float = 5.0
     max_reconnect_delay_seconds: float = 60.0
+    client_id_retries: int = 3  # connect attempts while TWS answers 326 (client id in use)
     data_type: str = "realtime"
     tick_source: str = "tick_by_tick"
     roll_days_before_expiry: int = 8

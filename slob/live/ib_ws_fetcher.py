@@ -107,7 +107,7 @@ class IBWSFetcher:
         self._latency_us: collections.deque[float] = collections.deque(maxlen=20_000)
         self._last_tick_mono: float | None = None
         self._server_offset = dt.timedelta(0)
-        self._confirm: dict[int, asyncio.Future[None]] = {}
+        self._raised: set[int] = set()
         self._totals: collections.Counter[str] = collections.Counter()
         self._rejected: collections.Counter[str] = collections.Counter()
         self.gaps: list[Gap] = []
@@ -130,9 +130,23 @@ class IBWSFetcher:
         self._stopping = False
         self._final_error = None
         self._ibapi_version = ibapi_info().version
-        await self._open()
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._open()
+                break
+            except ClientIdInUse:
+                # 326: TWS may hold the id for a while after an unclean exit; back off, retry.
+                if attempt >= max(1, self.config.client_id_retries):
+                    raise ClientIdInUse(self.config.client_id, attempt) from None
+                await asyncio.sleep(self._backoff(attempt))
         if self._supervisor is None or self._supervisor.done():
             self._supervisor = asyncio.create_task(self._supervise(), name="slob-ib-supervisor")
+
+    async def server_time(self) -> dt.datetime:
+        """TWS's clock (REQ_CURRENT_TIME), tz-aware UTC."""
+        return await self._server_now()
 
     async def subscribe(self, symbols: Sequence[str]) -> None:
         """Resolve each symbol through contract details and request its ticks. Raises
@@ -299,8 +313,7 @@ class IBWSFetcher:
         last: BaseException | None = closed.error
         while attempt < cfg.max_reconnect_attempts:
             attempt += 1
-            delay = min(cfg.max_reconnect_delay_seconds, cfg.reconnect_delay_seconds * 2 ** (attempt - 1))
-            await asyncio.sleep(delay * (0.5 + random.random() / 2))
+            await asyncio.sleep(self._backoff(attempt))
             try:
                 await self._open()
             except (ConnectError, OSError, asyncio.TimeoutError) as exc:
@@ -320,6 +333,12 @@ class IBWSFetcher:
             "raise max_reconnect_attempts to wait longer."
         ) from last
 
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with jitter: base * 2^(n-1), capped, times 0.5-1.0."""
+        cfg = self.config
+        delay: float = min(cfg.max_reconnect_delay_seconds, cfg.reconnect_delay_seconds * 2.0 ** (attempt - 1))
+        return delay * (0.5 + random.random() / 2)
+
     def _end_outage(self, cause: str) -> None:
         start, self._outage_start = self._outage_start, None
         if start is not None:
@@ -338,8 +357,12 @@ class IBWSFetcher:
         future = client.expect(req_id, spec.text)
         await self._paced(client)
         client.reqContractDetails(req_id, query)
-        rows: list[ContractDetails] = await asyncio.wait_for(
-            asyncio.wrap_future(future), self.config.request_timeout_seconds)
+        try:
+            rows: list[ContractDetails] = await asyncio.wait_for(
+                asyncio.wrap_future(future), self.config.request_timeout_seconds)
+        except RequestFailed:
+            self._raised.add(req_id)  # raised to the caller; listen() need not report it again
+            raise
         return rows
 
     async def _start_feed(self, feed: _Feed) -> None:
@@ -362,8 +385,6 @@ class IBWSFetcher:
             sub.merger = ticks.LastTradeMerger(ref, contract.exchange)
         client.subscribe(sub)
         self._dedupe.resubscribed(ref.symbol)
-        confirm: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._confirm[req_id] = confirm
         if source == "market_data":
             if delayed:
                 await self._paced(client)
@@ -376,11 +397,17 @@ class IBWSFetcher:
         log.info("= subscribed %s as %s (conId %d, request %d)", feed.spec.text, contract.localSymbol,
                  contract.conId, req_id)
         try:
-            await asyncio.wait_for(asyncio.shield(confirm), self.subscribe_confirm_seconds)
+            await asyncio.wait_for(asyncio.wrap_future(sub.status), self.subscribe_confirm_seconds)
         except asyncio.TimeoutError:
-            pass  # no error within the window: treat as accepted (quiet markets send nothing)
-        finally:
-            self._confirm.pop(req_id, None)
+            pass  # neither data nor an error yet: accepted (a quiet market sends nothing)
+        except RequestFailed as exc:
+            client.unsubscribe(req_id)
+            self._raised.add(req_id)  # raised here; listen() need not report it again
+            feed.failed = exc
+            if isinstance(exc, MarketDataNotSubscribed):
+                raise MarketDataNotSubscribed(exc.code, req_id, exc.text,
+                                              f"{feed.spec.text} ({contract.localSymbol})") from None
+            raise
 
     async def _resubscribe_all(self) -> None:
         for feed in list(self._feeds.values()):
@@ -406,14 +433,12 @@ class IBWSFetcher:
         if code == 0:  # slob's own reports from the reader: unreadable frames, backpressure
             await self._report(SlobError(msg.text))
             return
-        confirm = self._confirm.get(msg.req_id)
+        if msg.req_id in self._raised:
+            return  # subscribe() already raised this one
         feed = next((f for f in self._feeds.values() if f.req_id == msg.req_id), None) if msg.req_id >= 0 else None
         if feed is not None and msg.severity in (Severity.ERROR, Severity.FATAL):
             exc = _subscription_error(msg, feed)
             feed.failed = exc
-            if confirm is not None and not confirm.done():
-                confirm.set_exception(exc)
-                return
             await self._report(exc)
             return
         if action is Action.MARK_STALE:
