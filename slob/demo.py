@@ -1,85 +1,37 @@
-"""`slob demo`: stream NQ from an embedded fake TWS through IB's own client.
+"""`slob demo`: stream NQ from an embedded fake TWS through slob's IB feed.
 
-Everything on the path is real: FakeTWS serves the TWS wire protocol on a loopback
-port, IB's ``EClient``/``EWrapper`` connect to it the documented way (handshake,
-START_API, EReader thread, ``run()`` loop), contract details resolve the NQ front month,
-and tick-by-tick trades stream to the console, summarised once a second.
+Everything on the path is real: FakeTWS serves the TWS wire protocol on a loopback port;
+:class:`~slob.live.IBWSFetcher` connects with IB's handshake, resolves the front month
+from contract details, and its reader thread runs IB's own ``Decoder`` and hands ticks to
+the event loop, which prints one summary line per second and the feed's statistics.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
-import threading
-import time
 from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Any, Callable, TextIO
+from typing import Any, TextIO
 
-from ibapi.client import EClient
-from ibapi.contract import Contract, ContractDetails
-from ibapi.wrapper import EWrapper
-
+from slob.config.ib_config import IBConfig
+from slob.live import IBWSFetcher, Tick
 from slob.testing import FakeTWS
 
 __all__ = ["DemoResult", "run_demo"]
-
-_FARM_NOTICES = range(2100, 2200)
 
 
 @dataclass
 class DemoResult:
     contract: str = ""
     ticks: int = 0
-    volume: int = 0
+    volume: float = 0.0
     first_price: float = math.nan
     last_price: float = math.nan
     high: float = -math.inf
     low: float = math.inf
     errors: list[str] = field(default_factory=list)
-
-
-class _DemoApp(EWrapper, EClient):  # type: ignore[misc]
-    """IB's client used exactly as IB documents it; only the callbacks are ours."""
-
-    def __init__(self, on_tick: Callable[[int, float, Decimal], None]) -> None:
-        EWrapper.__init__(self)
-        EClient.__init__(self, self)
-        self.ready = threading.Event()
-        self.details_done = threading.Event()
-        self.details: list[ContractDetails] = []
-        self.errors: list[str] = []
-        self._on_tick = on_tick
-        self.stopping = False
-
-    def run_until_disconnected(self) -> None:
-        try:
-            self.run()
-        except TypeError:
-            # IB's stock model races here: disconnect() from another thread resets the
-            # server version to None while run() still drains its queue (ibapi 10.50
-            # client.py run()). slob's own reader thread does not have this problem.
-            if not self.stopping:
-                raise
-
-    def nextValidId(self, orderId: int) -> None:
-        self.ready.set()
-
-    def contractDetails(self, reqId: int, contractDetails: ContractDetails) -> None:
-        self.details.append(contractDetails)
-
-    def contractDetailsEnd(self, reqId: int) -> None:
-        self.details_done.set()
-
-    def error(self, reqId: int, errorTime: int, errorCode: int, errorString: str,
-              advancedOrderRejectJson: str = "") -> None:
-        if errorCode not in _FARM_NOTICES:
-            self.errors.append(f"{errorCode}: {errorString}")
-            self.details_done.set()
-
-    def tickByTickAllLast(self, reqId: int, tickType: int, time: int, price: float, size: Decimal,
-                          tickAttribLast: Any, exchange: str, specialConditions: str) -> None:
-        self._on_tick(time, price, size)
+    stats: dict[str, Any] = field(default_factory=dict)
 
 
 def run_demo(
@@ -87,75 +39,58 @@ def run_demo(
     start: dt.datetime | None = None,
 ) -> DemoResult:
     """Run the demo for ``seconds`` of real time at ``speed`` simulated seconds per second."""
+    return asyncio.run(_demo(seconds, speed, symbol, out, start))
+
+
+async def _demo(seconds: float, speed: float, symbol: str, out: TextIO, start: dt.datetime | None) -> DemoResult:
     result = DemoResult()
-    lock = threading.Lock()
-    window = {"ticks": 0, "volume": 0}
+    window = {"ticks": 0, "volume": 0.0}
+    last_time: list[dt.datetime] = []
 
-    def on_tick(unix_s: int, price: float, size: Decimal) -> None:
-        with lock:
-            result.ticks += 1
-            result.volume += int(size)
-            window["ticks"] += 1
-            window["volume"] += int(size)
-            if math.isnan(result.first_price):
-                result.first_price = price
-            result.last_price = price
-            result.high = max(result.high, price)
-            result.low = min(result.low, price)
-            window["time"] = unix_s
+    def on_tick(tick: Tick) -> None:
+        result.ticks += 1
+        result.volume += tick.size
+        window["ticks"] += 1
+        window["volume"] += tick.size
+        if math.isnan(result.first_price):
+            result.first_price = tick.price
+        result.last_price = tick.price
+        result.high = max(result.high, tick.price)
+        result.low = min(result.low, tick.price)
+        result.contract = tick.contract
+        last_time[:] = [tick.timestamp]
 
-    with FakeTWS(speed=speed, start=start) as tws:
+    async with FakeTWS(speed=speed, start=start) as tws:
         print(f"fake TWS on 127.0.0.1:{tws.port}, simulated clock {tws.clock.now():%Y-%m-%d %H:%M} UTC "
               f"at {speed:g}x", file=out)
-        app = _DemoApp(on_tick)
-        app.connect("127.0.0.1", tws.port, 1)
-        runner = threading.Thread(target=app.run_until_disconnected, name="demo-ibapi-run", daemon=True)
-        runner.start()
+        fetcher = IBWSFetcher(config=IBConfig(port=tws.port, client_id=1))
+        fetcher.on_tick = on_tick
+        fetcher.on_error = lambda exc: result.errors.append(str(exc))
+        await fetcher.connect()
+        stats = fetcher.get_stats()
+        print(f"connected: server version {stats['server_version']}, IB client ibapi {stats['ibapi_version']}",
+              file=out)
+        listener = asyncio.create_task(fetcher.listen())
         try:
-            if not app.ready.wait(10):
-                raise RuntimeError("no nextValidId from the fake TWS within 10 s")
-            print(f"connected: server version {app.serverVersion()}, IB client "
-                  f"{_ibapi_version()}", file=out)
-            query = Contract()
-            query.symbol, query.secType, query.exchange, query.currency = symbol, "FUT", "CME", "USD"
-            app.reqContractDetails(1, query)
-            if not app.details_done.wait(10) or not app.details:
-                raise RuntimeError(f"no contract details for {symbol}: {app.errors}")
-            now = tws.clock.now()
-            live = sorted(app.details, key=lambda d: d.contract.lastTradeDateOrContractMonth)
-            front = next(d for d in live if _expiry(d) > now).contract
-            result.contract = front.localSymbol
-            print(f"{symbol} expiries: {', '.join(d.contract.localSymbol for d in live)}; "
-                  f"front month {front.localSymbol} (conId {front.conId})", file=out)
-            app.reqTickByTickData(2, front, "AllLast", 0, False)
-            deadline = time.monotonic() + seconds
-            while time.monotonic() < deadline:
-                time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
-                with lock:
-                    n, vol, t = window["ticks"], window["volume"], window.get("time")
-                    window["ticks"] = window["volume"] = 0
-                    last = result.last_price
-                stamp = dt.datetime.fromtimestamp(t, dt.timezone.utc).strftime("%H:%M:%S") if t else "--:--:--"
-                print(f"{stamp} UTC  {front.localSymbol}  last {last:10.2f}  ticks {n:5d}  "
-                      f"volume {vol:6d}", file=out, flush=True)
-            app.cancelTickByTickData(2)
+            await fetcher.subscribe([symbol])
+            contract = fetcher.get_stats()["contracts"][symbol]
+            print(f"{symbol} front month {contract}; streaming tick-by-tick trades for {seconds:g} s", file=out)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + seconds
+            while (left := deadline - loop.time()) > 0:
+                await asyncio.sleep(min(1.0, left))
+                stamp = f"{last_time[0]:%H:%M:%S}" if last_time else "--:--:--"
+                print(f"{stamp} UTC  {contract}  last {result.last_price:10.2f}  ticks {window['ticks']:5d}  "
+                      f"volume {window['volume']:6.0f}", file=out, flush=True)
+                window["ticks"], window["volume"] = 0, 0.0
         finally:
-            app.stopping = True
-            app.disconnect()
-            runner.join(5)
-        result.errors = app.errors
-    print(f"done: {result.ticks} trades, volume {result.volume}, {result.contract} "
-          f"{result.first_price:.2f} -> {result.last_price:.2f} (high {result.high:.2f}, "
-          f"low {result.low:.2f})", file=out)
+            result.stats = fetcher.get_stats()
+            await fetcher.disconnect()
+            await listener
+    s = result.stats
+    print(f"done: {result.ticks} trades, volume {result.volume:.0f}, {result.contract} "
+          f"{result.first_price:.2f} -> {result.last_price:.2f} (high {result.high:.2f}, low {result.low:.2f})",
+          file=out)
+    print(f"feed: {s['messages_in']} messages in, {s['rejected']} rejected, {s['drops']} dropped, "
+          f"latency frame->on_tick p50 {s['latency_p50_us']} us, p99 {s['latency_p99_us']} us", file=out)
     return result
-
-
-def _expiry(details: ContractDetails) -> dt.datetime:
-    day = dt.datetime.strptime(details.contract.lastTradeDateOrContractMonth, "%Y%m%d")
-    return day.replace(tzinfo=dt.timezone.utc)
-
-
-def _ibapi_version() -> str:
-    from slob.ib.version import ibapi_info
-
-    return str(ibapi_info())
