@@ -63,8 +63,9 @@ class IBConfig:
             raise ConfigError("reconnect delays must be >= 0 with max_reconnect_delay_seconds >= reconnect_delay_seconds")
         if not 0 <= self.roll_days_before_expiry <= 60:
             raise ConfigError(f"roll_days_before_expiry {self.roll_days_before_expiry} is outside 0..60")
-        if self.connect_timeout_seconds <= 0 or self.request_timeout_seconds <= 0:
-            raise ConfigError("timeouts must be positive")
+        for name in ("connect_timeout_seconds", "request_timeout_seconds"):
+            if not getattr(self, name) > 0:
+                raise ConfigError(f"{name} {getattr(self, name)} must be positive")
         if not 1 <= self.max_messages_per_second <= 50:
             raise ConfigError("max_messages_per_second must be 1..50 (TWS allows 50 per second)")
         if self.bridge_high_water < 1:
@@ -85,7 +86,10 @@ class IBConfig:
         start with ``D``, e.g. DU1234567), unless live trading is explicitly enabled."""
         live_port = self.port in LIVE_PORTS
         live_account = bool(self.account) and not self.account.upper().startswith("D")
-        if (live_port or live_account or not self.paper_trading) and not self.allow_live:
+        # Both switches, as documented: allow_live alone (still paper_trading=True) is not
+        # an opt-in to a live port or account.
+        opted_in = self.allow_live and not self.paper_trading
+        if (live_port or live_account or not self.paper_trading) and not opted_in:
             what = (f"port {self.port} is a live-trading port (paper: 7497 TWS, 4002 Gateway)" if live_port
                     else f"account {self.account} is not a paper account" if live_account
                     else "paper_trading=False")

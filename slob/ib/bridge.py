@@ -8,7 +8,8 @@ in one batch.
 
 Nothing is ever dropped. When the queue grows past ``high_water`` the bridge reports it
 once (``on_high_water``, with the depth) and again only after it has fallen below
-``low_water``; the maximum depth seen is kept for statistics.
+``low_water`` (at least 1; default half the high-water mark); the maximum depth seen is
+kept for statistics.
 
 Caller obligations: create the bridge on the consumer's event loop (or pass ``loop``);
 call :meth:`put` only from the one producer thread; call :meth:`get` from one coroutine
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from typing import Callable, Generic, TypeVar
+from typing import Callable, Generic, NoReturn, TypeVar
 
 __all__ = ["BridgeClosed", "TickBridge"]
 
@@ -53,7 +54,10 @@ class TickBridge(Generic[T]):
         self._closed = False
         self._close_reason = ""
         self.high_water = high_water
-        self.low_water = high_water // 2 if low_water is None else low_water
+        # At least 1: the queue can never fall below 0, so low_water=0 would never re-arm.
+        self.low_water = max(1, high_water // 2) if low_water is None else low_water
+        if self.low_water < 1:
+            raise ValueError(f"low_water must be >= 1 (got {self.low_water})")
         self._above = False
         self.max_depth = 0
         self.put_count = 0
@@ -72,21 +76,31 @@ class TickBridge(Generic[T]):
         depth = len(queue)
         if depth > self.max_depth:
             self.max_depth = depth
-            if depth > self.high_water and not self._above:
-                self._above = True
-                if self.on_high_water is not None:
-                    self.on_high_water(depth)
+        # Not nested in the max_depth test: a later excursion that stays shallower than
+        # an earlier one must be reported too.
+        if depth > self.high_water and not self._above:
+            self._above = True
+            if self.on_high_water is not None:
+                self.on_high_water(depth)
         if self._waiter is not None and not self._wake_scheduled:
             self._schedule_wake()
+        elif self._loop.is_closed():
+            # No wake-up to schedule (the consumer is busy, or its wake-up is already
+            # scheduled), but the loop is gone -- closed before it ran that wake-up, or
+            # after cancelling the consumer (asyncio.run): nobody will drain this queue.
+            self._loop_closed(None)
 
     def _schedule_wake(self) -> None:
         self._wake_scheduled = True
         try:
             self._loop.call_soon_threadsafe(self._wake)
         except RuntimeError as exc:  # "Event loop is closed"
-            self._closed = True
-            self._close_reason = f"the consumer's event loop closed ({exc})"
-            raise BridgeClosed(self._close_reason) from exc
+            self._loop_closed(exc)
+
+    def _loop_closed(self, exc: RuntimeError | None) -> NoReturn:
+        self._closed = True
+        self._close_reason = f"the consumer's event loop closed ({exc or 'Event loop is closed'})"
+        raise BridgeClosed(self._close_reason) from exc
 
     # -- consumer side (event loop) --------------------------------------------
 

@@ -85,6 +85,7 @@ IB_ERRORS: dict[int, IbError] = {e.code: e for e in (
     _e(110, "order", _W, _A.FAIL_REQUEST, "price is not on the contract's minimum tick"),
     _e(161, "order", _W, _A.NONE, "the order cannot be cancelled in its state"),
     _e(162, "historical data", _E, _A.FAIL_REQUEST, "historical data service error; see the text"),
+    _e(165, "historical data", _I, _A.NONE, "historical data service notice; informational"),
     _e(200, "contract", _E, _A.FAIL_REQUEST, "check the symbol, security type, exchange and month"),
     _e(201, "order", _E, _A.FAIL_REQUEST, "order rejected; the text gives IB's reason"),
     _e(202, "order", _W, _A.NONE, "order cancelled"),

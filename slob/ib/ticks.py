@@ -2,9 +2,9 @@
 
 No I/O, no threads: the reader thread calls these with the arguments IB's decoder
 passed to the EWrapper callbacks. Anything that cannot be a real trade or quote -- a
-price that is not positive and finite or is off the contract's minimum-tick grid, a
-negative or unset size -- becomes a :class:`Rejection` (counted by the caller), never a
-record.
+price that is not positive and finite, is IB's "unset" double or is off the contract's
+minimum-tick grid, a negative or unset size -- becomes a :class:`Rejection` (counted by
+the caller), never a record.
 
 Market data (``reqMktData``) carries a trade in pieces: TICK_PRICE for LAST (4, delayed
 68) arrives with its size (IB's decoder calls ``tickPrice`` then ``tickSize`` 5/71 for the
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import sys
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Union
@@ -45,6 +46,7 @@ LAST, LAST_SIZE, LAST_TIMESTAMP = 4, 5, 45
 DELAYED_LAST, DELAYED_LAST_SIZE, DELAYED_LAST_TIMESTAMP = 68, 71, 88
 
 _UNSET_SIZES = (Decimal(2**127 - 1), Decimal(2**63 - 1), Decimal(2**31 - 1))
+_UNSET_DOUBLE = sys.float_info.max
 _UTC = dt.timezone.utc
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=_UTC)
 
@@ -81,9 +83,13 @@ def check_price(price: float, min_tick: float) -> Rejection | None:
     if price <= 0:
         # -1 and 0 are IB's "no data for this field"
         return Rejection("price_not_positive", f"price {price!r}")
+    if price == _UNSET_DOUBLE:
+        # IB's other "no value" (ibapi UNSET_DOUBLE, sent as 1.7976931348623157E308)
+        return Rejection("price_unset", f"price {price!r}")
     if min_tick > 0:
         steps = price / min_tick
-        if abs(steps - round(steps)) > 1e-6:
+        # A finite price can overflow to inf ticks (round(inf) raises OverflowError).
+        if math.isinf(steps) or abs(steps - round(steps)) > 1e-6:
             return Rejection("price_off_grid", f"price {price!r} is not a multiple of {min_tick}")
     return None
 
@@ -175,6 +181,9 @@ class LastTradeMerger:
         try:
             self._time = int(value)
         except ValueError:
+            # This trade is rejected whole: a price half already here belongs to it and
+            # must not be paired with the next trade's timestamp.
+            self._half = self._time = None
             self._first_ns = 0
             return Rejection("timestamp_unreadable", f"last timestamp {value!r}")
         self._first_ns = self._first_ns or received_ns

@@ -3,7 +3,8 @@
 Accepted forms: ``NQ`` (the front month, rolled automatically), ``NQZ4``, ``NQZ24``,
 ``NQZ2024``, ``NQ 202412`` (also ``NQ202412``), for any root of letters (``MNQH5``,
 ``ESM25``). A one-digit year means the nearest such contract that has not expired at the
-reference time (``NQZ4`` in 2033 is NQZ2033... unless Z2033 has expired, then Z2043).
+reference time (``NQZ4`` in 2033 is NQZ2034; in late December 2034, after Z2034 has
+expired, it is NQZ2044).
 """
 
 from __future__ import annotations
@@ -92,7 +93,8 @@ def expiry_moment(details: ContractDetails) -> dt.datetime:
         raise ConfigError(f"contract {details.contract.localSymbol!r} has no timeZoneId; cannot place its expiry")
     try:
         zone = ZoneInfo(_ZONE_ALIASES.get(zone_name, zone_name))
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a key naming a directory of the zone database ("America") or too long
         raise ConfigError(
             f"contract {details.contract.localSymbol!r} has an unknown timeZoneId {zone_name!r}"
         ) from None
