@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-__all__ = ["ConnectionLost", "ConnectionRestored", "Gap", "Quote", "Tick"]
+__all__ = ["ConnectionLost", "ConnectionRestored", "ContractRolled", "Gap", "Quote", "Tick"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,3 +73,14 @@ class Gap:
     @property
     def seconds(self) -> float:
         return (self.end - self.start).total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class ContractRolled:
+    """A rolling symbol (``"NQ"``) now delivers ``new`` instead of ``old`` (local
+    symbols); ``at`` is the exchange time of the new contract's first tick."""
+
+    symbol: str
+    old: str
+    new: str
+    at: dt.datetime

@@ -57,6 +57,8 @@ class IBConfig:
             raise ConfigError(
                 "data_type='delayed' needs tick_source='market_data': IB has no delayed tick-by-tick data"
             )
+        if self.client_id_retries < 1:
+            raise ConfigError("client_id_retries must be >= 1 (connect attempts while the client id is in use)")
         if self.max_reconnect_attempts < 0:
             raise ConfigError("max_reconnect_attempts must be >= 0 (0 = never reconnect)")
         if self.reconnect_delay_seconds < 0 or self.max_reconnect_delay_seconds < self.reconnect_delay_seconds:

@@ -42,6 +42,7 @@ from ibapi.server_versions import MAX_CLIENT_VER
 from ibapi.wrapper import EWrapper
 
 from slob.ib import ticks, wire
+from slob.ib.bridge import BridgeClosed
 from slob.ib.handshake import Session, open_session
 from slob.ib.errors import (
     Action,
@@ -227,6 +228,8 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
                 cause, error = f"socket error: {exc}", exc
         except wire.WireError as exc:
             cause, error = f"unreadable data from TWS: {exc}", exc
+        except BridgeClosed as exc:  # the consumer (its event loop) is gone: nobody to feed
+            cause = f"the consumer stopped: {exc}"
         except BaseException as exc:  # a bug downstream (wrapper, sink): stop loudly
             cause, error = f"reader failed: {exc!r}", exc
             log.exception("! reader thread failed")
@@ -273,7 +276,8 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
                 self.decoder.processProtoBuf(message.protobuf, message.msg_id)
             else:
                 self.decoder.interpret(message.fields, message.msg_id)
-        except (ValueError, TypeError, IndexError, UnicodeDecodeError) as exc:
+        except (ValueError, TypeError, IndexError, UnicodeDecodeError, ArithmeticError) as exc:
+            # ArithmeticError: decimal.InvalidOperation for a non-numeric size field
             self._bad_message(f"TWS message {message.msg_id} could not be decoded ({exc!r}); skipped")
         except Exception as exc:
             if type(exc).__name__ == "BadMessage":  # ibapi.utils.BadMessage

@@ -55,8 +55,10 @@ from slob.ib.errors import (
 from slob.ib.handshake import open_session_async
 from slob.ib.version import ibapi_info
 from slob.live.dedupe import Deduplicator
-from slob.live.symbols import SymbolSpec, parse_symbol, pick_contract
-from slob.model import ConnectionRestored, Gap, Quote, Tick
+from slob.live.feed_switch import FeedSwitch, Route
+from slob.live.ib_contract_manager import ContractManager, Resolution
+from slob.live.symbols import SymbolSpec, parse_symbol
+from slob.model import ConnectionRestored, ContractRolled, Gap, Quote, Tick
 from slob.model import ConnectionLost as ConnectionLostEvent
 
 __all__ = ["IBWSFetcher"]
@@ -68,12 +70,22 @@ _UTC = dt.timezone.utc
 
 @dataclass(eq=False)
 class _Feed:
-    """One subscribed symbol and its current IB request."""
+    """One subscribed symbol: what it resolves to, and which contract it delivers."""
 
     spec: SymbolSpec
-    details: ContractDetails | None = None
-    req_id: int = 0
+    resolution: Resolution | None = None
+    switch: FeedSwitch | None = None
+    next_resolution: Resolution | None = None
+    roll_task: asyncio.Task[None] | None = None
     failed: BaseException | None = None
+
+    @property
+    def symbol(self) -> str:
+        return self.spec.text.upper()
+
+    def owns(self, req_id: int) -> bool:
+        s = self.switch
+        return s is not None and req_id > 0 and req_id in (s.current_req, s.incoming_req, s.retiring_req)
 
 
 class IBWSFetcher:
@@ -94,6 +106,16 @@ class IBWSFetcher:
         #: Receives ConnectionLost / ConnectionRestored / Gap events (sync or async).
         self.on_event: Callback | None = None
         self.subscribe_confirm_seconds = subscribe_confirm_seconds
+        #: How long the old contract may still deliver in-flight ticks after a roll switch.
+        self.roll_grace_seconds = 2.0
+        #: How long before a roll moment (exchange time) the next contract is requested.
+        self.roll_lead = dt.timedelta(seconds=60)
+        #: How often to ask TWS's clock whether a roll moment passed on a quiet market.
+        self.roll_check_seconds = 5.0
+        self.rolls = 0
+        self._contracts = ContractManager(self._fetch_details, roll_days=self.config.roll_days_before_expiry,
+                                          clock=self._server_clock)
+        self._roll_watcher: asyncio.Task[None] | None = None
         self._client: IBClient | None = None
         self._bridge: TickBridge[object] | None = None
         self._feeds: dict[str, _Feed] = {}
@@ -143,6 +165,8 @@ class IBWSFetcher:
                 await asyncio.sleep(self._backoff(attempt))
         if self._supervisor is None or self._supervisor.done():
             self._supervisor = asyncio.create_task(self._supervise(), name="slob-ib-supervisor")
+        if self._roll_watcher is None or self._roll_watcher.done():
+            self._roll_watcher = asyncio.create_task(self._roll_watch(), name="slob-roll-watch")
 
     async def server_time(self) -> dt.datetime:
         """TWS's clock (REQ_CURRENT_TIME), tz-aware UTC."""
@@ -188,10 +212,12 @@ class IBWSFetcher:
 
     async def disconnect(self) -> None:
         self._stopping = True
-        supervisor, self._supervisor = self._supervisor, None
-        if supervisor is not None:
-            supervisor.cancel()
-            await asyncio.gather(supervisor, return_exceptions=True)
+        tasks = [t for t in (self._supervisor, self._roll_watcher) if t is not None]
+        tasks += [f.roll_task for f in self._feeds.values() if f.roll_task is not None]
+        self._supervisor = self._roll_watcher = None
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._close_client()
         if self._bridge is not None:
             self._bridge.close("disconnected")
@@ -223,7 +249,8 @@ class IBWSFetcher:
             "callback_errors": self.callback_errors,
             "latency_p50_us": _percentile(lat, 0.50),
             "latency_p99_us": _percentile(lat, 0.99),
-            "contracts": {k: f.details.contract.localSymbol for k, f in self._feeds.items() if f.details},
+            "contracts": {k: f.switch.current for k, f in self._feeds.items() if f.switch},
+            "rolls": self.rolls,
         }
 
     # -- session -------------------------------------------------------------------
@@ -257,8 +284,7 @@ class IBWSFetcher:
             self._close_client()
             raise ConnectError(f"account {cfg.account} is not managed by this login (it has {accounts}); "
                                "set account to one of them")
-        now = await self._server_now(client)
-        self._server_offset = now - dt.datetime.now(_UTC)
+        await self._server_now(client)  # measures the clock offset
 
     def _close_client(self) -> None:
         client, self._client = self._client, None
@@ -270,13 +296,19 @@ class IBWSFetcher:
             self._totals["decode_errors"] += client.decode_errors
             self._rejected.update(client.rejected)
 
+    def _server_clock(self) -> dt.datetime:
+        """Local time corrected by TWS's clock offset (measured at connect)."""
+        return dt.datetime.now(_UTC) + self._server_offset
+
     async def _server_now(self, client: IBClient | None = None) -> dt.datetime:
         client = client or self._client
         assert client is not None
         await self._paced(client)
         seconds = await asyncio.wait_for(asyncio.wrap_future(client.request_current_time()),
                                          self.config.request_timeout_seconds)
-        return dt.datetime.fromtimestamp(seconds, _UTC)
+        now = dt.datetime.fromtimestamp(seconds, _UTC)
+        self._server_offset = now - dt.datetime.now(_UTC)
+        return now
 
     async def _paced(self, client: IBClient) -> None:
         delay = client.prepay()
@@ -321,6 +353,7 @@ class IBWSFetcher:
                 log.warning("! reconnect attempt %d/%d failed: %s", attempt, cfg.max_reconnect_attempts, exc)
                 continue
             self.reconnects += 1
+            self._contracts.invalidate()  # details may have changed while away
             await self._resubscribe_all()
             self._end_outage(closed.cause)
             await self._emit(ConnectionRestored(dt.datetime.now(_UTC), closed.cause, data_lost=True))
@@ -347,14 +380,15 @@ class IBWSFetcher:
 
     # -- subscriptions -------------------------------------------------------------
 
-    async def _details(self, spec: SymbolSpec) -> list[ContractDetails]:
+    async def _fetch_details(self, root: str) -> list[ContractDetails]:
+        """All live futures of ``root`` (reqContractDetails; the ContractManager's source)."""
         client = self._client
         if client is None:
             raise ConnectionLost("not connected; call connect() first")
         query = Contract()
-        query.symbol, query.secType, query.exchange, query.currency = spec.root, "FUT", "CME", "USD"
+        query.symbol, query.secType, query.exchange, query.currency = root, "FUT", "CME", "USD"
         req_id = next(self._req_ids)
-        future = client.expect(req_id, spec.text)
+        future = client.expect(req_id, root)
         await self._paced(client)
         client.reqContractDetails(req_id, query)
         try:
@@ -366,25 +400,31 @@ class IBWSFetcher:
         return rows
 
     async def _start_feed(self, feed: _Feed) -> None:
+        """Resolve the symbol now and subscribe to that contract (first time, or again
+        after a reconnect or 1101)."""
+        now = await self._server_now()
+        res = await self._contracts.resolve(feed.spec, at=now)
+        req_id = next(self._req_ids)
+        await self._request_ticks(feed, res, req_id)
+        feed.resolution = res
+        feed.switch = FeedSwitch(feed.symbol, res.contract.local_symbol, req_id)
+        feed.failed = None
+        self._dedupe.resubscribed(feed.symbol)
+
+    async def _request_ticks(self, feed: _Feed, res: Resolution, req_id: int) -> None:
+        """Register the subscription with the reader, send the request, and wait briefly for
+        data or an error (raised here with its fix)."""
         client = self._client
         if client is None:
             raise ConnectionLost("not connected; call connect() first")
-        rows = await self._details(feed.spec)
-        now = await self._server_now()
-        details = pick_contract(feed.spec, rows, now)
-        feed.details = details
-        feed.failed = None
-        contract = details.contract
-        req_id = next(self._req_ids)
-        feed.req_id = req_id
+        details, contract = res.details, res.details.contract
         delayed = self.config.data_type == "delayed"
-        ref = ticks.ContractRef(feed.spec.text.upper(), contract.localSymbol, details.minTick or 0.25, delayed)
+        ref = ticks.ContractRef(feed.symbol, contract.localSymbol, details.minTick or 0.25, delayed)
         source = self.config.tick_source
         sub = Subscription(req_id, ref, source, delayed=delayed)
         if source == "market_data":
             sub.merger = ticks.LastTradeMerger(ref, contract.exchange)
         client.subscribe(sub)
-        self._dedupe.resubscribed(ref.symbol)
         if source == "market_data":
             if delayed:
                 await self._paced(client)
@@ -403,11 +443,19 @@ class IBWSFetcher:
         except RequestFailed as exc:
             client.unsubscribe(req_id)
             self._raised.add(req_id)  # raised here; listen() need not report it again
-            feed.failed = exc
             if isinstance(exc, MarketDataNotSubscribed):
                 raise MarketDataNotSubscribed(exc.code, req_id, exc.text,
                                               f"{feed.spec.text} ({contract.localSymbol})") from None
             raise
+
+    def _cancel_ticks(self, req_id: int) -> None:
+        client = self._client
+        if client is None or not req_id or client.unsubscribe(req_id) is None:
+            return
+        if self.config.tick_source == "market_data":
+            client.cancelMktData(req_id)
+        else:
+            client.cancelTickByTickData(req_id)
 
     async def _resubscribe_all(self) -> None:
         for feed in list(self._feeds.values()):
@@ -422,9 +470,78 @@ class IBWSFetcher:
         if client is None:
             return
         for feed in self._feeds.values():
-            if feed.req_id:
-                client.unsubscribe(feed.req_id)
+            if feed.switch is not None:
+                for req in (feed.switch.current_req, feed.switch.incoming_req, feed.switch.retiring_req):
+                    if req:
+                        client.unsubscribe(req)
         await self._resubscribe_all()
+
+    # -- rolling -----------------------------------------------------------------------
+
+    def _roll_due(self, feed: _Feed, now: dt.datetime) -> bool:
+        """Time to request the next contract: within ``roll_lead`` of the roll moment."""
+        res, switch = feed.resolution, feed.switch
+        return (res is not None and res.rolling and res.until is not None
+                and now >= res.until - self.roll_lead
+                and switch is not None and not switch.rolling_now and feed.roll_task is None)
+
+    def _start_roll(self, feed: _Feed) -> None:
+        feed.roll_task = asyncio.create_task(self._roll(feed), name=f"slob-roll-{feed.symbol}")
+
+    async def _roll(self, feed: _Feed) -> None:
+        """Subscribe the next contract while the old one streams; the switch happens at its
+        first tick (see FeedSwitch), then the old subscription is cancelled."""
+        try:
+            old, switch = feed.resolution, feed.switch
+            assert old is not None and old.until is not None and switch is not None
+            nxt = await self._contracts.resolve(feed.spec, at=old.until)
+            if nxt.contract.con_id == old.contract.con_id:
+                return
+            req_id = next(self._req_ids)
+            switch.begin(nxt.contract.local_symbol, req_id, old.until)
+            feed.next_resolution = nxt
+            try:
+                await self._request_ticks(feed, nxt, req_id)
+            except (RequestFailed, ConnectionLost, asyncio.TimeoutError) as exc:
+                switch.abandon()
+                feed.next_resolution = None
+                await self._report(SlobError(f"could not roll {feed.symbol} to {nxt.contract.local_symbol}: {exc}"))
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError):
+                await self._report(exc)
+            raise
+        finally:
+            feed.roll_task = None
+
+    async def _switched(self, feed: _Feed, tick: Tick) -> None:
+        """The new contract's first tick arrived: it is the front month from now on."""
+        switch = feed.switch
+        old = feed.resolution
+        feed.resolution, feed.next_resolution = feed.next_resolution, None
+        assert switch is not None and old is not None
+        self.rolls += 1
+        log.info("= %s rolled %s -> %s at %s", feed.symbol, old.contract.local_symbol, switch.current, tick.timestamp)
+        await self._emit(ContractRolled(feed.symbol, old.contract.local_symbol, switch.current, tick.timestamp))
+        asyncio.get_running_loop().call_later(self.roll_grace_seconds, self._retire, feed)
+
+    def _retire(self, feed: _Feed) -> None:
+        if feed.switch is not None:
+            self._cancel_ticks(feed.switch.retired())
+
+    async def _roll_watch(self) -> None:
+        """For quiet markets: notice a roll moment passing without ticks to show it."""
+        while not self._stopping:
+            await asyncio.sleep(self.roll_check_seconds)
+            due = [f for f in self._feeds.values() if f.resolution is not None and f.resolution.until is not None]
+            if not due or self._client is None or not self.is_connected():
+                continue
+            try:
+                now = await self._server_now()
+            except (ConnectionLost, asyncio.TimeoutError):
+                continue
+            for feed in due:
+                if self._roll_due(feed, now):
+                    self._start_roll(feed)
 
     # -- TWS messages ---------------------------------------------------------------
 
@@ -435,7 +552,7 @@ class IBWSFetcher:
             return
         if msg.req_id in self._raised:
             return  # subscribe() already raised this one
-        feed = next((f for f in self._feeds.values() if f.req_id == msg.req_id), None) if msg.req_id >= 0 else None
+        feed = next((f for f in self._feeds.values() if f.owns(msg.req_id)), None)
         if feed is not None and msg.severity in (Severity.ERROR, Severity.FATAL):
             exc = _subscription_error(msg, feed)
             feed.failed = exc
@@ -462,6 +579,18 @@ class IBWSFetcher:
     # -- delivery -------------------------------------------------------------------
 
     async def _deliver(self, tick: Tick) -> None:
+        feed = self._feeds.get(tick.symbol)
+        if feed is not None and feed.switch is not None:
+            route = feed.switch.route(tick)
+            if route is Route.DROP:
+                return
+            if route is Route.RETIRE:
+                self._retire(feed)
+                return
+            if route is Route.SWITCHED:
+                await self._switched(feed, tick)
+            elif self._roll_due(feed, tick.timestamp):
+                self._start_roll(feed)  # this tick still belongs to the old contract
         if not self._dedupe.accept(tick):
             return
         self.ticks += 1
@@ -503,7 +632,7 @@ class IBWSFetcher:
 
 
 def _subscription_error(msg: TwsMessage, feed: _Feed) -> RequestFailed:
-    what = f"{feed.spec.text} ({feed.details.contract.localSymbol})" if feed.details else feed.spec.text
+    what = f"{feed.spec.text} ({feed.switch.current})" if feed.switch else feed.spec.text
     if msg.code in (354, 10089, 10168, 10186, 10189):
         return MarketDataNotSubscribed(msg.code, msg.req_id, msg.text, what)
     return RequestFailed(msg.code, msg.req_id, msg.text)

@@ -12,14 +12,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ibapi.contract import ContractDetails
 
 from slob.ib.errors import ConfigError
 
-__all__ = ["FORMS", "SymbolSpec", "expiry_moment", "parse_symbol", "pick_contract"]
+__all__ = ["FORMS", "SymbolSpec", "expiry_moment", "parse_symbol"]
 
 MONTH_CODES = "FGHJKMNQUVXZ"
 FORMS = "'NQ' (front month), 'NQZ4', 'NQZ24', 'NQZ2024' or 'NQ 202412'"
@@ -101,40 +100,3 @@ def expiry_moment(details: ContractDetails) -> dt.datetime:
     parts = [int(p) for p in time_text.replace(":", " ").split()[:3]] + [0, 0, 0]
     day = dt.date(int(date_text[:4]), int(date_text[4:6]), int(date_text[6:]))
     return dt.datetime(day.year, day.month, day.day, parts[0], parts[1], parts[2], tzinfo=zone)
-
-
-def _candidates(rows: Iterable[ContractDetails], root: str) -> list[ContractDetails]:
-    seen: dict[int, ContractDetails] = {}
-    for d in rows:
-        c = d.contract
-        if c.symbol.upper() != root and c.tradingClass.upper() != root:
-            continue
-        # A blank-exchange request lists every contract once per exchange; keep one.
-        if c.conId not in seen or c.exchange == "CME":
-            seen[c.conId] = d
-    return sorted(seen.values(), key=expiry_moment)
-
-
-def pick_contract(spec: SymbolSpec, rows: Sequence[ContractDetails], now: dt.datetime) -> ContractDetails:
-    """The contract ``spec`` names among ``rows`` (IB's details for its root) at ``now``:
-    the earliest unexpired one for a rolling symbol, else the pinned month."""
-    live = [d for d in _candidates(rows, spec.root) if expiry_moment(d) > now]
-    if not live:
-        raise ConfigError(f"no unexpired {spec.root} contract in the {len(rows)} contract details TWS returned")
-    if spec.rolling:
-        return live[0]
-    for d in live:
-        month_text = d.contractMonth or d.contract.lastTradeDateOrContractMonth[:6]
-        year, month = int(month_text[:4]), int(month_text[4:6])
-        if month != spec.month or spec.year is None:
-            continue
-        if spec.year_digits == 4 and year == spec.year:
-            return d
-        if spec.year_digits == 2 and year % 100 == spec.year:
-            return d
-        if spec.year_digits == 1 and year % 10 == spec.year:
-            return d  # the nearest unexpired one (live is sorted by expiry)
-    raise ConfigError(
-        f"{spec.text!r}: no such unexpired contract; TWS lists "
-        + ", ".join(d.contract.localSymbol for d in live)
-    )
