@@ -1,8 +1,9 @@
 """The `slob` command.
 
-    slob demo      stream NQ from an embedded fake TWS through IB's client
-    slob sim       run the fake TWS standalone for any TWS client
-    slob version   slob's version and the IB API client it runs on
+    slob demo       stream NQ from an embedded fake TWS through slob's IB feed
+    slob sim        run the fake TWS standalone for any TWS client
+    slob contracts  a root's expiries, roll moments and front month
+    slob version    slob's version and the IB API client it runs on
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import threading
 from typing import Sequence, TextIO
 
 from slob import __version__
+from slob.ib.errors import SlobError
 
 __all__ = ["main"]
 
@@ -64,6 +66,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="a root without market-data permission (354 / delayed); repeatable")
     s.add_argument("--account", action="append", default=None, help="managed account (default DU1234567)")
 
+    c = sub.add_parser("contracts", help="list a root's expiries, roll moments and the front month")
+    c.add_argument("root", help="futures root, e.g. NQ, MNQ, ES, MES")
+    c.add_argument("--at", type=_when, default=None,
+                   help="the moment to evaluate (ISO; default: TWS's clock, or 2024-12-02T15:00Z on the fake)")
+    c.add_argument("--roll-days", type=int, default=8, help="roll this many days before expiry (default 8)")
+    c.add_argument("--host", default=None, help="a real TWS/Gateway host (default: the embedded fake TWS)")
+    c.add_argument("--port", type=int, default=None, help="a real TWS/Gateway port (7497 TWS paper, 4002 Gateway paper)")
+    c.add_argument("--client-id", type=int, default=97, help="client id for the query (default 97)")
+
     sub.add_parser("version", help="print slob's version and the IB API client in use")
     return p
 
@@ -87,8 +98,16 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             return 0
         if args.command == "sim":
             return _sim(args, stream)
+        if args.command == "contracts":
+            from slob.contracts_command import run_contracts
+
+            return run_contracts(args.root, at=args.at, roll_days=args.roll_days, host=args.host,
+                                 port=args.port, client_id=args.client_id, out=stream)
     except KeyboardInterrupt:
         return 130
+    except SlobError as exc:
+        print(f"slob: {exc}", file=sys.stderr)
+        return 1
     return 2
 
 

@@ -168,6 +168,11 @@ class IBWSFetcher:
         if self._roll_watcher is None or self._roll_watcher.done():
             self._roll_watcher = asyncio.create_task(self._roll_watch(), name="slob-roll-watch")
 
+    @property
+    def contracts(self) -> ContractManager:
+        """The contract-details cache and roll calendar this fetcher resolves symbols with."""
+        return self._contracts
+
     async def server_time(self) -> dt.datetime:
         """TWS's clock (REQ_CURRENT_TIME), tz-aware UTC."""
         return await self._server_now()
