@@ -97,6 +97,19 @@ class Subscription:
     #: Resolved by the reader: None at the first data for this request, or the error
     #: TWS answered it with (so a caller can wait for acceptance without a consumer).
     status: concurrent.futures.Future[None] = field(default_factory=concurrent.futures.Future)
+    settled: bool = False  # status resolved (a plain flag: checking the future takes a lock)
+
+    def accept(self) -> None:
+        if not self.settled:
+            self.settled = True
+            if not self.status.done():
+                self.status.set_result(None)
+
+    def reject(self, error: BaseException) -> None:
+        if not self.settled:
+            self.settled = True
+            if not self.status.done():
+                self.status.set_exception(error)
 
 
 @dataclass(eq=False)
@@ -361,8 +374,8 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
             del self._pending[reqId]
             pending.future.set_exception(_request_error(errorCode, reqId, errorString, pending.what))
         sub = self.subscriptions.get(reqId) if reqId >= 0 else None
-        if sub is not None and info.severity in (Severity.ERROR, Severity.FATAL) and not sub.status.done():
-            sub.status.set_exception(_request_error(errorCode, reqId, errorString, sub.ref.symbol))
+        if sub is not None and info.severity in (Severity.ERROR, Severity.FATAL) and not sub.settled:
+            sub.reject(_request_error(errorCode, reqId, errorString, sub.ref.symbol))
         if sub is not None and errorCode == 10167:
             sub.delayed = True
             sub.ref = ticks.ContractRef(sub.ref.symbol, sub.ref.contract, sub.ref.min_tick, True)
@@ -415,8 +428,8 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         if sub is None:
             self.rejected["unknown_request"] += 1
             return
-        if not sub.status.done():
-            sub.status.set_result(None)
+        if not sub.settled:
+            sub.accept()
         self._emit(ticks.trade(sub.ref, time, price, size, exchange, self._frame_ns))
 
     def tickByTickBidAsk(self, reqId: int, time: int, bidPrice: float, askPrice: float,  # noqa: N802,N803
@@ -429,8 +442,8 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
 
     def tickPrice(self, reqId: int, tickType: int, price: float, attrib: Any) -> None:  # noqa: N802,N803
         sub = self.subscriptions.get(reqId)
-        if sub is not None and not sub.status.done():
-            sub.status.set_result(None)
+        if sub is not None and not sub.settled:
+            sub.accept()
         if sub is not None and sub.merger is not None:
             self._emit(sub.merger.on_price(tickType, price, self._frame_ns))
 
@@ -446,8 +459,8 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
 
     def marketDataType(self, reqId: int, marketDataType: int) -> None:  # noqa: N802,N803
         sub = self.subscriptions.get(reqId)
-        if sub is not None and marketDataType in (1, 2) and not sub.status.done():
-            sub.status.set_result(None)  # live data accepted (delayed waits for 10167's ticks)
+        if sub is not None and marketDataType in (1, 2):
+            sub.accept()  # live data accepted (delayed waits for its first ticks)
         if sub is not None and marketDataType in (3, 4) and not sub.delayed:
             sub.delayed = True
             sub.ref = ticks.ContractRef(sub.ref.symbol, sub.ref.contract, sub.ref.min_tick, True)
