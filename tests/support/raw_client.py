@@ -25,6 +25,13 @@ class RawClient:
     def start_api(self, client_id: int = 1) -> None:
         self.send(71, [2, client_id, ""])
 
+    def ready(self, client_id: int = 1) -> "RawClient":
+        """Handshake, START_API, and read up to NEXT_VALID_ID: a session ready for requests."""
+        self.hello()
+        self.start_api(client_id)
+        self.read_until(9)
+        return self
+
     def send(self, msg_id: int, fields: list[object]) -> None:
         self.sock.sendall(wire.encode_message(msg_id, fields, self.server_version or 200))
 

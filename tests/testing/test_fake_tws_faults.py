@@ -86,9 +86,7 @@ def test_non_api_bytes_close_the_connection_and_are_reported(tws: FakeTWS) -> No
 def test_unknown_message_id_is_answered_320_and_the_session_survives(tws: FakeTWS) -> None:
     raw = RawClient(tws.port)
     try:
-        raw.hello()
-        raw.start_api(1)
-        raw.read_until(9)
+        raw.ready(1)
         raw.send(250, ["1", "x"])
         errors = [m for m in raw.read_until(4) if m.msg_id == 4]
         while errors[-1].text(1) != "320":
@@ -104,9 +102,7 @@ def test_unknown_message_id_is_answered_320_and_the_session_survives(tws: FakeTW
 def test_malformed_field_is_answered_320_with_the_request_id(tws: FakeTWS) -> None:
     raw = RawClient(tws.port)
     try:
-        raw.hello()
-        raw.start_api(1)
-        raw.read_until(9)
+        raw.ready(1)
         raw.send(59, [1, "not-a-number"])  # REQ_MARKET_DATA_TYPE
         err = next(m for m in iter(lambda: raw.next_message(), None) if m.msg_id == 4 and m.text(1) == "320")
         assert "marketDataType" in err.text(2)
@@ -120,9 +116,7 @@ def test_oversize_frame_closes_only_that_client(tws: FakeTWS) -> None:
     good = RecordingApp().start(tws.port, client_id=1)
     raw = RawClient(tws.port)
     try:
-        raw.hello()
-        raw.start_api(2)
-        raw.read_until(9)
+        raw.ready(2)
         raw.send_raw((wire.MAX_MSG_LEN + 1).to_bytes(4, "big") + b"xx")
         assert raw.closed_by_peer()
         tws.wait_until(lambda t: any("protocol maximum" in e for e in t.protocol_errors))
@@ -252,9 +246,7 @@ def test_connectivity_restored_with_data_lost_drops_subscriptions(tws: FakeTWS) 
 def test_garbage_frames_reach_the_client(tws: FakeTWS, kind: str) -> None:
     raw = RawClient(tws.port)
     try:
-        raw.hello()
-        raw.start_api(1)
-        raw.read_until(9)
+        raw.ready(1)
         tws.send_garbage(kind)
         if kind == "oversize":
             with pytest.raises(wire.FrameTooLong):
@@ -272,9 +264,7 @@ def test_pacing_violations_are_counted_and_rejected() -> None:
     with FakeTWS(max_messages_per_second=20) as tws:
         raw = RawClient(tws.port)
         try:
-            raw.hello()
-            raw.start_api(1)
-            raw.read_until(9)
+            raw.ready(1)
             raw.send_raw(wire.encode_message(49, [1], 200) * 30)  # one burst
             tws.wait_until(lambda t: t.pacing_violations >= 3)
             assert raw.closed_by_peer()  # three strikes, as TWS in "reject" mode
