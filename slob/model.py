@@ -10,7 +10,17 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-__all__ = ["ConnectionLost", "ConnectionRestored", "ContractRolled", "Gap", "Quote", "Tick"]
+__all__ = [
+    "Candle",
+    "CandleClosed",
+    "ConnectionLost",
+    "ConnectionRestored",
+    "ContractRolled",
+    "ErrorReported",
+    "Gap",
+    "Quote",
+    "Tick",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,3 +94,41 @@ class ContractRolled:
     old: str
     new: str
     at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    """OHLCV over ``[start, start + interval_seconds)`` in exchange time (UTC).
+
+    ``filled`` marks a minute inside trading hours with no trade: a flat candle at the
+    previous close with volume 0 (see slob.live.candle_aggregator).
+    """
+
+    symbol: str
+    contract: str
+    interval_seconds: int
+    start: dt.datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    trades: int
+    filled: bool = False
+
+    @property
+    def end(self) -> dt.datetime:
+        return self.start + dt.timedelta(seconds=self.interval_seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class CandleClosed:
+    candle: Candle
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReported:
+    """An error that did not stop the engine (a failing handler, a rejected request)."""
+
+    where: str
+    error: BaseException
