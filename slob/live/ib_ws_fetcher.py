@@ -216,7 +216,13 @@ class IBWSFetcher:
                     await self._report(SlobError(f"unexpected item on the bridge: {item!r}"))
 
     async def disconnect(self) -> None:
+        """Cancel the subscriptions, close the session, end :meth:`listen`."""
         self._stopping = True
+        if self.is_connected():
+            for feed in self._feeds.values():
+                if feed.switch is not None:
+                    for req in (feed.switch.current_req, feed.switch.incoming_req, feed.switch.retiring_req):
+                        self._cancel_ticks(req)
         tasks = [t for t in (self._supervisor, self._roll_watcher) if t is not None]
         tasks += [f.roll_task for f in self._feeds.values() if f.roll_task is not None]
         self._supervisor = self._roll_watcher = None
@@ -360,7 +366,7 @@ class IBWSFetcher:
             self.reconnects += 1
             self._contracts.invalidate()  # details may have changed while away
             await self._resubscribe_all()
-            self._end_outage(closed.cause)
+            await self._end_outage(closed.cause)
             await self._emit(ConnectionRestored(dt.datetime.now(_UTC), closed.cause, data_lost=True))
             return
         if isinstance(last, ClientIdInUse):
@@ -377,11 +383,12 @@ class IBWSFetcher:
         delay: float = min(cfg.max_reconnect_delay_seconds, cfg.reconnect_delay_seconds * 2.0 ** (attempt - 1))
         return delay * (0.5 + random.random() / 2)
 
-    def _end_outage(self, cause: str) -> None:
+    async def _end_outage(self, cause: str) -> None:
         start, self._outage_start = self._outage_start, None
         if start is not None:
             gap = Gap(start, dt.datetime.now(_UTC), cause)
             self.gaps.append(gap)
+            await self._emit(gap)
 
     # -- subscriptions -------------------------------------------------------------
 
@@ -572,11 +579,11 @@ class IBWSFetcher:
                 return
             self._stale_since = None
             await self._resubscribe_after_data_loss()
-            self._end_outage(f"IB {code}: {msg.text}")
+            await self._end_outage(f"IB {code}: {msg.text}")
             await self._emit(ConnectionRestored(msg.time, f"IB {code}", data_lost=True))
         elif action is Action.KEEP:
             self._stale_since = None
-            self._end_outage(f"IB 1100..1102: {msg.text}")
+            await self._end_outage(f"IB 1100..1102: {msg.text}")
             await self._emit(ConnectionRestored(msg.time, f"IB {code}", data_lost=False))
         elif msg.severity in (Severity.ERROR, Severity.FATAL) and code not in (326,):
             await self._report(RequestFailed(code, msg.req_id, msg.text))

@@ -1,0 +1,576 @@
+"""The engine's SQLite store: ticks, candles, setups, orders, fills, connection events.
+
+Why this shape:
+
+* **Off the hot path.** The asyncio loop must never wait on disk. :meth:`Store.add` only
+  appends the record to a ``queue.SimpleQueue`` (no conversion, no I/O); a writer thread
+  ("slob-store-writer") owns the one write connection, converts records to rows and commits
+  them in batches: a batch closes after ``batch_size`` records or ``batch_interval_ms``
+  after its first record, whichever comes first, or at a flush/close.
+* **Loss bound.** A clean :meth:`Store.close` (or ``with Store(...)``) writes everything.
+  On a hard kill (SIGKILL, OOM) only what was not yet committed is lost: the open batch --
+  at most ``batch_size`` records, none older than ``batch_interval_ms`` when the writer keeps
+  up (defaults: 500 records, 100 ms) -- plus any backlog still queued. Committed batches
+  survive a process crash (WAL); with ``synchronous=NORMAL`` an OS crash or power cut may
+  also undo the commits since the last WAL checkpoint, never corrupt the file. The queue is
+  unbounded: the store never drops a record to keep up (DESIGN §2); :meth:`Store.stats`
+  shows the backlog.
+* **Readers never block the writer.** WAL lets each query open its own short-lived
+  connection; it sees what has been committed (call :meth:`Store.flush` first to include
+  everything added so far). Queries also work after :meth:`Store.close`.
+* **Versioned schema.** ``PRAGMA user_version`` is the number of :data:`MIGRATIONS` applied;
+  opening an older file applies the missing steps in one transaction each, a newer file is
+  refused (:class:`StoreVersionError`) rather than half-understood.
+
+Times are stored as integer nanoseconds since the Unix epoch (UTC; exact for datetime's
+microseconds, sortable, cheap to index) and read back as tz-aware UTC datetimes. A naive
+datetime is rejected. The default file is :func:`default_db_path`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime as dt
+import json
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Union
+
+from slob.ib.errors import SlobError
+from slob.model import (Candle, ConnectionLost, ConnectionRestored, ContractRolled, ErrorReported,
+                        Gap, Tick)
+
+__all__ = [
+    "MIGRATIONS", "SCHEMA_VERSION", "ConnectionEvent", "ErrorEvent", "FillRecord", "OrderRecord",
+    "SetupRecord", "Store", "StoreClosed", "StoreError", "StoreStats", "StoreVersionError",
+    "default_db_path",
+]
+
+log = logging.getLogger(__name__)
+UTC = dt.timezone.utc
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
+_US = dt.timedelta(microseconds=1)
+DB_FILENAME = "slob.sqlite3"
+
+
+def default_db_path(data_dir: Path | None = None) -> Path:
+    """Where the store lives: ``data_dir/slob.sqlite3``; without ``data_dir``,
+    ``$SLOB_DATA_DIR``, else ``$XDG_DATA_HOME/slob``, else ``~/.local/share/slob`` (XDG's
+    default). The directory is created by :class:`Store`, not here."""
+    if data_dir is None:
+        env = os.environ.get("SLOB_DATA_DIR")
+        xdg = os.environ.get("XDG_DATA_HOME")
+        base = Path(xdg) if xdg else Path.home() / ".local" / "share"
+        data_dir = Path(env) if env else base / "slob"
+    return Path(data_dir).expanduser() / DB_FILENAME
+
+
+class StoreError(SlobError):
+    """Records could not be written (the message says which and why)."""
+
+
+class StoreClosed(StoreError):
+    """A record was added after :meth:`Store.close`."""
+
+
+class StoreVersionError(StoreError):
+    """The database was written by a newer slob than this one."""
+
+
+# -- records without a slob.model type yet (setups, orders and fills come in later issues) ----
+@dataclass(frozen=True, slots=True)
+class SetupRecord:
+    """A SLOB setup's latest state; stored by ``id`` (upsert keeps the first ``created``)."""
+
+    id: str
+    symbol: str
+    direction: str  # "long" | "short"
+    state: str
+    created: dt.datetime
+    updated: dt.datetime
+    details: Mapping[str, Any] = field(default_factory=dict)  # JSON-serialisable
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    """An order's latest state; stored by ``order_id`` (upsert keeps the first ``created``
+    and a known ``perm_id``). ``setup_id`` is IB's ``orderRef``."""
+
+    order_id: int
+    setup_id: str | None
+    action: str  # "BUY" | "SELL"
+    order_type: str  # "LMT" | "STP" | "MKT" ...
+    quantity: float
+    status: str
+    created: dt.datetime
+    updated: dt.datetime
+    perm_id: int | None = None
+    parent_id: int | None = None
+    limit_price: float | None = None
+    stop_price: float | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class FillRecord:
+    """One execution, unique by ``exec_id``. IB sends the commission report after the
+    execution, so a later record with the same ``exec_id`` fills in commission and pnl."""
+
+    exec_id: str
+    order_id: int
+    time: dt.datetime
+    price: float
+    quantity: float
+    commission: float | None = None
+    realized_pnl: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEvent:
+    """An :class:`~slob.model.ErrorReported` as read back: stamped when it was written."""
+
+    at: dt.datetime
+    cause: str
+
+
+ConnectionEvent = Union[ConnectionLost, ConnectionRestored, Gap, ContractRolled, ErrorEvent]
+StoreRecord = Union[Tick, Candle, Gap, ConnectionLost, ConnectionRestored, ContractRolled,
+                    ErrorReported, SetupRecord, OrderRecord, FillRecord]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """Counters, for tests and reports. ``batches_by_*`` say why each batch closed."""
+
+    enqueued: int
+    written: int
+    rejected: int
+    pending: int
+    batches: int
+    batches_by_size: int
+    batches_by_interval: int
+    batches_by_flush: int
+    largest_batch: int
+
+
+# -- schema ---------------------------------------------------------------------------------
+MIGRATIONS: Sequence[Sequence[str]] = (
+    (  # 1: market data
+        """CREATE TABLE ticks (id INTEGER PRIMARY KEY, symbol TEXT NOT NULL, contract TEXT NOT NULL,
+            ts_ns INTEGER NOT NULL, price REAL NOT NULL, size REAL NOT NULL,
+            exchange TEXT NOT NULL, delayed INTEGER NOT NULL CHECK (delayed IN (0, 1)))""",
+        "CREATE INDEX ticks_symbol_ts ON ticks (symbol, ts_ns)",
+        """CREATE TABLE candles (symbol TEXT NOT NULL, contract TEXT NOT NULL,
+            interval_seconds INTEGER NOT NULL, start_ns INTEGER NOT NULL, open REAL NOT NULL,
+            high REAL NOT NULL, low REAL NOT NULL, close REAL NOT NULL, volume REAL NOT NULL,
+            trades INTEGER NOT NULL, filled INTEGER NOT NULL CHECK (filled IN (0, 1)),
+            PRIMARY KEY (symbol, interval_seconds, start_ns))""",
+        """CREATE TABLE connection_events (id INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('lost', 'restored', 'gap', 'roll', 'error')),
+            cause TEXT NOT NULL, start_ns INTEGER, end_ns INTEGER, data_lost INTEGER,
+            symbol TEXT, old_contract TEXT, new_contract TEXT)""",
+        "CREATE INDEX connection_events_ts ON connection_events (ts_ns)",
+    ),
+    (  # 2: trading records, and the local receive time of ticks (latency reports)
+        "ALTER TABLE ticks ADD COLUMN received_ns INTEGER NOT NULL DEFAULT 0",
+        """CREATE TABLE setups (id TEXT PRIMARY KEY, symbol TEXT NOT NULL, direction TEXT NOT NULL,
+            state TEXT NOT NULL, created_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL,
+            details TEXT NOT NULL)""",
+        """CREATE TABLE orders (order_id INTEGER PRIMARY KEY, perm_id INTEGER, setup_id TEXT,
+            parent_id INTEGER, action TEXT NOT NULL, order_type TEXT NOT NULL,
+            quantity REAL NOT NULL, limit_price REAL, stop_price REAL, status TEXT NOT NULL,
+            created_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL, details TEXT NOT NULL)""",
+        """CREATE TABLE fills (exec_id TEXT PRIMARY KEY, order_id INTEGER NOT NULL,
+            time_ns INTEGER NOT NULL, price REAL NOT NULL, quantity REAL NOT NULL,
+            commission REAL, realized_pnl REAL)""",
+        "CREATE INDEX setups_symbol_created ON setups (symbol, created_ns)",
+        "CREATE INDEX orders_setup ON orders (setup_id)",
+        "CREATE INDEX orders_created ON orders (created_ns)",
+        "CREATE INDEX fills_order ON fills (order_id)",
+        "CREATE INDEX fills_time ON fills (time_ns)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+TABLES = ("ticks", "candles", "setups", "orders", "fills", "connection_events")
+
+
+def _migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring ``conn`` to :data:`SCHEMA_VERSION`, one transaction per step."""
+    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise StoreVersionError(
+            f"{path} has store schema version {version}, but this slob knows versions up to "
+            f"{SCHEMA_VERSION}. Upgrade slob (pip install -U slob), or point SLOB_DATA_DIR / "
+            "data_dir at another directory."
+        )
+    for number in range(version + 1, SCHEMA_VERSION + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[number - 1]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        log.info("store %s migrated to schema version %d", path, number)
+
+
+# -- rows -----------------------------------------------------------------------------------
+def _ns(t: dt.datetime) -> int:
+    if t.tzinfo is None:
+        raise ValueError(f"naive datetime {t!r}: slob stores tz-aware UTC times only")
+    return (t - _EPOCH) // _US * 1000
+
+
+def _time(ns: int) -> dt.datetime:
+    return _EPOCH + dt.timedelta(microseconds=ns // 1000)
+
+
+def _json(details: Mapping[str, Any]) -> str:
+    return json.dumps(dict(details), sort_keys=True, separators=(",", ":"))
+
+
+def _insert(table: str, columns: str, key: str = "", keep: str = "", coalesce: str = "") -> str:
+    """INSERT for ``columns``; with ``key``, an upsert that updates every other column
+    except ``keep``, and ``coalesce`` columns only when the new value is not NULL."""
+    cols = columns.split()
+    sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+    if not key:
+        return sql
+    sets = [f"{c} = coalesce(excluded.{c}, {c})" if c in coalesce.split() else f"{c} = excluded.{c}"
+            for c in cols if c not in key.split() + keep.split()]
+    return f"{sql} ON CONFLICT ({', '.join(key.split())}) DO UPDATE SET {', '.join(sets)}"
+
+
+_SQL = {
+    "tick": _insert("ticks", "symbol contract ts_ns price size exchange delayed received_ns"),
+    "candle": _insert("candles", "symbol contract interval_seconds start_ns open high low close"
+                      " volume trades filled", key="symbol interval_seconds start_ns"),
+    "event": _insert("connection_events", "ts_ns kind cause start_ns end_ns data_lost symbol"
+                     " old_contract new_contract"),
+    "setup": _insert("setups", "id symbol direction state created_ns updated_ns details",
+                     key="id", keep="created_ns"),
+    "order": _insert("orders", "order_id perm_id setup_id parent_id action order_type quantity"
+                     " limit_price stop_price status created_ns updated_ns details",
+                     key="order_id", keep="created_ns", coalesce="perm_id"),
+    "fill": _insert("fills", "exec_id order_id time_ns price quantity commission realized_pnl",
+                    key="exec_id", coalesce="commission realized_pnl"),
+}
+Row = tuple[Any, ...]
+_ROWS: dict[type, Callable[[Any], tuple[str, Row]]] = {
+    Tick: lambda t: ("tick", (t.symbol, t.contract, _ns(t.timestamp), t.price, t.size,
+                              t.exchange, int(t.delayed), t.received_ns)),
+    Candle: lambda c: ("candle", (c.symbol, c.contract, c.interval_seconds, _ns(c.start), c.open,
+                                  c.high, c.low, c.close, c.volume, c.trades, int(c.filled))),
+    ConnectionLost: lambda e: ("event", (_ns(e.at), "lost", e.cause) + (None,) * 6),
+    ConnectionRestored: lambda e: ("event", (_ns(e.at), "restored", e.cause, None, None,
+                                             int(e.data_lost), None, None, None)),
+    Gap: lambda g: ("event", (_ns(g.end), "gap", g.cause, _ns(g.start), _ns(g.end))
+                    + (None,) * 4),
+    ContractRolled: lambda r: ("event", (_ns(r.at), "roll", "", None, None, None, r.symbol,
+                                         r.old, r.new)),
+    ErrorReported: lambda e: ("event", (_ns(dt.datetime.now(UTC)), "error",
+                                        f"{e.where}: {type(e.error).__name__}: {e.error}")
+                              + (None,) * 6),
+    SetupRecord: lambda s: ("setup", (s.id, s.symbol, s.direction, s.state, _ns(s.created),
+                                      _ns(s.updated), _json(s.details))),
+    OrderRecord: lambda o: ("order", (o.order_id, o.perm_id, o.setup_id, o.parent_id, o.action,
+                                      o.order_type, o.quantity, o.limit_price, o.stop_price,
+                                      o.status, _ns(o.created), _ns(o.updated),
+                                      _json(o.details))),
+    FillRecord: lambda f: ("fill", (f.exec_id, f.order_id, _ns(f.time), f.price, f.quantity,
+                                    f.commission, f.realized_pnl)),
+}
+
+
+def _event(row: sqlite3.Row) -> ConnectionEvent:
+    at, kind, cause = _time(row["ts_ns"]), row["kind"], row["cause"]
+    if kind == "lost":
+        return ConnectionLost(at, cause)
+    if kind == "restored":
+        return ConnectionRestored(at, cause, bool(row["data_lost"]))
+    if kind == "gap":
+        return Gap(_time(row["start_ns"]), _time(row["end_ns"]), cause)
+    if kind == "roll":
+        return ContractRolled(row["symbol"], row["old_contract"], row["new_contract"], at)
+    return ErrorEvent(at, cause)
+
+
+@dataclass(eq=False)
+class _Marker:
+    """A flush or stop request; resolved once everything queued before it is committed."""
+
+    stop: bool
+    future: concurrent.futures.Future[None] = field(default_factory=concurrent.futures.Future)
+
+
+class Store:
+    """The SQLite store (see the module docstring for batching, loss bound and threads).
+
+    ``add``/``add_*`` are safe from any thread and never block on I/O. Queries read committed
+    data through their own connection. A later issue's record type is stored by registering
+    an adapter to one of the record types here: ``store.register(Placed, lambda p:
+    OrderRecord(...))`` (adapters run on the writer thread, so they must be pure).
+    """
+
+    def __init__(self, path: Path | str | None = None, *, batch_size: int = 500,
+                 batch_interval_ms: float = 100.0) -> None:
+        if batch_size < 1 or batch_interval_ms <= 0:
+            raise ValueError("batch_size must be >= 1 and batch_interval_ms > 0")
+        self.path = Path(path) if path is not None else default_db_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.batch_size, self.batch_interval = batch_size, batch_interval_ms / 1000.0
+        self._adapters: dict[type, Callable[[Any], Any]] = {t: lambda r: r for t in _ROWS}
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._enqueued = self._written = self._rejected = self._largest = 0
+        self._batches = {"size": 0, "interval": 0, "flush": 0}
+        self._errors: list[str] = []  # not yet reported by a flush/close
+        # Opened here (not in the thread) so a bad path or a too-new file raises to the caller.
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            _migrate(conn, self.path)
+        except sqlite3.DatabaseError as exc:
+            conn.close()
+            raise StoreError(f"{self.path} is not a usable slob database ({exc}): move it "
+                             "aside or choose another data_dir") from exc
+        except BaseException:
+            conn.close()
+            raise
+        self._thread = threading.Thread(target=self._run, args=(conn,), name="slob-store-writer",
+                                        daemon=True)  # daemon: a forgotten close cannot hang exit
+        self._thread.start()
+
+    # -- writing (any thread) --------------------------------------------------------------
+    def register(self, record_type: type, adapter: Callable[[Any], StoreRecord]) -> None:
+        """Accept ``record_type`` in :meth:`add`, stored as whatever ``adapter`` returns."""
+        self._adapters[record_type] = adapter
+
+    def add(self, record: object) -> None:
+        """Queue one record for writing: a slob.model record (Tick, Candle, Gap,
+        ConnectionLost, ConnectionRestored, ContractRolled, ErrorReported), a Setup/Order/
+        FillRecord or a registered type. O(1), no I/O. Raises TypeError, StoreClosed."""
+        if type(record) not in self._adapters:
+            raise TypeError(f"the store cannot write {type(record).__name__} records")
+        with self._lock:
+            if self._closed:
+                raise StoreClosed(f"store {self.path} is closed")
+            self._queue.put(record)
+            self._enqueued += 1
+
+    def add_setup(self, **fields: Any) -> None:
+        """Keyword form of ``add(SetupRecord(...))``."""
+        self.add(SetupRecord(**fields))
+
+    def add_order(self, **fields: Any) -> None:
+        """Keyword form of ``add(OrderRecord(...))``."""
+        self.add(OrderRecord(**fields))
+
+    def add_fill(self, **fields: Any) -> None:
+        """Keyword form of ``add(FillRecord(...))``."""
+        self.add(FillRecord(**fields))
+
+    def _request(self, stop: bool) -> concurrent.futures.Future[None]:
+        marker = _Marker(stop)
+        with self._lock:
+            if self._closed:
+                marker.future.set_result(None)  # everything was written by close()
+                return marker.future
+            self._closed = self._closed or stop
+            self._queue.put(marker)
+        return marker.future
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until every record added before this call is committed. Raises StoreError
+        naming records rejected since the last flush (they are logged too)."""
+        self._request(stop=False).result(timeout)
+
+    async def aflush(self) -> None:
+        """:meth:`flush` for the asyncio loop: awaits the writer without blocking the loop."""
+        await asyncio.wrap_future(self._request(stop=False))
+
+    def close(self, timeout: float | None = None) -> None:
+        """Write everything, stop the writer thread, close its connection. Idempotent."""
+        future = self._request(stop=True)
+        try:
+            future.result(timeout)
+        finally:
+            self._thread.join(timeout)
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def stats(self) -> StoreStats:
+        with self._lock:
+            b = self._batches
+            return StoreStats(self._enqueued, self._written, self._rejected,
+                              self._enqueued - self._written - self._rejected, sum(b.values()),
+                              b["size"], b["interval"], b["flush"], self._largest)
+
+    # -- the writer thread -----------------------------------------------------------------
+    def _run(self, conn: sqlite3.Connection) -> None:
+        stopping = False
+        try:
+            while not stopping:
+                item = self._queue.get()
+                batch: list[object] = []
+                reason, marker = "flush", None
+                deadline = time.monotonic() + self.batch_interval
+                while True:
+                    if isinstance(item, _Marker):
+                        marker, stopping = item, item.stop
+                        break
+                    batch.append(item)
+                    if len(batch) >= self.batch_size:
+                        reason = "size"
+                        break
+                    try:
+                        item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                    except queue.Empty:
+                        reason = "interval"
+                        break
+                if batch:
+                    self._write(conn, batch, reason)
+                if marker is not None:
+                    self._resolve(marker)
+        finally:
+            conn.close()
+            with self._lock:  # a writer that died must not leave flushers waiting forever
+                self._closed = True
+            while not self._queue.empty():
+                left = self._queue.get_nowait()
+                if isinstance(left, _Marker) and not left.future.done():
+                    left.future.set_exception(StoreClosed(f"store {self.path} writer stopped"))
+
+    def _write(self, conn: sqlite3.Connection, batch: list[object], reason: str) -> None:
+        rows: list[tuple[str, Row]] = []
+        errors: list[str] = []
+        for record in batch:
+            try:
+                stored = self._adapters[type(record)](record)
+                rows.append(_ROWS[type(stored)](stored))
+            except Exception as exc:  # a bad record must not take its batch down
+                errors.append(f"{record!r}: {exc}")
+        grouped: dict[str, list[Row]] = {}
+        for kind, row in rows:
+            grouped.setdefault(kind, []).append(row)
+        try:
+            conn.execute("BEGIN")
+            for kind, group in grouped.items():
+                conn.executemany(_SQL[kind], group)
+            conn.execute("COMMIT")
+            written = len(rows)
+        except sqlite3.Error:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            written = 0
+            for kind, row in rows:  # find the culprits: one transaction per row
+                try:
+                    conn.execute(_SQL[kind], row)  # autocommit: its own transaction
+                    written += 1
+                except sqlite3.Error as exc:
+                    errors.append(f"{kind} {row!r}: {exc}")
+        for message in errors:
+            log.error("store %s rejected %s", self.path, message)
+        with self._lock:
+            self._written += written
+            self._rejected += len(errors)
+            self._batches[reason] += 1
+            self._largest = max(self._largest, len(batch))
+            self._errors.extend(errors)
+
+    def _resolve(self, marker: _Marker) -> None:
+        with self._lock:
+            errors, self._errors = self._errors, []
+        if errors:
+            shown = "; ".join(errors[:3]) + (f"; and {len(errors) - 3} more" if len(errors) > 3 else "")
+            marker.future.set_exception(StoreError(f"{len(errors)} record(s) not stored: {shown}"))
+        else:
+            marker.future.set_result(None)
+
+    # -- reading (any thread, own short-lived connection) ----------------------------------
+    @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        with closing(sqlite3.connect(self.path, timeout=10.0)) as conn:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA query_only = ON")
+            yield conn
+
+    def _select(self, table: str, order: str, time_column: str = "",
+                start: dt.datetime | None = None, end: dt.datetime | None = None,
+                limit: int | None = None, **equal: Any) -> list[sqlite3.Row]:
+        """Rows of ``table`` with ``column = value`` for each non-None ``equal`` item and
+        ``start <= time_column < end``, ordered by ``order``."""
+        where = [f"{column} = ?" for column, value in equal.items() if value is not None]
+        params: list[Any] = [value for value in equal.values() if value is not None]
+        for op, bound in ((">=", start), ("<", end)):
+            if bound is not None:
+                where.append(f"{time_column} {op} ?")
+                params.append(_ns(bound))
+        sql = f"SELECT * FROM {table}" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += f" ORDER BY {order}" + (" LIMIT ?" if limit is not None else "")
+        with self._read() as conn:
+            return conn.execute(sql, params + ([limit] if limit is not None else [])).fetchall()
+
+    def candles(self, symbol: str, interval: int | dt.timedelta, start: dt.datetime | None = None,
+                end: dt.datetime | None = None) -> list[Candle]:
+        """Candles of ``symbol`` and ``interval`` (seconds) starting in ``[start, end)``."""
+        seconds = int(interval.total_seconds()) if isinstance(interval, dt.timedelta) else interval
+        rows = self._select("candles", "start_ns", "start_ns", start, end, symbol=symbol,
+                            interval_seconds=seconds)
+        return [Candle(r["symbol"], r["contract"], r["interval_seconds"], _time(r["start_ns"]),
+                       r["open"], r["high"], r["low"], r["close"], r["volume"], r["trades"],
+                       bool(r["filled"])) for r in rows]
+
+    def ticks(self, symbol: str | None = None, start: dt.datetime | None = None,
+              end: dt.datetime | None = None, limit: int | None = None) -> list[Tick]:
+        """Ticks (of ``symbol``, if given) with exchange time in ``[start, end)``, in order."""
+        rows = self._select("ticks", "ts_ns, id", "ts_ns", start, end, limit, symbol=symbol)
+        return [Tick(r["symbol"], r["price"], r["size"], _time(r["ts_ns"]), r["exchange"],
+                     r["contract"], r["received_ns"], bool(r["delayed"])) for r in rows]
+
+    def connection_events(self, start: dt.datetime | None = None,
+                          end: dt.datetime | None = None) -> list[ConnectionEvent]:
+        """Losses, restorations, gaps (at their end), rolls and errors, oldest first."""
+        rows = self._select("connection_events", "ts_ns, id", "ts_ns", start, end)
+        return [_event(r) for r in rows]
+
+    def setups(self, symbol: str | None = None) -> list[SetupRecord]:
+        return [SetupRecord(r["id"], r["symbol"], r["direction"], r["state"],
+                            _time(r["created_ns"]), _time(r["updated_ns"]), json.loads(r["details"]))
+                for r in self._select("setups", "created_ns, id", symbol=symbol)]
+
+    def orders(self, setup_id: str | None = None) -> list[OrderRecord]:
+        return [OrderRecord(r["order_id"], r["setup_id"], r["action"], r["order_type"],
+                            r["quantity"], r["status"], _time(r["created_ns"]),
+                            _time(r["updated_ns"]), r["perm_id"], r["parent_id"], r["limit_price"],
+                            r["stop_price"], json.loads(r["details"]))
+                for r in self._select("orders", "order_id", setup_id=setup_id)]
+
+    def fills(self, order_id: int | None = None) -> list[FillRecord]:
+        return [FillRecord(r["exec_id"], r["order_id"], _time(r["time_ns"]), r["price"],
+                           r["quantity"], r["commission"], r["realized_pnl"])
+                for r in self._select("fills", "time_ns, exec_id", order_id=order_id)]
+
+    def counts(self) -> dict[str, int]:
+        """Committed rows per table."""
+        with self._read() as conn:
+            return {t: int(conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]) for t in TABLES}
