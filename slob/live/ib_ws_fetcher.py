@@ -168,6 +168,11 @@ class IBWSFetcher:
         if self._roll_watcher is None or self._roll_watcher.done():
             self._roll_watcher = asyncio.create_task(self._roll_watch(), name="slob-roll-watch")
 
+    def details_for(self, symbol: str) -> ContractDetails | None:
+        """IB's contract details of the contract ``symbol`` currently delivers."""
+        feed = self._feeds.get(symbol.upper())
+        return feed.resolution.details if feed is not None and feed.resolution is not None else None
+
     @property
     def contracts(self) -> ContractManager:
         """The contract-details cache and roll calendar this fetcher resolves symbols with."""

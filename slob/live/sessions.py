@@ -30,11 +30,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 from bisect import bisect_right
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from slob.ib.errors import ConfigError
 from slob.live.expiry_book import CHICAGO
-from slob.live.symbols import _ZONE_ALIASES
+from slob.live.symbols import ib_zone
 
 __all__ = [
     "CHICAGO",
@@ -119,15 +119,6 @@ def session_at(t: dt.datetime) -> str | None:
 
 
 # -- CME hours -------------------------------------------------------------------------
-
-
-def ib_zone(name: str) -> ZoneInfo:
-    """The zone IB names in ``timeZoneId`` (``US/Central``, ``CST``, an IANA name...)."""
-    cleaned = (name or "").strip()
-    try:
-        return ZoneInfo(_ZONE_ALIASES.get(cleaned, cleaned))
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        raise ConfigError(f"unknown timeZoneId {name!r}; expected e.g. 'US/Central'") from None
 
 
 def _globex_open(u: dt.datetime) -> bool:

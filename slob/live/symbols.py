@@ -18,7 +18,7 @@ from ibapi.contract import ContractDetails
 
 from slob.ib.errors import ConfigError
 
-__all__ = ["FORMS", "SymbolSpec", "expiry_moment", "parse_symbol"]
+__all__ = ["FORMS", "SymbolSpec", "expiry_moment", "ib_zone", "parse_symbol"]
 
 MONTH_CODES = "FGHJKMNQUVXZ"
 FORMS = "'NQ' (front month), 'NQZ4', 'NQZ24', 'NQZ2024' or 'NQ 202412'"
@@ -79,6 +79,16 @@ def parse_symbol(text: str) -> SymbolSpec:
     raise ConfigError(f"{text!r} is not a futures symbol slob understands; use {FORMS}")
 
 
+def ib_zone(name: str) -> ZoneInfo:
+    """The zone IB names in ``timeZoneId`` (``US/Central``, ``CST``, an IANA name...)."""
+    cleaned = (name or "").strip()
+    try:
+        return ZoneInfo(_ZONE_ALIASES.get(cleaned, cleaned))
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # OSError: a key naming a directory of the zone database ("America") or too long
+        raise ConfigError(f"unknown timeZoneId {name!r}; expected e.g. 'US/Central'") from None
+
+
 def expiry_moment(details: ContractDetails) -> dt.datetime:
     """When trading in this contract stops, tz-aware, from IB's contract details."""
     date_text = (details.contract.lastTradeDateOrContractMonth or "")[:8]
@@ -91,9 +101,8 @@ def expiry_moment(details: ContractDetails) -> dt.datetime:
     if not zone_name:
         raise ConfigError(f"contract {details.contract.localSymbol!r} has no timeZoneId; cannot place its expiry")
     try:
-        zone = ZoneInfo(_ZONE_ALIASES.get(zone_name, zone_name))
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        # OSError: a key naming a directory of the zone database ("America") or too long
+        zone = ib_zone(zone_name)
+    except ConfigError:
         raise ConfigError(
             f"contract {details.contract.localSymbol!r} has an unknown timeZoneId {zone_name!r}"
         ) from None

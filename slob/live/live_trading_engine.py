@@ -1,0 +1,301 @@
+"""LiveTradingEngine: ticks -> candles -> strategy hook, recorded in SQLite.
+
+The original design's engine, with either data source::
+
+    ib_fetcher = IBWSFetcher(host="127.0.0.1", port=7497, client_id=1, account="DU1234567")
+    engine = LiveTradingEngine(data_source="ib", ib_fetcher=ib_fetcher, symbols=["NQ"], paper_trading=True)
+    await engine.start()
+    await engine.run()          # until engine.stop(), SIGINT or SIGTERM
+
+Per tick (on the event loop, in the fetcher's ``listen`` task): publish on the
+:class:`EventBus`, queue it for the store, feed the symbol's :class:`CandleAggregator`;
+every closed candle is stored, published as :class:`CandleClosed` and handed to
+``on_candle`` (the strategy hook; the SLOB tracker plugs in there). Connection events
+(lost, restored, gaps, rolls) are published and stored too. A timer closes candles when
+the market goes quiet. ``stop()`` (or a signal) closes open candles, cancels the
+subscriptions, disconnects and flushes the store: nothing is lost on a clean stop.
+
+Paper is the default: ``paper_trading=False`` needs ``allow_live=True`` as well, and the
+fetcher's own configuration must agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import inspect
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+from slob.config.ib_config import IBConfig
+from slob.ib.errors import ConfigError, LiveTradingRefused
+from slob.live.candle_aggregator import CandleAggregator
+from slob.live.event_bus import EventBus
+from slob.live.ib_ws_fetcher import IBWSFetcher
+from slob.live.sessions import CmeHours
+from slob.live.store import Store, default_db_path
+from slob.model import Candle, CandleClosed, ErrorReported, Tick
+
+__all__ = ["DATA_SOURCES", "Fetcher", "LiveTradingEngine"]
+
+log = logging.getLogger("slob.live.engine")
+DATA_SOURCES = ("ib", "alpaca")
+_UTC = dt.timezone.utc
+
+
+class Fetcher(Protocol):
+    """What the engine needs from IBWSFetcher and AlpacaWSFetcher alike."""
+
+    on_tick: Callable[[Any], Any] | None
+    on_error: Callable[[Any], Any] | None
+
+    async def connect(self) -> None: ...
+    async def subscribe(self, symbols: Sequence[str]) -> None: ...
+    async def listen(self) -> None: ...
+    async def disconnect(self) -> None: ...
+    def is_connected(self) -> bool: ...
+    def get_stats(self) -> dict[str, Any]: ...
+
+
+class LiveTradingEngine:
+    def __init__(
+        self,
+        data_source: str = "ib",
+        symbols: Sequence[str] = ("NQ",),
+        paper_trading: bool = True,
+        *,
+        ib_fetcher: IBWSFetcher | None = None,
+        ib_config: IBConfig | None = None,
+        alpaca_fetcher: Fetcher | None = None,
+        alpaca_key_id: str | None = None,
+        alpaca_secret_key: str | None = None,
+        allow_live: bool = False,
+        store: Store | str | Path | None = None,
+        data_dir: Path | None = None,
+        candle_intervals: Sequence[int] = (60, 300),
+        store_ticks: bool = True,
+        on_candle: Callable[[Candle], Any] | None = None,
+        quiet_check_seconds: float = 1.0,
+    ) -> None:
+        if data_source not in DATA_SOURCES:
+            raise ConfigError(f"data_source {data_source!r} is not one of {DATA_SOURCES} ('ib' for NQ futures "
+                              "through TWS/IB Gateway, 'alpaca' for US stocks)")
+        if not symbols:
+            raise ConfigError("symbols is empty; give at least one, e.g. ['NQ']")
+        if not paper_trading and not allow_live:
+            raise LiveTradingRefused("paper_trading=False needs allow_live=True as well (CLI: --live); "
+                                     "slob trades paper by default")
+        self.data_source = data_source
+        self.symbols = list(symbols)
+        self.paper_trading = paper_trading
+        self.fetcher: Fetcher = self._make_fetcher(
+            data_source, ib_fetcher, ib_config, alpaca_fetcher, alpaca_key_id, alpaca_secret_key, allow_live)
+        self._store_arg = store
+        self._data_dir = data_dir
+        self.store: Store | None = store if isinstance(store, Store) else None
+        self.candle_intervals = tuple(candle_intervals)
+        self.store_ticks = store_ticks
+        self.on_candle = on_candle
+        self.quiet_check_seconds = quiet_check_seconds
+        self.bus = EventBus()
+        self.aggregators: dict[str, CandleAggregator] = {}
+        self._last_tick: dict[str, tuple[dt.datetime, float]] = {}
+        #: How long after a candle's end the quiet-market timer waits for in-flight ticks.
+        self.close_grace = dt.timedelta(seconds=2)
+        self.candles_closed = 0
+        self._listener: asyncio.Task[None] | None = None
+        self._quiet_timer: asyncio.Task[None] | None = None
+        self._stopped = asyncio.Event()
+        self._stopping = False
+        self._started = False
+        self._failure: BaseException | None = None
+        self._signals: list[signal.Signals] = []
+
+    def _make_fetcher(self, source: str, ib_fetcher: IBWSFetcher | None, ib_config: IBConfig | None,
+                      alpaca_fetcher: Fetcher | None, key_id: str | None, secret: str | None,
+                      allow_live: bool) -> Fetcher:
+        if source == "ib":
+            fetcher = ib_fetcher or IBWSFetcher(config=ib_config or IBConfig())
+            if self.paper_trading and not fetcher.config.paper_trading:
+                raise LiveTradingRefused("the engine is paper_trading=True but its IB fetcher is configured for "
+                                         "live trading; make them agree")
+            return fetcher
+        if alpaca_fetcher is not None:
+            return alpaca_fetcher
+        from slob.live.alpaca_ws_fetcher import AlpacaWSFetcher
+
+        made: Fetcher = AlpacaWSFetcher(key_id=key_id, secret_key=secret)  # ConfigError without credentials
+        return made
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store, connect, subscribe, and start consuming ticks."""
+        if self._started:
+            return
+        if self.store is None:
+            arg = self._store_arg
+            path = Path(arg) if isinstance(arg, (str, Path)) else default_db_path(self._data_dir)
+            self.store = Store(path)
+        fetcher = self.fetcher
+        fetcher.on_tick = self._on_tick
+        fetcher.on_error = self._on_error
+        if hasattr(fetcher, "on_event"):
+            setattr(fetcher, "on_event", self._on_event)
+        await fetcher.connect()
+        await fetcher.subscribe(self.symbols)
+        for symbol in self.symbols:
+            self.aggregators[symbol.upper()] = CandleAggregator(
+                symbol.upper(), self.candle_intervals, is_trading=self._trading_hours(symbol))
+        self._install_signal_handlers()
+        self._listener = asyncio.create_task(self._listen(), name="slob-engine-listen")
+        self._quiet_timer = asyncio.create_task(self._close_quiet_candles(), name="slob-engine-candles")
+        self._started = True
+        log.info("= engine started: %s %s, paper=%s, store %s", self.data_source, self.symbols,
+                 self.paper_trading, self.store.path)
+
+    async def run(self) -> None:
+        """Run until :meth:`stop`, SIGINT or SIGTERM; then stop cleanly. Re-raises a fatal
+        feed error (e.g. ConnectionLost after the reconnect attempts)."""
+        if not self._started:
+            await self.start()
+        try:
+            await self._stopped.wait()
+        finally:
+            await self.stop()
+        if self._failure is not None:
+            raise self._failure
+
+    def _install_signal_handlers(self) -> None:
+        """SIGINT/SIGTERM stop the engine cleanly (main thread only; elsewhere, e.g. in a
+        test thread or on Windows, the caller stops it)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._signal_stop, sig)
+                self._signals.append(sig)
+
+    def _remove_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._signals:
+            loop.remove_signal_handler(sig)
+        self._signals.clear()
+
+    def _signal_stop(self, sig: signal.Signals) -> None:
+        log.warning("= %s: stopping", sig.name)
+        self._stopped.set()
+
+    async def stop(self) -> None:
+        """Close open candles, cancel subscriptions, disconnect, flush the store. Idempotent."""
+        if self._stopping:
+            await self._stopped.wait()
+            return
+        self._stopping = True
+        try:
+            if self._quiet_timer is not None:
+                self._quiet_timer.cancel()
+                await asyncio.gather(self._quiet_timer, return_exceptions=True)
+            await self.fetcher.disconnect()
+            if self._listener is not None:
+                await asyncio.gather(self._listener, return_exceptions=True)
+            for aggregator in self.aggregators.values():
+                for candle in aggregator.flush():
+                    await self._candle(candle)
+        finally:
+            self._remove_signal_handlers()
+            if self.store is not None:
+                await self.store.aflush()
+                self.store.close()
+            self._stopped.set()
+            log.info("= engine stopped")
+
+    async def _listen(self) -> None:
+        try:
+            await self.fetcher.listen()
+        except Exception as exc:  # ConnectionLost after all attempts: the engine cannot go on
+            self._failure = exc
+            log.error("! feed ended: %s", exc)
+        finally:
+            self._stopped.set()
+
+    # -- data flow ---------------------------------------------------------------------
+
+    async def _on_tick(self, tick: Tick) -> None:
+        self._last_tick[tick.symbol] = (tick.timestamp, time.monotonic())
+        await self.bus.publish(tick)
+        store = self.store
+        if store is not None and self.store_ticks:
+            store.add(tick)
+        aggregator = self.aggregators.get(tick.symbol)
+        if aggregator is None:
+            return
+        for candle in aggregator.add(tick):
+            await self._candle(candle)
+
+    async def _candle(self, candle: Candle) -> None:
+        self.candles_closed += 1
+        if self.store is not None:
+            self.store.add(candle)
+        await self.bus.publish(CandleClosed(candle))
+        hook = self.on_candle
+        if hook is not None:
+            try:
+                result = hook(candle)
+                if inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                await self._on_error(exc, where="on_candle")
+
+    async def _on_event(self, event: object) -> None:
+        if self.store is not None:
+            self.store.add(event)
+        await self.bus.publish(event)
+
+    async def _on_error(self, exc: BaseException, where: str = "feed") -> None:
+        await self.bus.publish(ErrorReported(where, exc))
+
+    def _trading_hours(self, symbol: str) -> Callable[[dt.datetime], bool] | None:
+        """CME hours from the contract's details (holidays and early closes included);
+        None (the Globex default) for stocks or unknown details."""
+        details_for = getattr(self.fetcher, "details_for", None)
+        details = details_for(symbol) if callable(details_for) else None
+        if details is None or not getattr(details, "tradingHours", ""):
+            return None
+        return CmeHours(details.tradingHours, details.timeZoneId or "US/Central").is_open
+
+    async def _close_quiet_candles(self) -> None:
+        """Close candles whose time is up even when no tick arrives to show it. Feed time
+        is the last tick's exchange time plus the real time since it arrived, minus a grace
+        for ticks still in flight: right for live, delayed and replayed data alike."""
+        while True:
+            await asyncio.sleep(self.quiet_check_seconds)
+            for symbol, aggregator in self.aggregators.items():
+                seen = self._last_tick.get(symbol)
+                if seen is None:
+                    continue
+                stamp, arrived = seen
+                now = stamp + dt.timedelta(seconds=time.monotonic() - arrived) - self.close_grace
+                for candle in aggregator.advance(now):
+                    await self._candle(candle)
+
+    # -- observation ---------------------------------------------------------------------
+
+    def get_stats(self) -> dict[str, Any]:
+        return {
+            "data_source": self.data_source,
+            "symbols": self.symbols,
+            "paper_trading": self.paper_trading,
+            "candles": self.candles_closed,
+            "events": dict(self.bus.published),
+            "handler_errors": self.bus.handler_errors,
+            "late_ticks": sum(a.late_ticks for a in self.aggregators.values()),
+            "feed": self.fetcher.get_stats(),
+            "store": str(self.store.path) if self.store is not None else None,
+        }

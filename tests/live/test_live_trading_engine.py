@@ -1,0 +1,168 @@
+"""LiveTradingEngine on FakeTWS: the original example, the end-to-end candle check,
+clean stops by signal, and the construction errors."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from slob.ib.errors import ConfigError, LiveTradingRefused
+from slob.live import IBWSFetcher
+from slob.live.candle_aggregator import CandleAggregator
+from slob.live.live_trading_engine import LiveTradingEngine
+from slob.live.store import Store
+from slob.model import Candle, CandleClosed, ErrorReported, Tick
+from slob.testing import FakeTWS, RandomWalkScenario
+from slob.testing.scenario import to_ns
+
+UTC = dt.timezone.utc
+MORNING = dt.datetime(2024, 12, 2, 14, 0, tzinfo=UTC)  # 08:00 Chicago, Monday
+
+
+@pytest.mark.asyncio
+async def test_the_original_example_runs_as_written(tmp_path: Path) -> None:
+    async with FakeTWS(speed=120) as tws:
+        ib_fetcher = IBWSFetcher(host="127.0.0.1", port=tws.port, client_id=1, account="DU1234567")
+        engine = LiveTradingEngine(data_source="ib", ib_fetcher=ib_fetcher, symbols=["NQ"], paper_trading=True,
+                                   store=tmp_path / "slob.sqlite3")
+        candles: list[Candle] = []
+        enough = asyncio.Event()
+
+        def on_candle(candle: Candle) -> None:
+            candles.append(candle)
+            if len(candles) >= 3:
+                enough.set()
+
+        engine.on_candle = on_candle
+        await engine.start()
+        runner = asyncio.create_task(engine.run())
+        await asyncio.wait_for(enough.wait(), 20)
+        await engine.stop()
+        await asyncio.wait_for(runner, 10)
+        assert {c.symbol for c in candles} == {"NQ"} and {c.contract for c in candles} == {"NQZ4"}
+        stats = engine.get_stats()
+        assert stats["candles"] >= 3 and stats["feed"]["ticks"] > 0 and stats["paper_trading"]
+        with Store(tmp_path / "slob.sqlite3") as store:
+            assert len(store.candles("NQ", 60)) >= 2
+            assert store.counts()["ticks"] == stats["feed"]["ticks"]  # nothing lost on a clean stop
+        assert not ib_fetcher.is_connected()
+        await asyncio.to_thread(tws.wait_for_request, "CANCEL_TICK_BY_TICK_DATA")
+
+
+def expected_candles(seed: int, until: dt.datetime) -> list[Candle]:
+    """Candles straight from the scenario's trades, as FakeTWS sends them (whole seconds)."""
+    aggregator = CandleAggregator("NQ", (60, 300))
+    out: list[Candle] = []
+    for trade in RandomWalkScenario(seed=seed).events(to_ns(MORNING)):
+        when = dt.datetime.fromtimestamp(trade.time_ns // 1_000_000_000, UTC)
+        if when >= until:
+            break
+        out += aggregator.add(Tick("NQ", trade.price, float(trade.size), when, "CME", "NQZ4", 0))
+    return out + aggregator.advance(until)
+
+
+@pytest.mark.asyncio
+async def test_a_simulated_morning_gives_the_candles_of_the_scenario(tmp_path: Path) -> None:
+    until = MORNING + dt.timedelta(hours=2)
+    async with FakeTWS(start=MORNING, speed=math.inf, seed=11) as tws:
+        fetcher = IBWSFetcher(host="127.0.0.1", port=tws.port, client_id=2)
+        engine = LiveTradingEngine(data_source="ib", ib_fetcher=fetcher, symbols=["NQ"],
+                                   store=tmp_path / "m.sqlite3", store_ticks=False)
+        done = asyncio.Event()
+        engine.bus.subscribe(CandleClosed, lambda e: done.set() if e.candle.end >= until else None)
+        await engine.start()
+        runner = asyncio.create_task(engine.run())
+        await asyncio.wait_for(done.wait(), 60)
+        await engine.stop()
+        await asyncio.wait_for(runner, 10)
+    want = [c for c in expected_candles(11, until) if c.end <= until]
+    assert len(want) == 120 + 24  # two hours of 1- and 5-minute candles
+    with Store(tmp_path / "m.sqlite3") as store:
+        got = [c for c in store.candles("NQ", 60) + store.candles("NQ", 300) if c.end <= until]
+    key = lambda c: (c.interval_seconds, c.start)  # noqa: E731
+    assert sorted(got, key=key) == sorted(want, key=key)
+
+
+@pytest.mark.asyncio
+async def test_a_failing_strategy_hook_is_reported_and_the_engine_goes_on(tmp_path: Path) -> None:
+    async with FakeTWS(speed=120) as tws:
+        engine = LiveTradingEngine(ib_fetcher=IBWSFetcher(port=tws.port, client_id=3), store=tmp_path / "e.db")
+        errors: list[ErrorReported] = []
+        engine.bus.subscribe(ErrorReported, errors.append)
+        count = itertools.count()
+
+        def hook(candle: Candle) -> None:
+            if next(count) == 0:
+                raise RuntimeError("strategy bug")
+
+        engine.on_candle = hook
+        three = asyncio.Event()
+        engine.bus.subscribe(CandleClosed, lambda e: three.set() if engine.candles_closed >= 3 else None)
+        await engine.start()
+        runner = asyncio.create_task(engine.run())
+        await asyncio.wait_for(three.wait(), 20)
+        await engine.stop()
+        await asyncio.wait_for(runner, 10)
+        assert [(e.where, str(e.error)) for e in errors] == [("on_candle", "strategy bug")]
+
+
+def test_construction_errors_name_the_fix() -> None:
+    with pytest.raises(ConfigError, match="'ib' for NQ futures"):
+        LiveTradingEngine(data_source="bloomberg")
+    with pytest.raises(LiveTradingRefused, match="allow_live=True"):
+        LiveTradingEngine(data_source="ib", paper_trading=False)
+    with pytest.raises(ConfigError, match="symbols is empty"):
+        LiveTradingEngine(symbols=[])
+
+
+SCRIPT = textwrap.dedent("""
+    import asyncio, json, math, sys
+    from slob.live import IBWSFetcher
+    from slob.live.live_trading_engine import LiveTradingEngine
+    from slob.live.store import Store
+    from slob.testing import FakeTWS
+
+    async def main():
+        async with FakeTWS(speed=60) as tws:
+            engine = LiveTradingEngine(ib_fetcher=IBWSFetcher(port=tws.port, client_id=4), store=sys.argv[1])
+            await engine.start()
+            print("running", flush=True)
+            await engine.run()
+            report = {"cancelled": any(r.name == "CANCEL_TICK_BY_TICK_DATA" for r in tws.requests),
+                      "ticks": engine.get_stats()["feed"]["ticks"]}
+            tws.wait_for_clients(0, ready=False, timeout=5)
+        with Store(sys.argv[1]) as store:
+            report["stored_ticks"] = store.counts()["ticks"]
+        print(json.dumps(report), flush=True)
+
+    asyncio.run(main())
+""")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_engine_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(tmp_path / "s.db")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "running"
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        report = json.loads(out.strip().splitlines()[-1])
+        assert report["cancelled"] and report["ticks"] > 0
+        assert report["stored_ticks"] == report["ticks"]  # flushed before exit
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
