@@ -37,7 +37,7 @@ from slob.ib.errors import ConfigError, LiveTradingRefused
 from slob.live.candle_aggregator import CandleAggregator
 from slob.live.event_bus import EventBus
 from slob.live.ib_ws_fetcher import IBWSFetcher
-from slob.live.sessions import CmeHours
+from slob.live.sessions import CmeHours, us_equity_open
 from slob.live.store import Store, default_db_path
 from slob.model import Candle, CandleClosed, ErrorReported, Tick
 
@@ -264,6 +264,8 @@ class LiveTradingEngine:
     def _trading_hours(self, symbol: str) -> Callable[[dt.datetime], bool] | None:
         """CME hours from the contract's details (holidays and early closes included);
         None (the Globex default) for stocks or unknown details."""
+        if self.data_source == "alpaca":
+            return us_equity_open
         details_for = getattr(self.fetcher, "details_for", None)
         details = details_for(symbol) if callable(details_for) else None
         if details is None or not getattr(details, "tradingHours", ""):

@@ -37,6 +37,7 @@ from slob.live.expiry_book import CHICAGO
 from slob.live.symbols import ib_zone
 
 __all__ = [
+    "us_equity_open",
     "CHICAGO",
     "LONDON",
     "LSE",
@@ -119,6 +120,13 @@ def session_at(t: dt.datetime) -> str | None:
 
 
 # -- CME hours -------------------------------------------------------------------------
+
+
+def us_equity_open(t: dt.datetime) -> bool:
+    """US stock exchanges' regular hours, 09:30-16:00 New York on weekdays (holidays not
+    modelled): the trading hours of the Alpaca feed's candles."""
+    local = _utc(t).astimezone(NEW_YORK)
+    return local.weekday() < 5 and dt.time(9, 30) <= local.time() < dt.time(16, 0)
 
 
 def _globex_open(u: dt.datetime) -> bool:

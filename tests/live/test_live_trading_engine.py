@@ -166,3 +166,32 @@ def test_a_signal_stops_the_engine_cleanly(tmp_path: Path, sig: signal.Signals) 
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
+
+
+@pytest.mark.asyncio
+async def test_alpaca_data_source_runs_the_same_engine(tmp_path: Path) -> None:
+    from slob.live.alpaca_ws_fetcher import AlpacaWSFetcher
+    from slob.testing import FakeAlpaca
+
+    async with FakeAlpaca(rate=200) as alpaca:
+        fetcher = AlpacaWSFetcher("test-key", "test-secret", url=alpaca.url)
+        engine = LiveTradingEngine(data_source="alpaca", alpaca_fetcher=fetcher, symbols=["AAPL"],
+                                   store=tmp_path / "a.db", candle_intervals=(60,))
+        ticks: list[Tick] = []
+        some = asyncio.Event()
+        engine.bus.subscribe(Tick, lambda t: (ticks.append(t), some.set() if len(ticks) >= 20 else None))
+        await engine.start()
+        runner = asyncio.create_task(engine.run())
+        await asyncio.wait_for(some.wait(), 10)
+        await engine.stop()
+        await asyncio.wait_for(runner, 10)
+        assert {t.symbol for t in ticks} == {"AAPL"}
+        with Store(tmp_path / "a.db") as store:
+            assert store.counts()["ticks"] == engine.get_stats()["feed"]["ticks"] >= 20
+
+
+def test_alpaca_without_credentials_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("APCA_API_KEY_ID", raising=False)
+    monkeypatch.delenv("APCA_API_SECRET_KEY", raising=False)
+    with pytest.raises(ConfigError, match="APCA_API_KEY_ID"):
+        LiveTradingEngine(data_source="alpaca", symbols=["AAPL"])
