@@ -24,24 +24,24 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
-import inspect
 import logging
 import os
-import random
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from slob.config.alpaca_config import AlpacaConfig
 from slob.ib.errors import ConfigError, ConnectError, ConnectionLost, SlobError
 from slob.live.alpaca_connection import AlpacaConnection, Dropped
 from slob.live.alpaca_protocol import AlpacaError, SymbolLimitExceeded, error_for
+from slob.live.backoff import backoff_delay
+from slob.live.callbacks import Callback, UserCallbacks
+from slob.live.stats import percentile
 from slob.model import ConnectionRestored, Gap, Tick
 from slob.model import ConnectionLost as ConnectionLostEvent
 
 __all__ = ["AlpacaWSFetcher"]
 
 log = logging.getLogger("slob.live.alpaca_ws_fetcher")
-Callback = Callable[[Any], Any]
 _UTC = dt.timezone.utc
 #: Reconnecting cannot fix these (402 auth failed, 408 v2 not enabled, 409 plan): give up at once.
 _FATAL_CODES = frozenset({402, 408, 409})
@@ -79,7 +79,9 @@ class _Inbox:
         self._ready.set()
 
 
-class AlpacaWSFetcher:
+class AlpacaWSFetcher(UserCallbacks):
+    _log = log  # UserCallbacks reports under this module's logger
+
     def __init__(
         self,
         key_id: str | None = None,
@@ -166,8 +168,8 @@ class AlpacaWSFetcher:
                     await self._deliver(item)
                 elif isinstance(item, BaseException):
                     await self._report(item)
-                elif self.on_event is not None:
-                    await self._call(self.on_event, item)
+                else:
+                    await self._emit(item)
 
     async def disconnect(self) -> None:
         """Close the stream; listen() returns. Subscriptions are forgotten."""
@@ -202,8 +204,8 @@ class AlpacaWSFetcher:
             "gaps": len(self.gaps),
             "last_tick_age_seconds": None if self._last_tick_mono is None else time.monotonic() - self._last_tick_mono,
             "queue_depth": len(self._inbox.items) if self._inbox is not None else 0,
-            "latency_p50_us": _percentile(lat, 0.50),
-            "latency_p99_us": _percentile(lat, 0.99),
+            "latency_p50_us": percentile(lat, 0.50),
+            "latency_p99_us": percentile(lat, 0.99),
         }
 
     # -- connection ----------------------------------------------------------------
@@ -328,10 +330,7 @@ class AlpacaWSFetcher:
         await self._close_conn()
 
     def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with jitter: base * 2^(n-1), capped, times 0.5-1.0."""
-        cfg = self.config
-        delay: float = min(cfg.max_reconnect_delay_seconds, cfg.reconnect_delay_seconds * 2.0 ** (attempt - 1))
-        return delay * (0.5 + random.random() / 2)
+        return backoff_delay(attempt, self.config.reconnect_delay_seconds, self.config.max_reconnect_delay_seconds)
 
     # -- delivery -------------------------------------------------------------------
 
@@ -342,23 +341,9 @@ class AlpacaWSFetcher:
             await self._call(self.on_tick, tick)
         self._latency_us.append((time.monotonic_ns() - tick.received_ns) / 1000)
 
-    async def _call(self, callback: Callback, item: Any) -> None:
-        try:
-            result = callback(item)
-            if inspect.isawaitable(result):
-                await result
-        except Exception as exc:
-            self.callback_errors += 1
-            if callback is not self.on_error:
-                await self._report(exc)
-            else:
-                log.exception("! on_error raised")
-
     async def _report(self, exc: BaseException) -> None:
         self._counts["errors"] += 1
-        log.warning("! %s", exc)
-        if self.on_error is not None:
-            await self._call(self.on_error, exc)
+        await super()._report(exc)
 
 
 def _credentials(key_id: str | None, secret_key: str | None) -> tuple[str, str]:
@@ -385,10 +370,3 @@ def _normalise(symbols: Sequence[str]) -> list[str]:
         if text not in out:
             out.append(text)
     return out
-
-
-def _percentile(sorted_values: list[float], q: float) -> float | None:
-    if not sorted_values:
-        return None
-    index = min(len(sorted_values) - 1, int(q * len(sorted_values)))
-    return round(sorted_values[index], 1)

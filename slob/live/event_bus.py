@@ -10,11 +10,11 @@ ConnectionLost/Restored, Gap, ErrorReported, and the setup/order events of later
 
 from __future__ import annotations
 
-import inspect
 import logging
 from collections import Counter
 from typing import Any, Callable, TypeVar
 
+from slob.live.callbacks import invoke
 from slob.model import ErrorReported
 
 __all__ = ["EventBus"]
@@ -52,9 +52,7 @@ class EventBus:
             return
         for handler in list(handlers):
             try:
-                result = handler(event)
-                if inspect.isawaitable(result):
-                    await result
+                await invoke(handler, event)
             except Exception as exc:
                 self.handler_errors += 1
                 name = getattr(handler, "__qualname__", repr(handler))

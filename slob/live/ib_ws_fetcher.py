@@ -28,13 +28,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import datetime as dt
-import inspect
 import itertools
 import logging
-import random
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Sequence
 
 from ibapi.contract import Contract, ContractDetails
 
@@ -54,9 +52,12 @@ from slob.ib.errors import (
 )
 from slob.ib.handshake import open_session_async
 from slob.ib.version import ibapi_info
+from slob.live.backoff import backoff_delay
+from slob.live.callbacks import Callback, UserCallbacks
 from slob.live.dedupe import Deduplicator
 from slob.live.feed_switch import FeedSwitch, Route
 from slob.live.ib_contract_manager import ContractManager, Resolution
+from slob.live.stats import percentile
 from slob.live.symbols import SymbolSpec, parse_symbol
 from slob.model import ConnectionRestored, ContractRolled, Gap, Quote, Tick
 from slob.model import ConnectionLost as ConnectionLostEvent
@@ -64,7 +65,6 @@ from slob.model import ConnectionLost as ConnectionLostEvent
 __all__ = ["IBWSFetcher"]
 
 log = logging.getLogger("slob.live.ib_ws_fetcher")
-Callback = Callable[[Any], Any]
 _UTC = dt.timezone.utc
 
 
@@ -88,7 +88,9 @@ class _Feed:
         return s is not None and req_id > 0 and req_id in (s.current_req, s.incoming_req, s.retiring_req)
 
 
-class IBWSFetcher:
+class IBWSFetcher(UserCallbacks):
+    _log = log  # UserCallbacks reports under this module's logger
+
     def __init__(
         self,
         host: str = "127.0.0.1",
@@ -263,8 +265,8 @@ class IBWSFetcher:
             "bridge_depth": len(bridge) if bridge is not None else 0,
             "drops": 0,  # the bridge never drops
             "callback_errors": self.callback_errors,
-            "latency_p50_us": _percentile(lat, 0.50),
-            "latency_p99_us": _percentile(lat, 0.99),
+            "latency_p50_us": percentile(lat, 0.50),
+            "latency_p99_us": percentile(lat, 0.99),
             "contracts": {k: f.switch.current for k, f in self._feeds.items() if f.switch},
             "rolls": self.rolls,
         }
@@ -383,10 +385,7 @@ class IBWSFetcher:
         ) from last
 
     def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with jitter: base * 2^(n-1), capped, times 0.5-1.0."""
-        cfg = self.config
-        delay: float = min(cfg.max_reconnect_delay_seconds, cfg.reconnect_delay_seconds * 2.0 ** (attempt - 1))
-        return delay * (0.5 + random.random() / 2)
+        return backoff_delay(attempt, self.config.reconnect_delay_seconds, self.config.max_reconnect_delay_seconds)
 
     async def _end_outage(self, cause: str) -> None:
         start, self._outage_start = self._outage_start, None
@@ -616,27 +615,6 @@ class IBWSFetcher:
             await self._call(self.on_tick, tick)
         self._latency_us.append((time.monotonic_ns() - tick.received_ns) / 1000)
 
-    async def _call(self, callback: Callback, item: Any) -> None:
-        try:
-            result = callback(item)
-            if inspect.isawaitable(result):
-                await result
-        except Exception as exc:
-            self.callback_errors += 1
-            if callback is not self.on_error:
-                await self._report(exc)
-            else:
-                log.exception("! on_error raised")
-
-    async def _report(self, exc: BaseException) -> None:
-        log.warning("! %s", exc)
-        if self.on_error is not None:
-            await self._call(self.on_error, exc)
-
-    async def _emit(self, event: object) -> None:
-        if self.on_event is not None:
-            await self._call(self.on_event, event)
-
     def _high_water(self, depth: int) -> None:
         """Reader thread: the consumer is falling behind. Reported, nothing dropped."""
         self.high_water_reports += 1
@@ -653,11 +631,4 @@ def _subscription_error(msg: TwsMessage, feed: _Feed) -> RequestFailed:
     if msg.code in (354, 10089, 10168, 10186, 10189):
         return MarketDataNotSubscribed(msg.code, msg.req_id, msg.text, what)
     return RequestFailed(msg.code, msg.req_id, msg.text)
-
-
-def _percentile(sorted_values: list[float], q: float) -> float | None:
-    if not sorted_values:
-        return None
-    index = min(len(sorted_values) - 1, int(q * len(sorted_values)))
-    return round(sorted_values[index], 1)
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import inspect
 import logging
 import signal
 import threading
@@ -34,6 +33,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 from slob.config.ib_config import IBConfig
 from slob.ib.errors import ConfigError, LiveTradingRefused
+from slob.live.callbacks import invoke
 from slob.live.candle_aggregator import CandleAggregator
 from slob.live.event_bus import EventBus
 from slob.live.ib_ws_fetcher import IBWSFetcher
@@ -247,9 +247,7 @@ class LiveTradingEngine:
         hook = self.on_candle
         if hook is not None:
             try:
-                result = hook(candle)
-                if inspect.isawaitable(result):
-                    await result
+                await invoke(hook, candle)
             except Exception as exc:
                 await self._on_error(exc, where="on_candle")
 

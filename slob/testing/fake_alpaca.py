@@ -32,12 +32,13 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping, TypeVar
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping, NoReturn, TypeVar
 
 import websockets
 
 from slob.testing.alpaca_market import Market, PricePaths, SentTrade, StockTrade, trade_message
 from slob.testing.alpaca_session import Session
+from slob.testing.loop_thread import LoopThread
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import Server, ServerConnection
@@ -68,8 +69,11 @@ class AlpacaClient:
     trades: tuple[str, ...]
 
 
-class FakeAlpaca:
+class FakeAlpaca(LoopThread):
     """See the module docstring. ``trades``: a script (None: seeded price paths)."""
+
+    _label = "FakeAlpaca"
+    _thread_name = "slob-fake-alpaca"
 
     def __init__(
         self,
@@ -92,6 +96,7 @@ class FakeAlpaca:
             raise ValueError(f"FakeAlpaca binds loopback addresses only, not {host!r}")
         if not rate > 0 or batch < 1:
             raise ValueError("rate must be > 0 trades per second and batch >= 1")
+        super().__init__()
         self.host, self.port, self.feed = host, port, feed
         self.key_id, self.secret_key = key_id, secret_key
         self.symbol_limit, self.connection_limit, self.auth_timeout = symbol_limit, connection_limit, auth_timeout
@@ -108,77 +113,25 @@ class FakeAlpaca:
         self._errors_sent: list[tuple[int, int]] = []
         self._waiters: list[tuple[Predicate, concurrent.futures.Future[None], asyncio.TimerHandle]] = []
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping: asyncio.Event | None = None
-        self._failure: BaseException | None = None
 
-    # -- lifecycle -------------------------------------------------------------
+    # -- lifecycle (start, stop, with: see LoopThread) ----------------------------
 
-    def start(self) -> "FakeAlpaca":
-        if self._thread is not None:
-            return self
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(ready,), name="slob-fake-alpaca", daemon=True)
-        self._thread.start()
-        if not ready.wait(10) or self._failure is not None:
-            self._thread.join(5)
-            self._thread = None
-            raise RuntimeError(f"FakeAlpaca could not start on {self.host}:{self.port}: {self._failure}")
-        return self
-
-    def stop(self) -> None:
-        """Cut every connection, stop listening, stop the thread."""
-        thread, loop, stopping = self._thread, self._loop, self._stopping
-        if thread is None or loop is None or stopping is None:
-            return
-        try:
-            loop.call_soon_threadsafe(stopping.set)
-        except RuntimeError:  # the loop already ended
-            pass
-        thread.join(10)
-        self._thread = None
-        if thread.is_alive():
-            raise RuntimeError("FakeAlpaca thread did not stop within 10 s")
-
-    def __enter__(self) -> "FakeAlpaca":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # Starting and stopping take milliseconds: the async forms block briefly rather than
-    # borrow an executor thread.
-    async def __aenter__(self) -> "FakeAlpaca":
-        return self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.stop()
+    def _start_failed(self, started: bool) -> NoReturn:
+        self._abandon()
+        raise RuntimeError(f"FakeAlpaca could not start on {self.host}:{self.port}: {self._failure}")
 
     @property
     def url(self) -> str:
         return f"ws://{self.host}:{self.port}/v2/{self.feed}"
 
-    def _run(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._main(ready))
-        except BaseException as exc:  # startup failure: reported by start()
-            self._failure = exc
-            ready.set()
-        finally:
-            loop.close()
-
     async def _main(self, ready: threading.Event) -> None:
-        self._stopping = asyncio.Event()
         server: Server = await websockets.serve(self._accept, self.host, self.port, compression=None,
                                                 ping_interval=None, close_timeout=1)
         self.port = server.sockets[0].getsockname()[1]
         market = asyncio.create_task(self._market(), name="fake-alpaca-market")
         ready.set()
         try:
-            await self._stopping.wait()
+            await self._stop_requested()
         finally:
             for session in list(self._sessions.values()):
                 session.abort()
@@ -191,24 +144,14 @@ class FakeAlpaca:
                 handle.cancel()
                 fut.cancel()
 
-    # -- calling into the loop -------------------------------------------------
-
-    def _call(self, fn: Callable[[], Awaitable[T]], timeout: float = 10.0) -> T:
-        loop = self._loop
-        if loop is None or self._thread is None:
-            raise RuntimeError("FakeAlpaca is not running; use it as a context manager or call start()")
-        if threading.current_thread() is self._thread:
-            raise RuntimeError("FakeAlpaca commands cannot be called from its own loop")
-        return asyncio.run_coroutine_threadsafe(_awaited(fn), loop).result(timeout)
+    # -- calling into the loop (_call, _call_async: see LoopThread) ---------------
 
     def _snapshot(self, fn: Callable[[], T]) -> T:
-        """Read state on the loop thread (inline when already there, e.g. in a predicate)."""
-        if self._thread is None or threading.current_thread() is self._thread:
+        """Read state on the loop thread (inline when already there, e.g. in a predicate,
+        or when the server is not running)."""
+        if self._thread is None:
             return fn()
-
-        async def read() -> T:
-            return fn()
-        return self._call(read)
+        return self._call(fn)
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
@@ -295,7 +238,7 @@ class FakeAlpaca:
                 else:
                     session.abort()
             return len(sessions)
-        return self._call(go)
+        return self._call_async(go)
 
     def send_error(self, code: int, text: str | None = None, *, close: bool = False) -> int:
         """Send ``{"T":"error","code":code}`` to every connection (then close them)."""
@@ -304,7 +247,7 @@ class FakeAlpaca:
             for session in sessions:
                 await session.error(code, text, close=close)
             return len(sessions)
-        return self._call(go)
+        return self._call_async(go)
 
     def send_malformed(self, kind: str = "truncated") -> int:
         """Send a frame a client cannot use: one of :data:`MALFORMED`, or ``"binary"``."""
@@ -318,7 +261,7 @@ class FakeAlpaca:
             for session in sessions:
                 await session.send(frame)
             return len(sessions)
-        return self._call(go)
+        return self._call_async(go)
 
     def pause(self) -> None:
         self.paused = True
@@ -356,7 +299,3 @@ class FakeAlpaca:
                 self._sent.extend(SentTrade(session.id, msg, ns) for msg, ns in mine)
                 await session.send([msg for msg, _ in mine])
         self._changed()
-
-
-async def _awaited(fn: Callable[[], Awaitable[T]]) -> T:
-    return await fn()

@@ -18,27 +18,26 @@ thread.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import datetime as dt
 import ipaddress
 import logging
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable, Mapping, TypeVar
+from typing import Any, Awaitable, Callable, Iterable, Mapping, NoReturn
 from zoneinfo import ZoneInfo
 
 from slob.ib import wire
 from slob.testing import tws_messages as msg
 from slob.testing.fake_market import Market, default_scenarios
 from slob.testing.fake_session import Session
+from slob.testing.loop_thread import LoopThread
 from slob.testing.scenario import Scenario, SimClock
 from slob.testing.tws_requests import Request
 
 __all__ = ["ClientInfo", "DEFAULT_START", "FakeTWS"]
 
 log = logging.getLogger("slob.testing.fake_tws")
-T = TypeVar("T")
 
 #: A Monday morning in Chicago with NQZ4 the front month: a reproducible default.
 DEFAULT_START = dt.datetime(2024, 12, 2, 15, 0, tzinfo=dt.timezone.utc)
@@ -54,7 +53,7 @@ class ClientInfo:
     client_id: int | None
 
 
-class FakeTWS:
+class FakeTWS(LoopThread):
     """A protocol-level TWS on 127.0.0.1; see the module docstring.
 
     Parameters: ``port=0`` picks a free port; ``server_version`` is the highest version
@@ -65,6 +64,9 @@ class FakeTWS:
     market-data subscription (354, or 10167 and delayed data); ``pacing`` is
     ``"reject"`` (error 100, disconnect after three violations) or ``"count"``.
     """
+
+    _label = "FakeTWS"
+    _thread_name = "slob-fake-tws"
 
     def __init__(
         self,
@@ -95,6 +97,7 @@ class FakeTWS:
             )
         if pacing not in ("reject", "count"):
             raise ValueError(f"pacing must be 'reject' or 'count', not {pacing!r}")
+        super().__init__()
         self.host = host
         self.port = port
         self.server_version = server_version
@@ -119,80 +122,28 @@ class FakeTWS:
         self._protocol_errors: list[str] = []
         self._pacing_violations = 0
         self._changed = threading.Condition()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
-        self._stopping: asyncio.Event | None = None
-        self._failure: BaseException | None = None
 
-    # -- lifecycle -------------------------------------------------------------
+    # -- lifecycle (start, stop, with: see LoopThread) ----------------------------
 
-    def start(self) -> "FakeTWS":
-        if self._thread is not None:
-            return self
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(ready,), name="slob-fake-tws", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
+    def _start_failed(self, started: bool) -> NoReturn:
+        if not started:
             raise RuntimeError("FakeTWS did not start within 10 s")
-        if self._failure is not None:
-            self._thread.join(5)
-            self._thread = None
-            raise RuntimeError(f"FakeTWS could not start on {self.host}:{self.port}: {self._failure}") from self._failure
-        return self
-
-    def stop(self) -> None:
-        """Close every connection and the listener, stop the thread."""
-        thread, loop, stopping = self._thread, self._loop, self._stopping
-        if thread is None or loop is None or stopping is None:
-            return
-        try:
-            loop.call_soon_threadsafe(stopping.set)
-        except RuntimeError:
-            pass
-        thread.join(10)
-        self._thread = None
-        if thread.is_alive():
-            raise RuntimeError("FakeTWS thread did not stop within 10 s")
-
-    def __enter__(self) -> "FakeTWS":
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    # Starting and stopping take milliseconds, so the async forms simply block briefly
-    # rather than borrow an executor thread.
-    async def __aenter__(self) -> "FakeTWS":
-        return self.start()
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.stop()
+        self._abandon()
+        raise RuntimeError(f"FakeTWS could not start on {self.host}:{self.port}: {self._failure}") from self._failure
 
     @property
     def address(self) -> tuple[str, int]:
         return (self.host, self.port)
 
-    def _run(self, ready: threading.Event) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        try:
-            loop.run_until_complete(self._main(ready))
-        except BaseException as exc:  # startup failure: reported by start()
-            self._failure = exc
-            ready.set()
-        finally:
-            loop.close()
-
     async def _main(self, ready: threading.Event) -> None:
-        self._stopping = asyncio.Event()
         self.market = Market(self.clock, self.scenarios, md_interval=self.market_data_interval)
         await self._listen()
         market_task = asyncio.create_task(self.market.run(), name="fake-tws-market")
         market_task.add_done_callback(self._market_done)
         ready.set()
         try:
-            await self._stopping.wait()
+            await self._stop_requested()
         finally:
             await self._unlisten()
             for session in list(self._sessions):
@@ -221,30 +172,11 @@ class FakeTWS:
         if server is not None:
             server.close()
 
-    # -- calling into the loop ---------------------------------------------------
-
-    def _call(self, fn: Callable[[], T], timeout: float = 10.0) -> T:
-        loop = self._loop
-        if loop is None or self._thread is None:
-            raise RuntimeError("FakeTWS is not running; use it as a context manager or call start()")
-        if threading.current_thread() is self._thread:
-            return fn()
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-
-        def run() -> None:
-            try:
-                future.set_result(fn())
-            except BaseException as exc:
-                future.set_exception(exc)
-
-        loop.call_soon_threadsafe(run)
-        return future.result(timeout)
+    # -- calling into the loop (_call: see LoopThread) ----------------------------
 
     def _spawn(self, coro_fn: Callable[[], Awaitable[Any]]) -> None:
-        loop = self._loop
-        if loop is None:
-            raise RuntimeError("FakeTWS is not running")
-        asyncio.run_coroutine_threadsafe(_wrap(coro_fn), loop)
+        """Run ``coro_fn()`` on the loop in the background, logging its failure."""
+        self._submit(lambda: _wrap(coro_fn))
 
     # -- bookkeeping (loop thread) ----------------------------------------------
 

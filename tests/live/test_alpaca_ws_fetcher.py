@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator
 
 import pytest
 import pytest_asyncio
+from support.recorder import Recorder
 
 from slob.config.alpaca_config import AlpacaConfig
 from slob.ib.errors import ConfigError, ConnectError, ConnectionLost, SlobError
@@ -33,38 +34,9 @@ FAST: dict[str, Any] = dict(reconnect_delay_seconds=0.01, max_reconnect_delay_se
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 
 
-class Recorder:
-    """Collects what the fetcher hands out and lets a test await conditions on it."""
-
-    def __init__(self) -> None:
-        self.ticks: list[Tick] = []
-        self.errors: list[BaseException] = []
-        self.events: list[object] = []
-        self._changed = asyncio.Event()
-
-    def tick(self, tick: Tick) -> None:
-        self.ticks.append(tick)
-        self._changed.set()
-
-    def error(self, exc: BaseException) -> None:
-        self.errors.append(exc)
-        self._changed.set()
-
-    def event(self, event: object) -> None:
-        self.events.append(event)
-        self._changed.set()
-
-    async def until(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-        async def wait() -> None:
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
-        await asyncio.wait_for(wait(), timeout)
-
-
 def make(fake: FakeAlpaca, **config: Any) -> tuple[AlpacaWSFetcher, Recorder]:
     fetcher = AlpacaWSFetcher(KEY, SECRET, config=AlpacaConfig(url=fake.url, **{**FAST, **config}))
-    rec = Recorder()
+    rec = Recorder(timeout=5.0)
     fetcher.on_tick, fetcher.on_error, fetcher.on_event = rec.tick, rec.error, rec.event
     return fetcher, rec
 
@@ -141,7 +113,7 @@ async def test_scripted_trades_arrive_exactly_and_in_order() -> None:
 @pytest.mark.asyncio
 async def test_async_callbacks_and_unsubscribe(alpaca: FakeAlpaca) -> None:
     fetcher = AlpacaWSFetcher(KEY, SECRET, config=AlpacaConfig(url=alpaca.url, **FAST))
-    rec = Recorder()
+    rec = Recorder(timeout=5.0)
 
     async def on_tick(tick: Tick) -> None:
         rec.tick(tick)

@@ -6,10 +6,11 @@ import asyncio
 import math
 import socket
 import threading
-from typing import Any, AsyncIterator, Callable
+from typing import Any, AsyncIterator
 
 import pytest
 import pytest_asyncio
+from support.recorder import Recorder
 
 from slob.config.ib_config import IBConfig
 from slob.ib.errors import ClientIdInUse, ConnectionLost, ContractNotFound, MarketDataNotSubscribed, TWSNotRunning
@@ -20,37 +21,8 @@ from slob.testing import FakeTWS
 FAST = dict(reconnect_delay_seconds=0.05, max_reconnect_delay_seconds=0.2, connect_timeout_seconds=5.0)
 
 
-class Recorder:
-    """Collects what the fetcher hands out and lets a test await conditions on it."""
-
-    def __init__(self) -> None:
-        self.ticks: list[Tick] = []
-        self.errors: list[BaseException] = []
-        self.events: list[object] = []
-        self._changed = asyncio.Event()
-
-    def tick(self, tick: Tick) -> None:
-        self.ticks.append(tick)
-        self._changed.set()
-
-    def error(self, exc: BaseException) -> None:
-        self.errors.append(exc)
-        self._changed.set()
-
-    def event(self, event: object) -> None:
-        self.events.append(event)
-        self._changed.set()
-
-    async def until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-        async def wait() -> None:
-            while not predicate():
-                self._changed.clear()
-                await self._changed.wait()
-        await asyncio.wait_for(wait(), timeout)
-
-
 def attach(fetcher: IBWSFetcher) -> Recorder:
-    rec = Recorder()
+    rec = Recorder(timeout=10.0)
     fetcher.on_tick, fetcher.on_error, fetcher.on_event = rec.tick, rec.error, rec.event
     return rec
 

@@ -15,9 +15,11 @@ from slob.testing import FakeTWS
 
 
 @pytest.fixture
-def tws() -> Iterator[FakeTWS]:
-    with FakeTWS(speed=math.inf) as server:
-        yield server
+def raw(tws: FakeTWS) -> Iterator[RawClient]:
+    """A bare socket connected to ``tws`` (nothing sent yet), closed after the test."""
+    client = RawClient(tws.port)
+    yield client
+    client.close()
 
 
 def front(app: RecordingApp) -> object:
@@ -25,6 +27,25 @@ def front(app: RecordingApp) -> object:
     app.wait_for("contractDetailsEnd")
     rows = [a[1] for a in app.named("contractDetails")]
     return min(rows, key=lambda d: d.contract.lastTradeDateOrContractMonth).contract
+
+
+def stream_trades(app: RecordingApp) -> None:
+    """Subscribe to the front month's trades and wait for the first five."""
+    app.reqTickByTickData(1, front(app), "Last", 0, False)
+    app.wait_for("tickByTickAllLast", 5)
+
+
+def trades_then_advance(tws: FakeTWS, app: RecordingApp, seconds: float) -> int:
+    """The trades ``app`` has (after a currentTime round trip, so none are in flight);
+    then ``seconds`` of simulated time pass and a second round trip brings in whatever
+    they sent."""
+    app.reqCurrentTime()
+    app.wait_for("currentTime")
+    count = len(app.named("tickByTickAllLast"))
+    tws.advance(seconds)
+    app.reqCurrentTime()
+    app.wait_for("currentTime", 2)
+    return count
 
 
 # -- handshake -----------------------------------------------------------------
@@ -44,88 +65,62 @@ def test_server_version_is_min_of_client_max_and_server_max() -> None:
             raw.close()
 
 
-def test_greeting_travels_alone_until_start_api(tws: FakeTWS) -> None:
-    raw = RawClient(tws.port)
-    try:
-        greeting = raw.hello()
-        assert greeting.server_version == 200
-        assert greeting.connection_time.startswith("20241202 10:00:00 ")  # New York time
-        raw.sock.settimeout(0.3)
-        with pytest.raises(socket.timeout):
-            raw.sock.recv(1)  # nothing else may ride with the greeting (ibapi reads one frame)
-        raw.start_api(3)
-        first = [m.msg_id for m in raw.read_until(9)]
-        assert first == [15, 9]
-    finally:
-        raw.close()
+def test_greeting_travels_alone_until_start_api(raw: RawClient) -> None:
+    greeting = raw.hello()
+    assert greeting.server_version == 200
+    assert greeting.connection_time.startswith("20241202 10:00:00 ")  # New York time
+    raw.sock.settimeout(0.3)
+    with pytest.raises(socket.timeout):
+        raw.sock.recv(1)  # nothing else may ride with the greeting (ibapi reads one frame)
+    raw.start_api(3)
+    first = [m.msg_id for m in raw.read_until(9)]
+    assert first == [15, 9]
 
 
-def test_client_asking_only_for_newer_versions_is_closed(tws: FakeTWS) -> None:
-    raw = RawClient(tws.port)
-    try:
-        raw.send_raw(wire.ClientHello(201, 226).encode())
-        assert raw.closed_by_peer()
-    finally:
-        raw.close()
+def test_client_asking_only_for_newer_versions_is_closed(raw: RawClient) -> None:
+    raw.send_raw(wire.ClientHello(201, 226).encode())
+    assert raw.closed_by_peer()
 
 
-def test_non_api_bytes_close_the_connection_and_are_reported(tws: FakeTWS) -> None:
-    raw = RawClient(tws.port)
-    try:
-        raw.send_raw(b"GET / HTTP/1.1\r\n\r\n")
-        assert raw.closed_by_peer()
-        tws.wait_until(lambda t: bool(t.protocol_errors))
-        assert "API\\0" in tws.protocol_errors[0]
-    finally:
-        raw.close()
+def test_non_api_bytes_close_the_connection_and_are_reported(tws: FakeTWS, raw: RawClient) -> None:
+    raw.send_raw(b"GET / HTTP/1.1\r\n\r\n")
+    assert raw.closed_by_peer()
+    tws.wait_until(lambda t: bool(t.protocol_errors))
+    assert "API\\0" in tws.protocol_errors[0]
 
 
 # -- bad requests ----------------------------------------------------------------
 
 
-def test_unknown_message_id_is_answered_320_and_the_session_survives(tws: FakeTWS) -> None:
-    raw = RawClient(tws.port)
-    try:
-        raw.ready(1)
-        raw.send(250, ["1", "x"])
+def test_unknown_message_id_is_answered_320_and_the_session_survives(raw: RawClient) -> None:
+    raw.ready(1)
+    raw.send(250, ["1", "x"])
+    errors = [m for m in raw.read_until(4) if m.msg_id == 4]
+    while errors[-1].text(1) != "320":
         errors = [m for m in raw.read_until(4) if m.msg_id == 4]
-        while errors[-1].text(1) != "320":
-            errors = [m for m in raw.read_until(4) if m.msg_id == 4]
-        assert errors[-1].text(0) == "-1"
-        assert "Unknown message id 250" in errors[-1].text(2)
-        raw.send(49, [1])  # still served
-        assert [m for m in raw.read_until(49)][-1].msg_id == 49
-    finally:
-        raw.close()
+    assert errors[-1].text(0) == "-1"
+    assert "Unknown message id 250" in errors[-1].text(2)
+    raw.send(49, [1])  # still served
+    assert [m for m in raw.read_until(49)][-1].msg_id == 49
 
 
-def test_malformed_field_is_answered_320_with_the_request_id(tws: FakeTWS) -> None:
-    raw = RawClient(tws.port)
-    try:
-        raw.ready(1)
-        raw.send(59, [1, "not-a-number"])  # REQ_MARKET_DATA_TYPE
-        err = next(m for m in iter(lambda: raw.next_message(), None) if m.msg_id == 4 and m.text(1) == "320")
-        assert "marketDataType" in err.text(2)
-        raw.send(49, [1])
-        assert raw.read_until(49)[-1].msg_id == 49
-    finally:
-        raw.close()
+def test_malformed_field_is_answered_320_with_the_request_id(raw: RawClient) -> None:
+    raw.ready(1)
+    raw.send(59, [1, "not-a-number"])  # REQ_MARKET_DATA_TYPE
+    err = next(m for m in iter(lambda: raw.next_message(), None) if m.msg_id == 4 and m.text(1) == "320")
+    assert "marketDataType" in err.text(2)
+    raw.send(49, [1])
+    assert raw.read_until(49)[-1].msg_id == 49
 
 
-def test_oversize_frame_closes_only_that_client(tws: FakeTWS) -> None:
-    good = RecordingApp().start(tws.port, client_id=1)
-    raw = RawClient(tws.port)
-    try:
-        raw.ready(2)
-        raw.send_raw((wire.MAX_MSG_LEN + 1).to_bytes(4, "big") + b"xx")
-        assert raw.closed_by_peer()
-        tws.wait_until(lambda t: any("protocol maximum" in e for e in t.protocol_errors))
-        good.reqCurrentTime()
-        good.wait_for("currentTime")
-        assert [c.client_id for c in tws.clients] == [1]
-    finally:
-        raw.close()
-        good.stop()
+def test_oversize_frame_closes_only_that_client(tws: FakeTWS, app: RecordingApp, raw: RawClient) -> None:
+    raw.ready(2)
+    raw.send_raw((wire.MAX_MSG_LEN + 1).to_bytes(4, "big") + b"xx")
+    assert raw.closed_by_peer()
+    tws.wait_until(lambda t: any("protocol maximum" in e for e in t.protocol_errors))
+    app.reqCurrentTime()
+    app.wait_for("currentTime")
+    assert [c.client_id for c in tws.clients] == [1]
 
 
 # -- faults ------------------------------------------------------------------------
@@ -148,14 +143,10 @@ def test_duplicate_client_id_gets_326_and_is_closed(tws: FakeTWS) -> None:
         first.stop()
 
 
-def test_drop_closes_the_socket_and_the_client_sees_it(tws: FakeTWS) -> None:
-    app = RecordingApp().start(tws.port)
-    try:
-        assert tws.drop() == 1
-        app.wait_for("connectionClosed")
-        tws.wait_for_clients(0, ready=False)
-    finally:
-        app.stop()
+def test_drop_closes_the_socket_and_the_client_sees_it(tws: FakeTWS, app: RecordingApp) -> None:
+    assert tws.drop() == 1
+    app.wait_for("connectionClosed")
+    tws.wait_for_clients(0, ready=False)
 
 
 def test_restart_refuses_connections_then_listens_again() -> None:
@@ -174,90 +165,57 @@ def test_restart_refuses_connections_then_listens_again() -> None:
             app.stop()
 
 
-def test_stall_holds_everything_then_delivers_it(tws: FakeTWS) -> None:
-    app = RecordingApp().start(tws.port)
-    try:
-        app.reqTickByTickData(1, front(app), "Last", 0, False)
-        app.wait_for("tickByTickAllLast", 5)
-        tws.stall(1.0)
-        app.reqCurrentTime()
-        with pytest.raises(TimeoutError):
-            app.wait_for("currentTime", timeout=0.5)
-        app.wait_for("currentTime", timeout=10)  # answered once the stall ends
-        before = len(app.named("tickByTickAllLast"))
-        app.wait_for("tickByTickAllLast", before + 5)
-    finally:
-        app.stop()
+def test_stall_holds_everything_then_delivers_it(tws: FakeTWS, app: RecordingApp) -> None:
+    stream_trades(app)
+    tws.stall(1.0)
+    app.reqCurrentTime()
+    with pytest.raises(TimeoutError):
+        app.wait_for("currentTime", timeout=0.5)
+    app.wait_for("currentTime", timeout=10)  # answered once the stall ends
+    before = len(app.named("tickByTickAllLast"))
+    app.wait_for("tickByTickAllLast", before + 5)
 
 
-def test_send_error_uses_the_real_text(tws: FakeTWS) -> None:
-    app = RecordingApp().start(tws.port)
-    try:
-        tws.send_error(10197, req_id=5)
-        assert app.wait_error(10197)[3] == "No market data during competing live session"
-        tws.send_error(1300)
-        assert app.wait_error(1300)[3].endswith(f"new port - {tws.port}")
-    finally:
-        app.stop()
+def test_send_error_uses_the_real_text(tws: FakeTWS, app: RecordingApp) -> None:
+    tws.send_error(10197, req_id=5)
+    assert app.wait_error(10197)[3] == "No market data during competing live session"
+    tws.send_error(1300)
+    assert app.wait_error(1300)[3].endswith(f"new port - {tws.port}")
 
 
-def test_connectivity_lost_then_restored_with_data_maintained(tws: FakeTWS) -> None:
-    app = RecordingApp().start(tws.port)
-    try:
-        app.reqTickByTickData(1, front(app), "Last", 0, False)
-        app.wait_for("tickByTickAllLast", 5)
-        tws.connectivity_lost()
-        app.wait_error(1100)
-        app.reqCurrentTime()
-        app.wait_for("currentTime")
-        quiet = len(app.named("tickByTickAllLast"))
-        tws.advance(30)
-        app.reqCurrentTime()
-        app.wait_for("currentTime", 2)
-        assert len(app.named("tickByTickAllLast")) == quiet  # nothing flows while lost
-        tws.connectivity_restored(data_maintained=True)
-        assert "data maintained" in app.wait_error(1102)[3]
-        app.wait_for("tickByTickAllLast", quiet + 5)  # the subscription carried on
-    finally:
-        app.stop()
+def test_connectivity_lost_then_restored_with_data_maintained(tws: FakeTWS, app: RecordingApp) -> None:
+    stream_trades(app)
+    tws.connectivity_lost()
+    app.wait_error(1100)
+    quiet = trades_then_advance(tws, app, 30)
+    assert len(app.named("tickByTickAllLast")) == quiet  # nothing flows while lost
+    tws.connectivity_restored(data_maintained=True)
+    assert "data maintained" in app.wait_error(1102)[3]
+    app.wait_for("tickByTickAllLast", quiet + 5)  # the subscription carried on
 
 
-def test_connectivity_restored_with_data_lost_drops_subscriptions(tws: FakeTWS) -> None:
-    app = RecordingApp().start(tws.port)
-    try:
-        app.reqTickByTickData(1, front(app), "Last", 0, False)
-        app.wait_for("tickByTickAllLast", 5)
-        tws.connectivity_lost()
-        app.wait_error(1100)
-        tws.connectivity_restored(data_maintained=False)
-        assert app.wait_error(1101)[3].endswith("restored - data lost.")
-        app.reqCurrentTime()
-        app.wait_for("currentTime")
-        count = len(app.named("tickByTickAllLast"))
-        tws.advance(30)
-        app.reqCurrentTime()
-        app.wait_for("currentTime", 2)
-        assert len(app.named("tickByTickAllLast")) == count
-    finally:
-        app.stop()
+def test_connectivity_restored_with_data_lost_drops_subscriptions(tws: FakeTWS, app: RecordingApp) -> None:
+    stream_trades(app)
+    tws.connectivity_lost()
+    app.wait_error(1100)
+    tws.connectivity_restored(data_maintained=False)
+    assert app.wait_error(1101)[3].endswith("restored - data lost.")
+    count = trades_then_advance(tws, app, 30)
+    assert len(app.named("tickByTickAllLast")) == count
 
 
 @pytest.mark.parametrize("kind", ["bad_id", "truncated", "oversize"])
-def test_garbage_frames_reach_the_client(tws: FakeTWS, kind: str) -> None:
-    raw = RawClient(tws.port)
-    try:
-        raw.ready(1)
-        tws.send_garbage(kind)
-        if kind == "oversize":
-            with pytest.raises(wire.FrameTooLong):
-                while True:
-                    raw.next_frame()
-        else:
-            with pytest.raises(wire.MalformedMessage):
-                while True:
-                    raw.next_message()
-    finally:
-        raw.close()
+def test_garbage_frames_reach_the_client(tws: FakeTWS, raw: RawClient, kind: str) -> None:
+    raw.ready(1)
+    tws.send_garbage(kind)
+    if kind == "oversize":
+        with pytest.raises(wire.FrameTooLong):
+            while True:
+                raw.next_frame()
+    else:
+        with pytest.raises(wire.MalformedMessage):
+            while True:
+                raw.next_message()
 
 
 def test_pacing_violations_are_counted_and_rejected() -> None:

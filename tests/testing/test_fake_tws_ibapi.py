@@ -15,19 +15,6 @@ from slob.testing import FakeTWS
 from slob.testing.futures import third_friday
 
 
-@pytest.fixture
-def tws() -> Iterator[FakeTWS]:
-    with FakeTWS(speed=math.inf) as server:
-        yield server
-
-
-@pytest.fixture
-def app(tws: FakeTWS) -> Iterator[RecordingApp]:
-    client = RecordingApp().start(tws.port)
-    yield client
-    client.stop()
-
-
 def details_for(app: RecordingApp, req_id: int, contract: object) -> list[object]:
     app.reqContractDetails(req_id, contract)
     app.wait_for("contractDetailsEnd", where=lambda a: a[0] == req_id)
