@@ -41,7 +41,10 @@ from ibapi.decoder import Decoder
 from ibapi.server_versions import MAX_CLIENT_VER
 from ibapi.wrapper import EWrapper
 
+from ibapi.execution import ExecutionFilter
+
 from slob.ib import ticks, wire
+from slob.ib import order_conversion as orders
 from slob.ib.bridge import BridgeClosed
 from slob.ib.handshake import Session, open_session
 from slob.ib.errors import (
@@ -56,12 +59,15 @@ from slob.ib.errors import (
 )
 from slob.ib.pacing import TokenBucket
 from slob.model import Quote, Tick
+from slob.orders import Execution, OpenOrder, OrderError, PositionReported
 
 __all__ = ["ConnectionClosed", "IBClient", "Subscription", "TwsMessage"]
 
 log = logging.getLogger("slob.ib.client")
 _NOT_SUBSCRIBED = {354, 10089, 10168, 10186, 10189}
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+# Keys for the list requests that have no request id of their own.
+_OPEN_ORDERS, _POSITIONS = -5, -61
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +154,7 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         self.client_id_rejected = False
         self.subscriptions: dict[int, Subscription] = {}
         self._pending: dict[int, _Pending] = {}
+        self._order_ids: set[int] = set()
         self._prepaid = 0
         self._reader: threading.Thread | None = None
         self._sock: socket.socket | None = None
@@ -381,6 +388,8 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
             sub.ref = ticks.ContractRef(sub.ref.symbol, sub.ref.contract, sub.ref.min_tick, True)
             if sub.merger is not None:
                 sub.merger.ref = sub.ref
+        if reqId in self._order_ids:
+            self.sink(OrderError(reqId, errorCode, errorString, when))
         level = logging.INFO if info.severity is Severity.INFO else logging.WARNING
         if log.isEnabledFor(level):
             log.log(level, "! %d %s (req %d)", errorCode, errorString, reqId)
@@ -482,6 +491,75 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
 
     def tickSnapshotEnd(self, reqId: int) -> None:  # noqa: N802,N803
         pass
+
+    # -- EWrapper: orders, executions, positions -------------------------------------
+
+    def track_order(self, order_id: int) -> None:
+        """Errors carrying this id are order errors (reported as OrderError records)."""
+        self._order_ids.add(order_id)
+
+    def request_open_orders(self) -> concurrent.futures.Future[list[OpenOrder]]:
+        future = self.expect(_OPEN_ORDERS, "open orders")
+        self.reqOpenOrders()
+        return future
+
+    def request_positions(self) -> concurrent.futures.Future[list[PositionReported]]:
+        future = self.expect(_POSITIONS, "positions")
+        self.reqPositions()
+        return future
+
+    def request_executions(self, req_id: int) -> concurrent.futures.Future[list[Execution]]:
+        future = self.expect(req_id, "executions")
+        self.reqExecutions(req_id, ExecutionFilter())
+        return future
+
+    def openOrder(self, orderId: int, contract: Any, order: Any, orderState: Any) -> None:  # noqa: N802,N803
+        record = orders.open_order(orderId, contract, order, orderState)
+        self._order_ids.add(orderId)
+        pending = self._pending.get(_OPEN_ORDERS)
+        if pending is not None:
+            pending.rows.append(record)
+        self.sink(record)
+
+    def openOrderEnd(self) -> None:  # noqa: N802
+        self._finish_rows(_OPEN_ORDERS)
+
+    def orderStatus(self, orderId: int, status: str, filled: Decimal, remaining: Decimal,  # noqa: N802,N803
+                    avgFillPrice: float, permId: int, parentId: int, lastFillPrice: float, clientId: int,
+                    whyHeld: str, mktCapPrice: float) -> None:
+        self.sink(orders.order_update(orderId, status, filled, remaining, avgFillPrice, permId, parentId,
+                                      lastFillPrice, whyHeld))
+
+    def execDetails(self, reqId: int, contract: Any, execution: Any) -> None:  # noqa: N802,N803
+        record = orders.execution(reqId, contract, execution)
+        pending = self._pending.get(reqId) if reqId >= 0 else None
+        if pending is not None:
+            pending.rows.append(record)  # an answer to request_executions, not a new fill
+        else:
+            self.sink(record)
+
+    def execDetailsEnd(self, reqId: int) -> None:  # noqa: N802,N803
+        self._finish_rows(reqId)
+
+    def commissionAndFeesReport(self, commissionAndFeesReport: Any) -> None:  # noqa: N802,N803
+        self.sink(orders.commission(commissionAndFeesReport))
+
+    def position(self, account: str, contract: Any, position: Decimal, avgCost: float) -> None:  # noqa: N803
+        pending = self._pending.get(_POSITIONS)
+        if pending is not None:
+            pending.rows.append(orders.position(account, contract, position, avgCost))
+
+    def positionEnd(self) -> None:  # noqa: N802
+        self._finish_rows(_POSITIONS)
+        self.cancelPositions()
+
+    def completedOrdersEnd(self) -> None:  # noqa: N802
+        pass
+
+    def _finish_rows(self, key: int) -> None:
+        pending = self._pending.pop(key, None)
+        if pending is not None and not pending.future.done():
+            pending.future.set_result(pending.rows)
 
     def connectAck(self) -> None:  # noqa: N802
         pass

@@ -12,13 +12,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 
 from ibapi.contract import ContractDetails
 
 from slob.ib.errors import ConfigError
+from slob.zones import ib_zone
 
-__all__ = ["FORMS", "SymbolSpec", "expiry_moment", "ib_zone", "parse_symbol"]
+__all__ = ["FORMS", "SymbolSpec", "expiry_moment", "parse_symbol"]
 
 MONTH_CODES = "FGHJKMNQUVXZ"
 FORMS = "'NQ' (front month), 'NQZ4', 'NQZ24', 'NQZ2024' or 'NQ 202412'"
@@ -28,20 +29,6 @@ _PATTERNS = (
     re.compile(r"(?P<root>[A-Z]{1,5})\s*(?P<year>\d{4})(?P<month>\d{2})"),
     re.compile(r"(?P<root>[A-Z]{1,5})"),
 )
-
-# Names IB has put in timeZoneId over the years (TWS-FACTS §3), mapped to IANA zones.
-_ZONE_ALIASES = {
-    "US/Central": "America/Chicago",
-    "CST": "America/Chicago",
-    "CST (Central Standard Time)": "America/Chicago",
-    "US/Eastern": "America/New_York",
-    "EST": "America/New_York",
-    "EST (Eastern Standard Time)": "America/New_York",
-    "US/Pacific": "America/Los_Angeles",
-    "GMT": "Etc/GMT",
-    "Europe/London": "Europe/London",
-}
-
 
 @dataclass(frozen=True, slots=True)
 class SymbolSpec:
@@ -77,16 +64,6 @@ def parse_symbol(text: str) -> SymbolSpec:
             return SymbolSpec(text, groups["root"], month, int(groups["year"]), 4)
         return SymbolSpec(text, groups["root"])
     raise ConfigError(f"{text!r} is not a futures symbol slob understands; use {FORMS}")
-
-
-def ib_zone(name: str) -> ZoneInfo:
-    """The zone IB names in ``timeZoneId`` (``US/Central``, ``CST``, an IANA name...)."""
-    cleaned = (name or "").strip()
-    try:
-        return ZoneInfo(_ZONE_ALIASES.get(cleaned, cleaned))
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        # OSError: a key naming a directory of the zone database ("America") or too long
-        raise ConfigError(f"unknown timeZoneId {name!r}; expected e.g. 'US/Central'") from None
 
 
 def expiry_moment(details: ContractDetails) -> dt.datetime:
