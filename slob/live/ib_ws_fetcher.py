@@ -27,14 +27,17 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import datetime as dt
 import itertools
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Sequence, TypeVar
 
 from ibapi.contract import Contract, ContractDetails
+from ibapi.order import Order
+from ibapi.order_cancel import OrderCancel
 
 from slob.config.ib_config import IBConfig
 from slob.ib import ticks
@@ -59,12 +62,15 @@ from slob.live.feed_switch import FeedSwitch, Route
 from slob.live.ib_contract_manager import ContractManager, Resolution
 from slob.live.stats import percentile
 from slob.live.symbols import SymbolSpec, parse_symbol
+from slob.orders import CommissionReported, Execution, OpenOrder, OrderError, OrderUpdate, PositionReported
 from slob.model import ConnectionRestored, ContractRolled, Gap, Quote, Tick
 from slob.model import ConnectionLost as ConnectionLostEvent
 
 __all__ = ["IBWSFetcher"]
 
 log = logging.getLogger("slob.live.ib_ws_fetcher")
+T = TypeVar("T")
+_ORDER_RECORDS = (OpenOrder, OrderUpdate, Execution, CommissionReported, OrderError)
 _UTC = dt.timezone.utc
 
 
@@ -105,6 +111,8 @@ class IBWSFetcher(UserCallbacks):
         self.on_tick: Callback | None = None
         self.on_error: Callback | None = None
         self.on_quote: Callback | None = None
+        #: Receives OpenOrder / OrderUpdate / Execution / CommissionReported / OrderError.
+        self.on_order: Callback | None = None
         #: Receives ConnectionLost / ConnectionRestored / Gap events (sync or async).
         self.on_event: Callback | None = None
         self.subscribe_confirm_seconds = subscribe_confirm_seconds
@@ -180,6 +188,55 @@ class IBWSFetcher(UserCallbacks):
         """The contract-details cache and roll calendar this fetcher resolves symbols with."""
         return self._contracts
 
+    # -- orders (used by the OrderExecutor) --------------------------------------------
+
+    @property
+    def accounts(self) -> list[str]:
+        client = self._client
+        return list(client.accounts) if client is not None else []
+
+    @property
+    def next_valid_id(self) -> int:
+        """TWS's next usable order id for this session (0 before connecting)."""
+        client = self._client
+        return client.next_order_id if client is not None else 0
+
+    async def place_order(self, order_id: int, contract: Contract, order: Order) -> None:
+        client = self._require_client()
+        client.track_order(order_id)
+        await self._paced(client)
+        client.placeOrder(order_id, contract, order)
+
+    async def cancel_order(self, order_id: int) -> None:
+        client = self._require_client()
+        await self._paced(client)
+        client.cancelOrder(order_id, OrderCancel())
+
+    async def open_orders(self) -> list[OpenOrder]:
+        client = self._require_client()
+        await self._paced(client)
+        return await self._answer(client.request_open_orders())
+
+    async def executions(self) -> list[Execution]:
+        """Today's executions of this client (with their orderRef)."""
+        client = self._require_client()
+        await self._paced(client)
+        return await self._answer(client.request_executions(next(self._req_ids)))
+
+    async def positions(self) -> list[PositionReported]:
+        client = self._require_client()
+        await self._paced(client)
+        return await self._answer(client.request_positions())
+
+    def _require_client(self) -> IBClient:
+        client = self._client
+        if client is None or not self.is_connected():
+            raise ConnectionLost("not connected to TWS; orders cannot be sent now")
+        return client
+
+    async def _answer(self, future: "concurrent.futures.Future[list[T]]") -> list[T]:
+        return await asyncio.wait_for(asyncio.wrap_future(future), self.config.request_timeout_seconds)
+
     async def server_time(self) -> dt.datetime:
         """TWS's clock (REQ_CURRENT_TIME), tz-aware UTC."""
         return await self._server_now()
@@ -219,6 +276,9 @@ class IBWSFetcher(UserCallbacks):
                     await self._on_tws_message(item)  # type: ignore[arg-type]
                 elif kind is ConnectionClosed:
                     pass  # the supervisor handles it; listen only delivers data
+                elif kind in _ORDER_RECORDS:
+                    if self.on_order is not None:
+                        await self._call(self.on_order, item)
                 else:
                     await self._report(SlobError(f"unexpected item on the bridge: {item!r}"))
 
