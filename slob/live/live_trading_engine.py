@@ -37,9 +37,11 @@ from slob.live.callbacks import invoke
 from slob.live.candle_aggregator import CandleAggregator
 from slob.live.event_bus import EventBus
 from slob.live.ib_ws_fetcher import IBWSFetcher
+from slob.live.order_executor import OrderExecutor, RiskConfig
 from slob.live.sessions import CmeHours, us_equity_open
+from slob.live.setup_tracker import SetupChanged, SetupConfig, SetupReady, SetupTracker
 from slob.live.store import Store, default_db_path
-from slob.model import Candle, CandleClosed, ErrorReported, Tick
+from slob.model import Candle, CandleClosed, ConnectionRestored, ErrorReported, Tick
 
 __all__ = ["DATA_SOURCES", "Fetcher", "LiveTradingEngine"]
 
@@ -81,6 +83,9 @@ class LiveTradingEngine:
         store_ticks: bool = True,
         on_candle: Callable[[Candle], Any] | None = None,
         quiet_check_seconds: float = 1.0,
+        setup_config: SetupConfig | None = None,
+        trade: bool = True,
+        risk: RiskConfig | None = None,
     ) -> None:
         if data_source not in DATA_SOURCES:
             raise ConfigError(f"data_source {data_source!r} is not one of {DATA_SOURCES} ('ib' for NQ futures "
@@ -103,11 +108,20 @@ class LiveTradingEngine:
         self.on_candle = on_candle
         self.quiet_check_seconds = quiet_check_seconds
         self.bus = EventBus()
+        self.setup_config = setup_config or SetupConfig()
+        self.trackers: dict[str, SetupTracker] = {}
+        # Orders go through IB only; with Alpaca (stock data) the tracker still reports setups.
+        self.executor: OrderExecutor | None = None
+        if trade and data_source == "ib":
+            assert isinstance(self.fetcher, IBWSFetcher)
+            self.executor = OrderExecutor(self.fetcher, risk=risk, publish=self.bus.publish,
+                                          allow_live=allow_live)
         self.aggregators: dict[str, CandleAggregator] = {}
         self._last_tick: dict[str, tuple[dt.datetime, float]] = {}
         #: How long after a candle's end the quiet-market timer waits for in-flight ticks.
         self.close_grace = dt.timedelta(seconds=2)
         self.candles_closed = 0
+        self.setups_seen: set[str] = set()
         self._listener: asyncio.Task[None] | None = None
         self._quiet_timer: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
@@ -147,8 +161,15 @@ class LiveTradingEngine:
         fetcher.on_error = self._on_error
         if hasattr(fetcher, "on_event"):
             setattr(fetcher, "on_event", self._on_event)
+        if self.executor is not None:
+            setattr(fetcher, "on_order", self.executor.on_order)
+            self.executor.store = self.store
         await fetcher.connect()
+        if self.executor is not None:
+            await self.executor.start()  # paper check and reconciliation before any signal
         await fetcher.subscribe(self.symbols)
+        for symbol in self.symbols:
+            self.trackers[symbol.upper()] = SetupTracker(self.setup_config, symbol=symbol.upper())
         for symbol in self.symbols:
             self.aggregators[symbol.upper()] = CandleAggregator(
                 symbol.upper(), self.candle_intervals, is_trading=self._trading_hours(symbol))
@@ -244,6 +265,10 @@ class LiveTradingEngine:
         if self.store is not None:
             self.store.add(candle)
         await self.bus.publish(CandleClosed(candle))
+        tracker = self.trackers.get(candle.symbol)
+        if tracker is not None and candle.interval_seconds == 60:
+            for event in tracker.on_candle(candle):
+                await self._setup_event(event)
         hook = self.on_candle
         if hook is not None:
             try:
@@ -251,10 +276,30 @@ class LiveTradingEngine:
             except Exception as exc:
                 await self._on_error(exc, where="on_candle")
 
+    async def _setup_event(self, event: SetupChanged | SetupReady) -> None:
+        await self.bus.publish(event)
+        if isinstance(event, SetupChanged):
+            self.setups_seen.add(event.setup_id)
+            if self.store is not None:
+                self.store.add_setup(id=event.setup_id, symbol=event.symbol, direction=event.direction.value,
+                                     state=event.state.value, created=event.at, updated=event.at,
+                                     details={"reason": event.reason, "entry": event.entry, "stop": event.stop,
+                                              "target": event.target})
+        elif self.executor is not None:
+            try:
+                await self.executor.on_setup_ready(event)
+            except Exception as exc:  # an order that cannot be sent is reported, the engine goes on
+                await self._on_error(exc, where=f"orders for {event.setup_id}")
+
     async def _on_event(self, event: object) -> None:
         if self.store is not None:
             self.store.add(event)
         await self.bus.publish(event)
+        if self.executor is not None and isinstance(event, ConnectionRestored):
+            try:
+                await self.executor.reconcile()  # order ids and state after a reconnect
+            except Exception as exc:
+                await self._on_error(exc, where="reconciliation")
 
     async def _on_error(self, exc: BaseException, where: str = "feed") -> None:
         await self.bus.publish(ErrorReported(where, exc))
@@ -296,6 +341,10 @@ class LiveTradingEngine:
             "events": dict(self.bus.published),
             "handler_errors": self.bus.handler_errors,
             "late_ticks": sum(a.late_ticks for a in self.aggregators.values()),
+            "setups": len(self.setups_seen),
+            "orders": None if self.executor is None else {
+                "placed_setups": len(self.executor.placed), "position": self.executor.position,
+                "realized_pnl": self.executor.realized_pnl, "commissions": self.executor.commissions},
             "feed": self.fetcher.get_stats(),
             "store": str(self.store.path) if self.store is not None else None,
         }
