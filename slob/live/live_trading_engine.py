@@ -37,9 +37,9 @@ from slob.live.callbacks import invoke
 from slob.live.candle_aggregator import CandleAggregator
 from slob.live.event_bus import EventBus
 from slob.live.ib_ws_fetcher import IBWSFetcher
-from slob.live.order_executor import OrderExecutor, RiskConfig
+from slob.live.order_executor import OrderExecutor, RiskConfig, TradePlan
 from slob.live.sessions import CmeHours, us_equity_open
-from slob.live.setup_tracker import SetupChanged, SetupConfig, SetupReady, SetupTracker
+from slob.live.setup_tracker import SetupChanged, SetupConfig, SetupReady, SetupTracker, State
 from slob.live.store import Store, default_db_path
 from slob.model import Candle, CandleClosed, ConnectionRestored, ErrorReported, Tick
 
@@ -278,16 +278,18 @@ class LiveTradingEngine:
 
     async def _setup_event(self, event: SetupChanged | SetupReady) -> None:
         await self.bus.publish(event)
-        if isinstance(event, SetupChanged):
-            self.setups_seen.add(event.setup_id)
-            if self.store is not None:
-                self.store.add_setup(id=event.setup_id, symbol=event.symbol, direction=event.direction.value,
-                                     state=event.state.value, created=event.at, updated=event.at,
-                                     details={"reason": event.reason, "entry": event.entry, "stop": event.stop,
-                                              "target": event.target})
-        elif self.executor is not None:
+        if not isinstance(event, SetupChanged):
+            return
+        self.setups_seen.add(event.setup_id)
+        placed = self.executor is not None and event.setup_id in self.executor.placed
+        if self.store is not None and not placed:
+            self.store.add_setup(id=event.setup_id, symbol=event.symbol, direction=event.direction.value,
+                                 state=event.state.value, created=event.at, updated=event.at,
+                                 details={"reason": event.reason, "entry": event.entry, "stop": event.stop,
+                                          "target": event.target})
+        if self.executor is not None and event.state is State.TRIGGERED:
             try:
-                await self.executor.on_setup_ready(event)
+                await self.executor.place(TradePlan.of(event))
             except Exception as exc:  # an order that cannot be sent is reported, the engine goes on
                 await self._on_error(exc, where=f"orders for {event.setup_id}")
 

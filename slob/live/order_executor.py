@@ -1,4 +1,10 @@
-"""OrderExecutor: a READY setup becomes one bracket order on the paper account.
+"""OrderExecutor: a triggered setup becomes one bracket order on the paper account.
+
+The engine places the bracket when the setup's trigger candle closes (state TRIGGERED):
+the next candle opens at that moment, so the market entry fills at the strategy's "entry
+at the next candle's open"; stop and target are already fixed. The tracker's later READY
+(or a risk-reward invalidation at the real entry) does not change a bracket in place:
+its stop and target manage the trade at TWS.
 
 Bracket (../shared/DESIGN.md §5, TWS-FACTS §8): the parent entry (market, transmit=False),
 a take-profit limit and a stop child, both with ``parentId`` and one OCA group; the last
@@ -30,11 +36,11 @@ from ibapi.order import Order
 
 from slob.ib.errors import ConfigError, LiveTradingRefused, SlobError
 from slob.live.ib_ws_fetcher import IBWSFetcher
-from slob.live.setup_tracker import Direction, SetupReady
+from slob.live.setup_tracker import Direction, SetupChanged, SetupReady
 from slob.live.store import Store
 from slob.orders import CommissionReported, Execution, OpenOrder, OrderError, OrderUpdate
 
-__all__ = ["BracketPlaced", "OrderExecutor", "RiskConfig", "SetupSkipped"]
+__all__ = ["BracketPlaced", "OrderExecutor", "RiskConfig", "SetupSkipped", "TradePlan"]
 
 log = logging.getLogger("slob.live.orders")
 _UTC = dt.timezone.utc
@@ -57,6 +63,25 @@ class RiskConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class TradePlan:
+    """What to place: from a TRIGGERED setup (the next candle opens now, so a market entry
+    is the strategy's "entry at the next open") or a READY one."""
+
+    setup_id: str
+    symbol: str
+    direction: Direction
+    stop: float
+    target: float
+    entry: float | None  # the expected entry, when known
+
+    @classmethod
+    def of(cls, setup: SetupChanged | SetupReady) -> "TradePlan":
+        if setup.stop is None or setup.target is None:
+            raise SlobError(f"setup {setup.setup_id} has no stop/target yet ({setup!r})")
+        return cls(setup.setup_id, setup.symbol, setup.direction, setup.stop, setup.target, setup.entry)
+
+
+@dataclass(frozen=True, slots=True)
 class BracketPlaced:
     setup_id: str
     contract: str
@@ -65,7 +90,7 @@ class BracketPlaced:
     parent_id: int
     take_profit_id: int
     stop_id: int
-    entry: float
+    entry: float | None
     stop: float
     target: float
     at: dt.datetime
@@ -144,7 +169,7 @@ class OrderExecutor:
 
     # -- placing -----------------------------------------------------------------------
 
-    async def on_setup_ready(self, setup: SetupReady) -> BracketPlaced | SetupSkipped:
+    async def place(self, setup: TradePlan) -> BracketPlaced | SetupSkipped:
         reason = self._refusal(setup)
         if reason:
             skipped = SetupSkipped(setup.setup_id, reason)
@@ -183,13 +208,13 @@ class OrderExecutor:
             self.store.add_setup(id=setup.setup_id, symbol=setup.symbol, direction=setup.direction.value,
                                  state="placed", created=now, updated=now,
                                  details={**_jsonable(setup), "bracket": [parent_id, tp_id, sl_id]})
-        log.info("= placed bracket for %s: %s %d %s entry~%.2f stop %.2f target %.2f (ids %d/%d/%d)",
-                 setup.setup_id, entry_side, qty, contract.localSymbol, setup.entry, setup.stop, setup.target,
+        log.info("= placed bracket for %s: %s %d %s at market, stop %.2f target %.2f (ids %d/%d/%d)",
+                 setup.setup_id, entry_side, qty, contract.localSymbol, setup.stop, setup.target,
                  parent_id, tp_id, sl_id)
         await self._emit(placed)
         return placed
 
-    def _refusal(self, setup: SetupReady) -> str:
+    def _refusal(self, setup: TradePlan) -> str:
         if setup.setup_id in self.placed:
             return "already placed (reconciled from TWS or the store)"
         if self.realized_pnl <= -self.risk.max_daily_loss:
@@ -259,7 +284,7 @@ def _order(action: str, qty: int, kind: str, *, ref: str, transmit: bool, limit:
     return order
 
 
-def _jsonable(setup: SetupReady) -> dict[str, Any]:
+def _jsonable(setup: TradePlan) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in dataclasses.fields(setup):
         value = getattr(setup, f.name)
