@@ -10,9 +10,10 @@ front price plus a basis per quarter.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from slob.testing import tws_messages as msg
 from slob.testing.futures import FutureContract, active_contracts, session_day
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from slob.testing.fake_session import Session
 
 _NS = 1_000_000_000
+log = logging.getLogger("slob.testing.fake_tws")
 
 # Live tick type -> delayed tick type (TWS-FACTS §4: 66-76 and 88).
 DELAYED = {0: 69, 1: 66, 2: 67, 3: 70, 4: 68, 5: 71, 6: 72, 7: 73, 8: 74, 9: 75, 14: 76, 45: 88}
@@ -103,7 +105,14 @@ class Market:
         self.flowing = True  # False while IB<->TWS connectivity is "lost" (1100)
         self.stalled = False
         self._flush_due: int | None = None
+        #: Called with (family, trade) after each trade's market data went out: the order
+        #: book matches working orders there.
+        self.on_trade: Callable[[str, Trade], None] | None = None
+        #: Whether something besides subscriptions waits for trades (working orders): at
+        #: speed inf time then runs without subscribers too.
+        self.wants_trades: Callable[[], bool] | None = None
         self._wake = asyncio.Event()
+        self._progress = asyncio.Event()  # set after every step of run()
         self._loop = asyncio.get_running_loop()
         clock.subscribe(self.wake_threadsafe)
 
@@ -160,6 +169,21 @@ class Market:
     async def run(self) -> None:
         while True:
             await self._step()
+            self._progress.set()
+
+    def caught_up(self) -> bool:
+        """Every trade due by the clock has been played (and matched against orders)."""
+        head = self._peek()
+        return head is None or head[1].time_ns > self.clock.now_ns()
+
+    async def settle(self, timeout: float) -> None:
+        """Return once :meth:`caught_up`; TimeoutError after ``timeout`` seconds (a stalled
+        market, or speed inf, where the next trade is always due, never settles)."""
+        async def wait() -> None:
+            while not self.caught_up():
+                self._progress.clear()
+                await self._progress.wait()
+        await asyncio.wait_for(wait(), timeout)
 
     def _peek(self) -> tuple[str, Trade] | None:
         best: tuple[str, Trade] | None = None
@@ -181,7 +205,7 @@ class Market:
             return
         clock = self.clock
         if clock.speed == math.inf:
-            if not self.subs:
+            if not self.subs and not (self.wants_trades is not None and self.wants_trades()):
                 await self._sleep(None)  # time only runs while someone listens
                 return
             clock.set_ns(target)
@@ -207,7 +231,16 @@ class Market:
             self.stats[family].update(trade)
             if self.flowing:
                 sent += self._dispatch(family, trade)
+                self._match(family, trade)
         await self._backpressure()
+
+    def _match(self, family: str, trade: Trade) -> None:
+        if self.on_trade is None:
+            return
+        try:
+            self.on_trade(family, trade)
+        except Exception:  # a fake-TWS bug must not stop the market
+            log.exception("fake TWS order matching failed on %s %r", family, trade)
 
     async def _sleep(self, seconds: float | None) -> None:
         self._wake.clear()

@@ -35,7 +35,9 @@ log = logging.getLogger("slob.testing.fake_tws")
 # Real TWS texts (TWS-FACTS §5 and the captures).
 TEXTS = {
     100: "Max rate of messages per second has been exceeded.",
+    103: "Duplicate order id",
     200: "No security definition has been found for the request",
+    202: "Order Canceled - reason:",
     300: "Can't find EId with tickerId:{ticker}",
     320: "Error reading request. {detail}",
     322: "Error processing request. {detail}",
@@ -113,6 +115,7 @@ class Session(asyncio.Protocol):
         self.md_type = 1
         self.held: list[bytes] | None = None
         self.futures_farm_announced = False
+        self.positions_subscribed = False  # REQ_POSITIONS until CANCEL_POSITIONS
         self._writable = asyncio.Event()
         self._writable.set()
         self._arrivals: collections.deque[float] = collections.deque()
@@ -128,10 +131,10 @@ class Session(asyncio.Protocol):
             OUT.REQ_MARKET_DATA_TYPE: self._req_market_data_type,
             OUT.REQ_TICK_BY_TICK_DATA: self._req_tick_by_tick,
             OUT.CANCEL_TICK_BY_TICK_DATA: self._cancel_tick_by_tick,
-            OUT.REQ_POSITIONS: lambda r: self.send(msg.position_end(self.server_version)),
-            OUT.CANCEL_POSITIONS: lambda r: None,
-            OUT.REQ_OPEN_ORDERS: lambda r: self.send(msg.open_order_end(self.server_version)),
-            OUT.REQ_ALL_OPEN_ORDERS: lambda r: self.send(msg.open_order_end(self.server_version)),
+            OUT.REQ_POSITIONS: self._req_positions,
+            OUT.CANCEL_POSITIONS: self._cancel_positions,
+            OUT.REQ_OPEN_ORDERS: lambda r: self.tws.book.send_open_orders(self),
+            OUT.REQ_ALL_OPEN_ORDERS: lambda r: self.tws.book.send_open_orders(self, everyone=True),
             OUT.REQ_AUTO_OPEN_ORDERS: lambda r: None,
             OUT.REQ_COMPLETED_ORDERS: lambda r: self.send(msg.completed_orders_end(self.server_version)),
             OUT.REQ_ACCT_DATA: self._req_account_updates,
@@ -141,8 +144,8 @@ class Session(asyncio.Protocol):
             OUT.REQ_MANAGED_ACCTS: lambda r: self.send(
                 msg.managed_accounts(list(self.tws.accounts), self.server_version)),
             OUT.PLACE_ORDER: self._place_order,
-            OUT.CANCEL_ORDER: lambda r: None,
-            OUT.REQ_GLOBAL_CANCEL: lambda r: None,
+            OUT.CANCEL_ORDER: lambda r: self.tws.book.cancel(self, r.int("orderId")),
+            OUT.REQ_GLOBAL_CANCEL: lambda r: self.tws.book.global_cancel(self),
         }
 
     # -- transport callbacks -----------------------------------------------------
@@ -218,9 +221,13 @@ class Session(asyncio.Protocol):
             self.transport.abort()
 
     def error(self, req_id: int, code: int, **values: object) -> None:
+        self.send(self.error_frame(req_id, code, **values))
+
+    def error_frame(self, req_id: int, code: int, **values: object) -> bytes:
+        """ERR_MSG ``code`` for this session: ``text`` if given, else the real text."""
         text = str(values.pop("text", "")) or error_text(code, **values)
         now_ms = self.tws.clock.now_ns() // 1_000_000
-        self.send(msg.error(req_id, code, text, self.server_version, time_ms=now_ms))
+        return msg.error(req_id, code, text, self.server_version, time_ms=now_ms)
 
     # -- input -----------------------------------------------------------------
 
@@ -234,7 +241,7 @@ class Session(asyncio.Protocol):
             self.tws._protocol_error(self, exc)
             self.error(-1, 320, detail=str(exc))
             return
-        request = decode_request(message, self.client_id)
+        request = decode_request(message, self.client_id, self.server_version)
         self.tws._record(request)
         if self._paced_out():
             return
@@ -308,6 +315,8 @@ class Session(asyncio.Protocol):
         self.client_id = client_id
         self.state = "ready"
         sv = self.server_version
+        # TWS replays a returning client's open orders first (api_reconnect_active_order).
+        self.tws.book.replay_on_connect(self)
         self.send(msg.managed_accounts(list(self.tws.accounts), sv))
         self.send(msg.next_valid_id(self.tws.next_order_id, sv))
         if self.tws.farm_notices:
@@ -343,13 +352,18 @@ class Session(asyncio.Protocol):
         self.send(msg.account_update_multi_end(req_id, sv))
 
     def _req_executions(self, req: Request) -> None:
-        self.send(msg.execution_data_end(req.int("reqId"), self.server_version))
+        self.tws.book.send_executions(self, req)
+
+    def _req_positions(self, req: Request) -> None:
+        self.positions_subscribed = True
+        self.tws.book.send_positions(self)
+
+    def _cancel_positions(self, req: Request) -> None:
+        self.positions_subscribed = False
 
     def _place_order(self, req: Request) -> None:
-        order_id = req.int("orderId")
-        self.tws.next_order_id = max(self.tws.next_order_id, order_id + 1)
-        self.error(order_id, 321, text="Error validating request.-'FK' : cause - "
-                   "this FakeTWS does not simulate orders yet")
+        self.tws.book.place(self, req)
+        self.tws.market.wake()  # a working order may need time to run (speed inf)
 
     # -- contracts -------------------------------------------------------------
 

@@ -11,8 +11,11 @@ synchronous tests, asyncio tests and other processes alike::
 It negotiates server versions up to 200 (the classic text protocol), answers the
 start-up requests every client sends, lists NQ/MNQ/ES/MES quarterly futures for its
 simulated date, streams market data and tick-by-tick trades from seeded price paths on a
-simulated clock, and injects faults on command. Every method may be called from any
-thread.
+simulated clock, takes orders and fills them against those trades (market, limit, stop,
+stop-limit, brackets and OCA groups; see :mod:`slob.testing.fake_orders`), and injects
+faults on command. Orders, executions and positions belong to the FakeTWS, so they
+survive a client's reconnect and :meth:`FakeTWS.restart`. Every method may be called
+from any thread.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ from zoneinfo import ZoneInfo
 from slob.ib import wire
 from slob.testing import tws_messages as msg
 from slob.testing.fake_market import Market, default_scenarios
+from slob.testing.fake_orders import OrderBook
 from slob.testing.fake_session import Session
 from slob.testing.loop_thread import LoopThread
+from slob.testing.order_records import ExecutionRecord, OrderInfo, PositionRecord
 from slob.testing.scenario import Scenario, SimClock
 from slob.testing.tws_requests import Request
 
@@ -123,6 +128,7 @@ class FakeTWS(LoopThread):
         self._pacing_violations = 0
         self._changed = threading.Condition()
         self._server: asyncio.Server | None = None
+        self.book = OrderBook(self)
 
     # -- lifecycle (start, stop, with: see LoopThread) ----------------------------
 
@@ -138,6 +144,8 @@ class FakeTWS(LoopThread):
 
     async def _main(self, ready: threading.Event) -> None:
         self.market = Market(self.clock, self.scenarios, md_interval=self.market_data_interval)
+        self.market.on_trade = self.book.on_trade
+        self.market.wants_trades = self.book.wants_trades
         await self._listen()
         market_task = asyncio.create_task(self.market.run(), name="fake-tws-market")
         market_task.add_done_callback(self._market_done)
@@ -233,6 +241,21 @@ class FakeTWS(LoopThread):
         ])
 
     @property
+    def orders(self) -> list[OrderInfo]:
+        """Every order placed (held, working or finished), by client id and order id."""
+        return list(self.book.snapshot()[0])
+
+    @property
+    def executions(self) -> list[ExecutionRecord]:
+        """Every fill so far, in time order."""
+        return list(self.book.snapshot()[1])
+
+    @property
+    def positions(self) -> list[PositionRecord]:
+        """Each account's position per contract traded (0 once flat, as TWS lists it)."""
+        return list(self.book.snapshot()[2])
+
+    @property
     def protocol_errors(self) -> list[str]:
         with self._changed:
             return list(self._protocol_errors)
@@ -291,6 +314,15 @@ class FakeTWS(LoopThread):
         """Move simulated time forward; trades up to the new time go out at once."""
         return self.clock.advance(seconds)
 
+    def settle(self, timeout: float = 10.0) -> None:
+        """Wait until the market has played every trade due by the simulated clock and
+        matched the working orders against them: after ``advance(s)`` and ``settle()``,
+        whatever those trades caused has been sent (a client-side round trip such as
+        reqCurrentTime then brings it in). For paused or real-time clocks, not speed inf."""
+        async def go() -> None:
+            await self.market.settle(timeout)
+        self._call_async(go, timeout + 1.0)
+
     def set_speed(self, speed: float) -> None:
         self.clock.set_speed(speed)
 
@@ -317,6 +349,11 @@ class FakeTWS(LoopThread):
                 if s.state == "ready":
                     s.error(req_id, code, text=text or "", port=self.port, **values)
         self._call(go)
+
+    def reject_next_order(self, code: int = 201, text: str = "Order rejected - reason:") -> None:
+        """Answer the next PLACE_ORDER (any client) with ERR_MSG ``code`` and ``text``
+        instead of taking the order (its id counts as used)."""
+        self.book.reject_next(code, text)
 
     def send_garbage(self, kind: str = "bad_id", client_id: int | None = None) -> None:
         """Send a frame no client can read. ``bad_id``: a text message whose id is not a

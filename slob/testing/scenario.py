@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Protocol
 
+from slob.model import Candle
 from slob.testing.futures import is_cme_open, next_cme_open
 
 __all__ = [
@@ -234,6 +235,20 @@ class ScriptedScenario:
 
     def events(self, start_ns: int) -> Iterator[Trade]:
         return (tr for tr in self._trades if tr.time_ns >= start_ns)
+
+    @classmethod
+    def from_candles(cls, candles: Iterable[Candle], tick: float = 0.25) -> "ScriptedScenario":
+        """Trades that rebuild each 1-minute candle exactly: the open at :00, then the low
+        and high (the far side first, so the path is plausible), the close at :59; volume
+        is split over the four prints. Used to plant SLOB setups in FakeTWS."""
+        trades: list[Trade] = []
+        for c in candles:
+            base = to_ns(c.start)
+            first, second = (c.low, c.high) if c.close >= c.open else (c.high, c.low)
+            size = max(1, int(c.volume) // 4) if c.volume else 1
+            for sec, price in ((0, c.open), (15, first), (30, second), (59, c.close)):
+                trades.append(Trade(base + sec * _NS, price, size, price - tick, price, 10, 10))
+        return cls(trades)
 
     @classmethod
     def from_prices(

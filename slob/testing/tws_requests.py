@@ -15,7 +15,7 @@ from ibapi.message import OUT
 
 from slob.ib import wire
 
-__all__ = ["Request", "RequestError", "decode_request", "request_name"]
+__all__ = ["Request", "RequestError", "decode_request", "layout", "request_name"]
 
 _CONTRACT = (
     "conId", "symbol", "secType", "lastTradeDateOrContractMonth", "strike", "right",
@@ -49,10 +49,52 @@ LAYOUTS: dict[int, tuple[str, ...]] = {
     OUT.REQ_ACCOUNT_UPDATES_MULTI: ("version", "reqId", "account", "modelCode", "ledgerAndNLV"),
     OUT.CANCEL_ACCOUNT_UPDATES_MULTI: ("version", "reqId"),
     OUT.CANCEL_CONTRACT_DATA: ("reqId",),
-    OUT.PLACE_ORDER: ("orderId",) + _CONTRACT,
-    OUT.CANCEL_ORDER: ("orderId",),
-    OUT.REQ_GLOBAL_CANCEL: ("version",),
+    OUT.CANCEL_ORDER: ("orderId", "manualOrderCancelTime", "extOperator", "manualOrderIndicator"),
+    OUT.REQ_GLOBAL_CANCEL: ("extOperator", "manualOrderIndicator"),
 }
+
+# Server versions at which the order requests change shape (ibapi server_versions.py).
+SV_MODELS_SUPPORT = 103
+SV_ORDER_CONTAINER = 145  # PLACE_ORDER drops its version field
+SV_MANUAL_ORDER_TIME = 169
+SV_FA_PROFILE_DESUPPORT = 177  # PLACE_ORDER drops faProfile
+SV_CME_TAGGING_FIELDS = 192  # CANCEL_ORDER / REQ_GLOBAL_CANCEL drop their version field
+
+#: PLACE_ORDER up to ocaType, as ibapi 10.50's ``EClient.placeOrder`` sends a non-combo
+#: order (checked by encoding orders at server versions 111-200); what follows is kept
+#: unnamed in ``extra``.
+_PLACE_ORDER_HEAD = ("orderId",) + _CONTRACT + (
+    "secIdType", "secId", "action", "totalQuantity", "orderType",
+    "lmtPrice", "auxPrice", "tif", "ocaGroup", "account", "openClose", "origin", "orderRef",
+    "transmit", "parentId", "blockOrder", "sweepToFill", "displaySize", "triggerMethod",
+    "outsideRth", "hidden", "sharesAllocation", "discretionaryAmt", "goodAfterTime",
+    "goodTillDate", "faGroup", "faMethod", "faPercentage",
+)
+
+
+def _place_order_layout(sv: int) -> tuple[str, ...]:
+    names: tuple[str, ...] = ("version",) if sv < SV_ORDER_CONTAINER else ()
+    names += _PLACE_ORDER_HEAD
+    if sv < SV_FA_PROFILE_DESUPPORT:
+        names += ("faProfile",)
+    if sv >= SV_MODELS_SUPPORT:
+        names += ("modelCode",)
+    return names + ("shortSaleSlot", "designatedLocation", "exemptCode", "ocaType")
+
+
+LAYOUTS[OUT.PLACE_ORDER] = _place_order_layout(200)
+
+
+def layout(msg_id: int, sv: int = 200) -> tuple[str, ...]:
+    """The field names of request ``msg_id`` as a client sends it at server version ``sv``."""
+    if msg_id == OUT.PLACE_ORDER:
+        return _place_order_layout(sv)
+    if msg_id == OUT.CANCEL_ORDER and sv < SV_CME_TAGGING_FIELDS:
+        return ("version", "orderId") + (("manualOrderCancelTime",) if sv >= SV_MANUAL_ORDER_TIME else ())
+    if msg_id == OUT.REQ_GLOBAL_CANCEL and sv < SV_CME_TAGGING_FIELDS:
+        return ("version",)
+    return LAYOUTS.get(msg_id, ())
+
 
 _NAMES: dict[int, str] = {int(m): str(m.name) for m in OUT}
 
@@ -95,10 +137,11 @@ class Request:
             raise RequestError(f"{self.name}: field {key}={text!r} is not an integer") from None
 
 
-def decode_request(message: wire.Message, client_id: int | None) -> Request:
-    """Name the fields of a text request; unknown message ids keep raw fields in ``extra``."""
+def decode_request(message: wire.Message, client_id: int | None, server_version: int = 200) -> Request:
+    """Name the fields of a text request sent at ``server_version``; unknown message ids
+    keep raw fields in ``extra``."""
     texts = tuple(f.decode("latin-1") for f in message.fields)
-    names = LAYOUTS.get(message.msg_id, ())
+    names = layout(message.msg_id, server_version)
     named = dict(zip(names, texts))
     extra = texts[len(names):]
     return Request(client_id, message.msg_id, request_name(message.msg_id), named, extra, message.fields)
