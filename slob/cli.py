@@ -23,14 +23,7 @@ COMMANDS = ("demo", "run", "checkpoint", "report", "contracts", "sim", "version"
 
 
 def _modules() -> list[ModuleType]:
-    found = []
-    for name in COMMANDS:
-        try:
-            found.append(importlib.import_module(f"slob.commands.{name}"))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"slob.commands.{name}":
-                raise
-    return found
+    return [importlib.import_module(f"slob.commands.{name}") for name in COMMANDS]
 
 
 def _parser(modules: list[ModuleType]) -> argparse.ArgumentParser:

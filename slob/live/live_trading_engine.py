@@ -304,7 +304,10 @@ class LiveTradingEngine:
                 await self._on_error(exc, where="reconciliation")
 
     async def _on_error(self, exc: BaseException, where: str = "feed") -> None:
-        await self.bus.publish(ErrorReported(where, exc))
+        event = ErrorReported(where, exc)
+        if self.store is not None and not self._stopping:
+            self.store.add(event)
+        await self.bus.publish(event)
 
     def _trading_hours(self, symbol: str) -> Callable[[dt.datetime], bool] | None:
         """CME hours from the contract's details (holidays and early closes included);

@@ -123,6 +123,7 @@ class OrderExecutor:
         self.commissions: float = 0.0
         self._next_id = 0
         self._orders: dict[int, str] = {}  # order id -> setup id
+        self._legs: dict[int, Order] = {}  # order id -> what was sent (kept in the store's rows)
         self._fills: dict[str, Execution] = {}  # exec id -> execution (commission comes apart)
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -195,6 +196,7 @@ class OrderExecutor:
         now = dt.datetime.now(_UTC)
         for order_id, order in legs:
             self._orders[order_id] = setup.setup_id
+            self._legs[order_id] = order
             await self.fetcher.place_order(order_id, contract, order)
             if self.store is not None:
                 self.store.add_order(order_id=order_id, setup_id=setup.setup_id, action=order.action,
@@ -251,8 +253,10 @@ class OrderExecutor:
         if self.store is None:
             return
         setup_id = self._orders.get(update.order_id)
+        leg = self._legs.get(update.order_id)
         now = update.at
-        self.store.add_order(order_id=update.order_id, setup_id=setup_id, action="", order_type="",
+        self.store.add_order(order_id=update.order_id, setup_id=setup_id, action=leg.action if leg else "",
+                             order_type=leg.orderType if leg else "",
                              quantity=update.filled + update.remaining, status=update.status, created=now,
                              updated=now, perm_id=update.perm_id or None, parent_id=update.parent_id or None)
 

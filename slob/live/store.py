@@ -263,7 +263,8 @@ _SQL = {
                      key="id", keep="created_ns"),
     "order": _insert("orders", "order_id perm_id setup_id parent_id action order_type quantity"
                      " limit_price stop_price status created_ns updated_ns details",
-                     key="order_id", keep="created_ns", coalesce="perm_id"),
+                     key="order_id", keep="created_ns",
+                     coalesce="perm_id setup_id parent_id limit_price stop_price"),
     "fill": _insert("fills", "exec_id order_id time_ns price quantity commission realized_pnl",
                     key="exec_id", coalesce="commission realized_pnl"),
 }

@@ -89,6 +89,11 @@ async def test_planted_setups_are_traded_and_recorded(tmp_path: Path) -> None:
         assert setups[short.setup_id].state == "placed" and setups[long.setup_id].state == "placed"
         by_setup = {sid: {o.order_id: o for o in store.orders(sid)} for sid in (short.setup_id, long.setup_id)}
         win, loss = placed
+        # status updates keep what was sent
+        tp_row = by_setup[short.setup_id][win.take_profit_id]
+        sl_row = by_setup[short.setup_id][win.stop_id]
+        assert (tp_row.action, tp_row.order_type, tp_row.limit_price) == ("BUY", "LMT", short.target)
+        assert (sl_row.action, sl_row.order_type, sl_row.stop_price) == ("BUY", "STP", short.stop)
         # the short: entry filled, target filled, stop cancelled through OCA
         assert by_setup[short.setup_id][win.parent_id].status == "Filled"
         assert by_setup[short.setup_id][win.take_profit_id].status == "Filled"
