@@ -52,7 +52,7 @@ from slob.live.store import ConnectionEvent, ErrorEvent, FillRecord, OrderRecord
 from slob.model import ConnectionLost, ConnectionRestored, ContractRolled, Gap
 
 __all__ = [
-    "MULTIPLIERS", "NO_DATA", "DayReport", "GapRow", "Report", "ReportInput", "TradeRow",
+    "MULTIPLIERS", "NO_DATA", "DayReport", "Report", "ReportInput", "TradeRow",
     "build_report", "day_bounds", "max_drawdown", "report_json", "trading_day",
 ]
 
@@ -109,19 +109,6 @@ class ReportInput:
 
 
 @dataclass(frozen=True, slots=True)
-class GapRow:
-    """A stretch of trading time without data, and why (as far as the store knows)."""
-
-    start: dt.datetime
-    end: dt.datetime
-    cause: str
-
-    @property
-    def seconds(self) -> float:
-        return (self.end - self.start).total_seconds()
-
-
-@dataclass(frozen=True, slots=True)
 class TradeRow:
     """One closed bracket: the fills of one setup from flat to flat."""
 
@@ -145,7 +132,7 @@ class DayReport:
     day: dt.date | None
     trading_seconds: float
     covered_seconds: float
-    gaps: tuple[GapRow, ...]
+    gaps: tuple[Gap, ...]
     outages: int  # ConnectionLost events
     reconnects_socket: int  # ConnectionRestored after a new socket session
     reconnects_ib: int  # ConnectionRestored by IB 1101/1102 (or 10182)
@@ -329,11 +316,11 @@ def _outages(events: Sequence[ConnectionEvent], data_minutes: Sequence[int], hor
     return out
 
 
-def _gap_rows(uncovered: list[Span], outages: list[_Outage]) -> list[GapRow]:
+def _gap_rows(uncovered: list[Span], outages: list[_Outage]) -> list[Gap]:
     rows = []
     for start, end in uncovered:
         causes = list(dict.fromkeys(o.cause for o in outages if o.start < end and o.end > start))
-        rows.append(GapRow(_time(start), _time(end), "; ".join(causes) or NO_DATA))
+        rows.append(Gap(_time(start), _time(end), "; ".join(causes) or NO_DATA))
     return rows
 
 
