@@ -7,6 +7,10 @@ set -euo pipefail
 SLOB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SLOB_VENV=${SLOB_VENV:-"$SLOB_ROOT/.venv"}
 extras=${1:-}
+case "$extras" in
+    ""|test|bench) ;;
+    *) echo "tools/_bootstrap.sh: unknown extras '$extras' (callers pass \"\", test or bench)" >&2; exit 2 ;;
+esac
 
 pick_python() {
     for candidate in ${PYTHON:-} python3.13 python3.12 python3.11 python3.10 python3; do
