@@ -11,9 +11,11 @@ needed; either way the socket is handed over in blocking mode for the reader thr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import time
 from dataclasses import dataclass, field
+from typing import Iterator
 
 from ibapi.server_versions import MAX_CLIENT_VER, MIN_CLIENT_VER
 
@@ -76,6 +78,19 @@ def _timeout(host: str, port: int, timeout: float) -> HandshakeFailed:
     )
 
 
+@contextlib.contextmanager
+def _closed_on_failure(sock: socket.socket, host: str, port: int) -> Iterator[None]:
+    """Close the socket if the handshake fails; a socket error becomes HandshakeFailed."""
+    try:
+        yield
+    except OSError as exc:
+        sock.close()
+        raise HandshakeFailed(f"{host}:{port} dropped the connection during the handshake ({exc})") from exc
+    except BaseException:
+        sock.close()
+        raise
+
+
 def open_session(
     host: str, port: int, *, timeout: float = 10.0, max_version: int = MAX_CLIENT_VER, options: str = ""
 ) -> Session:
@@ -84,7 +99,7 @@ def open_session(
         sock = socket.create_connection((host, port), timeout=timeout)
     except OSError as exc:
         raise _refused(host, port, exc) from exc
-    try:
+    with _closed_on_failure(sock, host, port):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.sendall(_hello(max_version, options))
         decoder = wire.FrameDecoder()
@@ -101,12 +116,6 @@ def open_session(
                 continue
             frames = _greeting(decoder, data, host, port)
         return _finish(sock, host, port, decoder, frames)
-    except OSError as exc:
-        sock.close()
-        raise HandshakeFailed(f"{host}:{port} dropped the connection during the handshake ({exc})") from exc
-    except BaseException:
-        sock.close()
-        raise
 
 
 async def open_session_async(
@@ -118,7 +127,7 @@ async def open_session_async(
     family, kind, proto, _, address = infos[0]
     sock = socket.socket(family, kind, proto)
     sock.setblocking(False)
-    try:
+    with _closed_on_failure(sock, host, port):
         try:
             await asyncio.wait_for(loop.sock_connect(sock, address), timeout)
         except (OSError, asyncio.TimeoutError) as exc:
@@ -138,9 +147,3 @@ async def open_session_async(
                 raise _timeout(host, port, timeout) from None
             frames = _greeting(decoder, data, host, port)
         return _finish(sock, host, port, decoder, frames)
-    except OSError as exc:
-        sock.close()
-        raise HandshakeFailed(f"{host}:{port} dropped the connection during the handshake ({exc})") from exc
-    except BaseException:
-        sock.close()
-        raise
