@@ -131,17 +131,24 @@ SCRIPT = textwrap.dedent("""
     from slob.live import IBWSFetcher
     from slob.live.live_trading_engine import LiveTradingEngine
     from slob.live.store import Store
+    from slob.model import Tick
     from slob.testing import FakeTWS
 
     async def main():
         async with FakeTWS(speed=60) as tws:
             engine = LiveTradingEngine(ib_fetcher=IBWSFetcher(port=tws.port, client_id=4), store=sys.argv[1])
+            first_tick = asyncio.Event()
+            engine.bus.subscribe(Tick, lambda tick: first_tick.set())
             await engine.start()
+            runner = asyncio.create_task(engine.run())
+            await asyncio.wait_for(first_tick.wait(), 20)  # a signal before any tick proves little
             print("running", flush=True)
-            await engine.run()
+            await runner
+            # The fake records requests on its own thread: once the client's socket is closed
+            # on its side, everything the client sent before closing has been recorded.
+            tws.wait_for_clients(0, ready=False, timeout=5)
             report = {"cancelled": any(r.name == "CANCEL_TICK_BY_TICK_DATA" for r in tws.requests),
                       "ticks": engine.get_stats()["feed"]["ticks"]}
-            tws.wait_for_clients(0, ready=False, timeout=5)
         with Store(sys.argv[1]) as store:
             report["stored_ticks"] = store.counts()["ticks"]
         print(json.dumps(report), flush=True)
