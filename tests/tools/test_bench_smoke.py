@@ -16,7 +16,6 @@ import pytest
 
 pytest.importorskip("ib_async")
 
-ROOT = Path(__file__).resolve().parents[2]
 CLIENTS = ("slob", "ibapi", "ib_async")
 
 
@@ -24,9 +23,8 @@ CLIENTS = ("slob", "ibapi", "ib_async")
 def test_bench_runs_all_three_clients_and_delivers_everything(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT / "tools"), env.get("PYTHONPATH")]))
     proc = subprocess.run(
-        [sys.executable, "-m", "slob_bench", "--messages", "2000", "--rates", "1000", "--duration", "1",
+        [sys.executable, "-m", "slob.bench", "--messages", "2000", "--rates", "1000", "--duration", "1",
          "--runs", "1", "--start-delay", "0.2", "--timeout", "20", "--json", str(out)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=85,
     )

@@ -56,7 +56,7 @@ def unix_of(seq: int, t0: int) -> int:
     return t0 + (seq - 1) // TICKS_PER_SECOND_OF_EXCHANGE_TIME
 
 
-def build_stream(req_id: int, n: int, sv: int, t0: int) -> tuple[bytes, array]:
+def build_stream(req_id: int, n: int, sv: int, t0: int) -> tuple[bytes, "array[int]"]:
     """All N frames back to back, and the offset of each (N+1 offsets)."""
     if sv > MAX_SERVER_VERSION:
         raise ValueError("the fast formatter writes text message ids (server version <= 200)")
@@ -249,7 +249,7 @@ class BenchSession:
         finally:
             self.stream_end_ns = time.monotonic_ns()
 
-    def _send_batch(self, view: memoryview, offsets: array, i: int, j: int) -> None:
+    def _send_batch(self, view: memoryview, offsets: "array[int]", i: int, j: int) -> None:
         """Frames i+1..j (1-based) in one write, stamped with the time just before it."""
         chunk = view[offsets[i]:offsets[j]]
         with self.lock:
@@ -258,14 +258,14 @@ class BenchSession:
         self.stamps[i + 1:j + 1] = array("q", [now]) * (j - i)
         self.sent = j
 
-    def _send_flat_out(self, view: memoryview, offsets: array) -> None:
+    def _send_flat_out(self, view: memoryview, offsets: "array[int]") -> None:
         n = self.messages
         per_batch = max(1, self.batch_bytes * n // max(1, offsets[n]))
         self.stream_start_ns = time.monotonic_ns()
         for i in range(0, n, per_batch):
             self._send_batch(view, offsets, i, min(n, i + per_batch))
 
-    def _send_paced(self, view: memoryview, offsets: array, rate: float) -> None:
+    def _send_paced(self, view: memoryview, offsets: "array[int]", rate: float) -> None:
         n = self.messages
         period = 1e9 / rate
         monotonic_ns, sleep = time.monotonic_ns, time.sleep

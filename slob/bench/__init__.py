@@ -1,11 +1,11 @@
 """slob's benchmark: slob vs IB's stock threading model vs ib_async on one fast fake TWS feed.
 
-Run it with ``tools/bench`` (or ``PYTHONPATH=tools python -m slob_bench``). Layout:
+Run it with ``slob bench``, ``tools/bench`` or ``python -m slob.bench``. Layout:
 
-* :mod:`slob_bench.feed` -- a minimal TWS for benchmarking, built on slob's wire codec and
+* :mod:`slob.bench.feed` -- a minimal TWS for benchmarking, built on slob's wire codec and
   ``slob.testing.tws_messages``; one process per measurement, records per-tick send times.
-* :mod:`slob_bench.clients` -- the three clients, each run in a process of its own.
-* :mod:`slob_bench.harness` -- orchestration, statistics, the table and the JSON file.
+* :mod:`slob.bench.clients` -- the three clients, each run in a process of its own.
+* :mod:`slob.bench.harness` -- orchestration, statistics, the table and the JSON file.
 
 Every tick carries its sequence number (1..N) in the trade SIZE field. The feed writes the
 ``time.monotonic_ns()`` at which each tick was handed to the socket; the client writes the

@@ -59,7 +59,7 @@ class Recorder:
         self.cpu0 = 0
         self.cpu_first = 0
         self.cpu_end = 0
-        self.extra: array | None = None
+        self.extra: "array[int] | None" = None
 
     def start(self) -> None:
         self.cpu0 = time.process_time_ns()
@@ -92,7 +92,7 @@ async def _slob(port: int, rec: Recorder, timeout: float, info: dict[str, Any]) 
 
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
-    rec.on_done = lambda: done.done() or done.set_result(None)
+    rec.on_done = lambda: None if done.done() else done.set_result(None)
     errors: list[str] = []
     fetcher = IBWSFetcher(config=IBConfig(port=port, client_id=11))
     hit = rec.hit
@@ -198,7 +198,7 @@ async def _ib_async(port: int, rec: Recorder, timeout: float, info: dict[str, An
 
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
-    rec.on_done = lambda: done.done() or done.set_result(None)
+    rec.on_done = lambda: None if done.done() else done.set_result(None)
     hit = rec.hit
     ib = ib_async.IB()
     errors: list[str] = []

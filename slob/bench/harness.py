@@ -16,10 +16,10 @@ from array import array
 from pathlib import Path
 from typing import Any, Sequence
 
-from slob_bench import clients, feed
+from slob.bench import clients, feed
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_JSON = ROOT / "bench-results" / "bench.json"
+
+DEFAULT_JSON = Path("bench-results") / "bench.json"  # relative to the working directory
 
 
 # -- one measurement ---------------------------------------------------------------------
@@ -127,7 +127,7 @@ def _summary(values_ns: list[int]) -> dict[str, float]:
 
 
 def _figures(kind: str, n: int, rate: float | None, info: dict[str, Any], stats: dict[str, Any],
-             send: array, cb: array, arrival: array | None) -> dict[str, Any]:
+             send: "array[int]", cb: "array[int]", arrival: "array[int] | None") -> dict[str, Any]:
     sent = stats["sent"]
     delivered_ns = [t for t in cb[1:n + 1] if t]
     delivered = len(delivered_ns)
@@ -442,7 +442,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--runs", type=int, default=3, help="throughput runs per client; the median is reported (default 3)")
     ap.add_argument("--clients", type=_client_list, default=list(clients.CLIENTS),
                     help="subset of slob,ibapi,ib_async (default: all three)")
-    ap.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"results file (default {DEFAULT_JSON.relative_to(ROOT)})")
+    ap.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"results file (default {DEFAULT_JSON})")
     ap.add_argument("--timeout", type=float, default=30.0,
                     help="seconds a client may lag behind the feed's schedule before the run is cut (default 30)")
     ap.add_argument("--start-delay", type=float, default=0.5,
