@@ -224,7 +224,7 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         error: BaseException | None = None
         try:
             for payload in early:
-                self._dispatch(payload)
+                self.dispatch(payload)
             recv = sock.recv
             feed = decoder.feed
             while True:
@@ -237,10 +237,10 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
                     payloads = feed(data)
                 except wire.WireError as exc:
                     for payload in exc.frames:
-                        self._dispatch(payload)
+                        self.dispatch(payload)
                     raise
                 for payload in payloads:
-                    self._dispatch(payload)
+                    self.dispatch(payload)
         except OSError as exc:
             if self._closing:
                 cause = "disconnected by this client"
@@ -284,7 +284,9 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         except Exception:  # the consumer is gone (its loop closed); nothing left to tell
             pass
 
-    def _dispatch(self, payload: bytes) -> None:
+    def dispatch(self, payload: bytes) -> None:
+        """Decode one frame's payload and drive the wrapper: what the reader thread does
+        for every frame. Public for in-process fakes (no socket) and protocol tools."""
         self.messages_in += 1
         try:
             message = wire.decode_message(payload, self.serverVersion_)
