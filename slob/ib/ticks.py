@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Union
 
-from slob.model import Quote, Tick
+from slob.model import Quote, Tick, new_tick
 
 __all__ = [
     "ContractRef",
@@ -72,9 +72,22 @@ class Rejection:
 Converted = Union[Tick, Rejection]
 
 
+# The latest conversion, (seconds, datetime): ticks come many to a second, so most
+# conversions are a lookup. Replaced whole (one atomic store), so threads may share it.
+_last_second: tuple[int, dt.datetime] = (0, _EPOCH)
+# Sizes below this are real; IB's "unset" sizes (2**31 - 1 and up) are not.
+_SMALLEST_UNSET_SIZE = 2147483647.0
+
+
 def to_utc(unix_seconds: int) -> dt.datetime:
     """IB's Unix seconds as a tz-aware UTC datetime."""
-    return _EPOCH + dt.timedelta(seconds=int(unix_seconds))
+    global _last_second
+    seconds, moment = _last_second
+    if unix_seconds == seconds and type(unix_seconds) is int:
+        return moment
+    moment = _EPOCH + dt.timedelta(seconds=int(unix_seconds))
+    _last_second = (int(unix_seconds), moment)
+    return moment
 
 
 def check_price(price: float, min_tick: float) -> Rejection | None:
@@ -112,6 +125,24 @@ def trade(
     ref: ContractRef, unix_s: int, price: float, size: Decimal | float | int, exchange: str, received_ns: int
 ) -> Converted:
     """A tick-by-tick Last/AllLast trade as a :class:`Tick`."""
+    # Fast path for the common case -- a positive finite price on the tick grid, a
+    # non-negative size below IB's unset values; anything else gets the full checks
+    # (and their reason). A property test holds both paths to the same answers.
+    try:  # float() of a signalling-NaN Decimal raises; the checks then say why
+        qty = float(size) if type(size) is Decimal or type(size) is float or type(size) is int else -1.0
+    except (ValueError, OverflowError):
+        qty = -1.0
+    min_tick = ref.min_tick
+    steps = price / min_tick if type(price) is float and min_tick > 0 else 0.5
+    if not (0.0 <= qty < _SMALLEST_UNSET_SIZE and 0.0 < price < _UNSET_DOUBLE and steps < 1e15
+            and abs(steps - round(steps)) <= 1e-6):
+        return _checked_trade(ref, unix_s, price, size, exchange, received_ns)
+    return new_tick(ref.symbol, price, qty, to_utc(unix_s), exchange, ref.contract, received_ns, ref.delayed)
+
+
+def _checked_trade(
+    ref: ContractRef, unix_s: int, price: float, size: Decimal | float | int, exchange: str, received_ns: int
+) -> Converted:
     bad = check_price(price, ref.min_tick)
     if bad is not None:
         return bad

@@ -705,3 +705,26 @@ def test_protobuf_tick_by_tick_trades_survive_the_wire(rig_factory: Callable[[in
               tbt_protobuf(req_id, True, 1_733_140_802, 21012.5, 1, "CME")])
     assert_tick(rig.wait_ticks(before + 2)[-1], ref, 21012.5, 1, 1_733_140_802, "CME")
     assert dict(rig.client.rejected) == {"price_off_grid": 1}
+
+
+@PROPERTY
+@given(
+    st.one_of(st.floats(), st.floats(min_value=1e300), st.integers(min_value=-(10**12), max_value=10**12),
+              st.decimals(min_value=1, max_value=10**6, places=2).map(float)),
+    st.one_of(st.floats(), st.integers(min_value=-(10**12), max_value=10**12), st.decimals(), st.booleans(),
+              st.sampled_from([Decimal("sNaN"), Decimal("-0"), Decimal(2**31 - 1), Decimal("2147483646.5")])),
+    st.one_of(MIN_TICKS, st.sampled_from([0.0, -0.25, 1e-300])),
+    UNIX,
+)
+def test_trade_fast_path_answers_exactly_as_the_full_checks(price: Any, size: Any, min_tick: float,
+                                                            unix_s: int) -> None:
+    ref = ContractRef("NQ", "NQZ4", min_tick)
+    assert ticks.trade(ref, unix_s, price, size, "CME", 1) == ticks._checked_trade(ref, unix_s, price, size, "CME", 1)
+
+
+@PROPERTY
+@given(UNIX, UNIX)
+def test_to_utc_gives_the_same_moment_whether_or_not_it_was_just_asked(first: int, second: int) -> None:
+    expected = dt.datetime.fromtimestamp(second, dt.timezone.utc)
+    ticks.to_utc(first)
+    assert ticks.to_utc(second) == expected and ticks.to_utc(second) == expected
