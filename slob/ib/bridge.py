@@ -73,7 +73,18 @@ class TickBridge(Generic[T]):
         queue = self._queue
         queue.append(item)
         self.put_count += 1
-        depth = len(queue)
+        self._arrived(len(queue))
+
+    def put_batch(self, items: list[T]) -> None:
+        """Several items at once, in order: one wake-up check for the lot."""
+        if self._closed:
+            raise BridgeClosed(self._close_reason or "bridge closed")
+        queue = self._queue
+        queue.extend(items)
+        self.put_count += len(items)
+        self._arrived(len(queue))
+
+    def _arrived(self, depth: int) -> None:
         if depth > self.max_depth:
             self.max_depth = depth
         # Not nested in the max_depth test: a later excursion that stays shallower than

@@ -4,9 +4,14 @@ IB's stock model runs two threads joined by a ``queue.Queue`` (an EReader thread
 re-slices its whole buffer for every frame, and an ``EClient.run()`` loop that polls the
 queue). IBClient keeps IB's request methods and IB's ``Decoder`` but replaces both
 threads with one: the thread named ``slob-ib-reader`` does recv -> :mod:`slob.ib.wire`
-framing -> IB's ``Decoder`` (text, or protobuf from server version 201) -> the EWrapper
-overrides below -> :mod:`slob.ib.ticks` conversion -> ``sink`` (normally a
+framing -> :class:`~slob.ib.hot_decoder.HotDecoder` for tick messages, IB's ``Decoder``
+for the rest (text, or protobuf from server version 201) -> the EWrapper overrides below
+-> :mod:`slob.ib.ticks` conversion -> ``sink`` (normally a
 :class:`~slob.ib.bridge.TickBridge`). IB's camelCase stays in this class.
+
+Records reach the sink in order. Ticks decoded from one read are handed over together
+(``batch_sink``, at most ``_FLUSH_EVERY`` at a time, so a large read does not hold back its
+first tick); any other record flushes what is waiting and goes at once.
 
 Caller obligations:
 
@@ -46,6 +51,7 @@ from ibapi.execution import ExecutionFilter
 from slob.ib import ticks, wire
 from slob.ib import order_conversion as orders
 from slob.ib.bridge import BridgeClosed
+from slob.ib.hot_decoder import HotDecoder
 from slob.ib.handshake import Session, open_session
 from slob.ib.errors import (
     Action,
@@ -68,6 +74,9 @@ _NOT_SUBSCRIBED = {354, 10089, 10168, 10186, 10189}
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 # Keys for the list requests that have no request id of their own.
 _OPEN_ORDERS, _POSITIONS = -5, -61
+# Ticks handed to the sink per batch at most: batching saves a hand-off per tick, the cap
+# bounds how long the first tick of a large read waits for the rest (~64 x 2 us).
+_FLUSH_EVERY = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +139,7 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         self,
         sink: Callable[[object], None],
         *,
+        batch_sink: Callable[[list[object]], None] | None = None,
         max_messages_per_second: int = 45,
         max_server_version: int = MAX_CLIENT_VER,
         join_timeout: float = 1.0,
@@ -137,6 +147,11 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         EWrapper.__init__(self)
         EClient.__init__(self, self)
         self.sink = sink
+        #: Takes a list of records at once (e.g. TickBridge.put_batch); default: ``sink`` each.
+        self.batch_sink = batch_sink
+        self._out: list[object] = []  # records decoded but not yet handed to the sink
+        self._hot: HotDecoder | None = None
+        self._reader_ident = 0
         self.pacer = TokenBucket(max_messages_per_second)
         self.max_server_version = max_server_version
         self.join_timeout = join_timeout
@@ -222,11 +237,15 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
     def _read_loop(self, sock: socket.socket, decoder: wire.FrameDecoder, early: list[bytes]) -> None:
         cause = ""
         error: BaseException | None = None
+        self._reader_ident = threading.get_ident()
         try:
             for payload in early:
-                self.dispatch(payload)
+                self._dispatch_frame(payload)
+            self._flush()
             recv = sock.recv
             feed = decoder.feed
+            dispatch = self._dispatch_frame
+            flush = self._flush
             while True:
                 data = recv(1 << 16)
                 if not data:
@@ -237,10 +256,16 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
                     payloads = feed(data)
                 except wire.WireError as exc:
                     for payload in exc.frames:
-                        self.dispatch(payload)
+                        dispatch(payload)
+                    flush()
                     raise
+                out = self._out
                 for payload in payloads:
-                    self.dispatch(payload)
+                    dispatch(payload)
+                    if len(out) >= _FLUSH_EVERY:
+                        flush()
+                        out = self._out
+                flush()
         except OSError as exc:
             if self._closing:
                 cause = "disconnected by this client"
@@ -257,6 +282,10 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
             try:
                 sock.close()
             finally:
+                try:
+                    self._flush()  # what was decoded before the end still goes out
+                except Exception:  # the consumer is gone (BridgeClosed): nobody to tell
+                    self._out = []
                 self._finish(cause or "reader stopped", error)
 
     def _finish(self, cause: str, error: BaseException | None) -> None:
@@ -285,9 +314,43 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
             pass
 
     def dispatch(self, payload: bytes) -> None:
-        """Decode one frame's payload and drive the wrapper: what the reader thread does
-        for every frame. Public for in-process fakes (no socket) and protocol tools."""
+        """Decode one frame's payload, drive the wrapper and hand the resulting records to
+        the sink: what the reader thread does for every frame. Public for in-process fakes
+        (no socket) and protocol tools; call it from one thread, and not while a reader
+        thread runs."""
+        self._dispatch_frame(payload)
+        self._flush()
+
+    def _flush(self) -> None:
+        out = self._out
+        if out:
+            self._out = []
+            if self.batch_sink is not None:
+                self.batch_sink(out)
+            else:
+                sink = self.sink
+                for item in out:
+                    sink(item)
+
+    def _send(self, record: object) -> None:
+        """A record that is not a tick: after any ticks still waiting, at once."""
+        if threading.get_ident() == self._reader_ident:
+            self._out.append(record)
+            self._flush()
+        else:  # a wrapper call on a requesting thread (e.g. IB's "not connected" error)
+            self.sink(record)
+
+    def _dispatch_frame(self, payload: bytes) -> None:
         self.messages_in += 1
+        hot = self._hot
+        if hot is None or hot.server_version != self.serverVersion_:
+            hot = self._hot = HotDecoder(self, self.serverVersion_)
+        try:
+            if hot.decode(payload):
+                return
+        except (ValueError, TypeError, IndexError, ArithmeticError) as exc:
+            self._bad_message(f"TWS tick message could not be handled ({exc!r}); skipped")
+            return
         try:
             message = wire.decode_message(payload, self.serverVersion_)
         except wire.MalformedMessage as exc:
@@ -310,7 +373,7 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
     def _bad_message(self, text: str) -> None:
         self.decode_errors += 1
         log.warning("! %s", text)
-        self.sink(TwsMessage(-1, 0, text, dt.datetime.now(dt.timezone.utc), Severity.WARNING, Action.NONE))
+        self._send(TwsMessage(-1, 0, text, dt.datetime.now(dt.timezone.utc), Severity.WARNING, Action.NONE))
 
     # -- sending -----------------------------------------------------------------
 
@@ -391,11 +454,11 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
             if sub.merger is not None:
                 sub.merger.ref = sub.ref
         if reqId in self._order_ids:
-            self.sink(OrderError(reqId, errorCode, errorString, when))
+            self._send(OrderError(reqId, errorCode, errorString, when))
         level = logging.INFO if info.severity is Severity.INFO else logging.WARNING
         if log.isEnabledFor(level):
             log.log(level, "! %d %s (req %d)", errorCode, errorString, reqId)
-        self.sink(TwsMessage(reqId, errorCode, errorString, when, info.severity, info.action))
+        self._send(TwsMessage(reqId, errorCode, errorString, when, info.severity, info.action))
 
     # -- EWrapper: contract details ----------------------------------------------
 
@@ -427,11 +490,25 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
     def _emit(self, record: Tick | Quote | ticks.Rejection | None) -> None:
         if record is None:
             return
-        if isinstance(record, ticks.Rejection):
+        if type(record) is ticks.Rejection:
             self.rejected[record.reason] += 1
             return
         self.ticks_out += 1
-        self.sink(record)
+        self._out.append(record)  # called only while decoding: flushed by the reader or dispatch()
+
+    # IB's Decoder (and HotDecoder) hand every protobuf tick to these hooks first; IB's
+    # defaults build a log record per call. slob reads the decoded arguments instead.
+    def tickByTickDataProtoBuf(self, tickByTickDataProto: Any) -> None:  # noqa: N802,N803
+        pass
+
+    def tickPriceProtoBuf(self, tickPriceProto: Any) -> None:  # noqa: N802,N803
+        pass
+
+    def tickSizeProtoBuf(self, tickSizeProto: Any) -> None:  # noqa: N802,N803
+        pass
+
+    def tickStringProtoBuf(self, tickStringProto: Any) -> None:  # noqa: N802,N803
+        pass
 
     def tickByTickAllLast(self, reqId: int, tickType: int, time: int, price: float, size: Decimal,  # noqa: N802,N803
                           tickAttribLast: Any, exchange: str, specialConditions: str) -> None:
@@ -441,7 +518,12 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
             return
         if not sub.settled:
             sub.accept()
-        self._emit(ticks.trade(sub.ref, time, price, size, exchange, self._frame_ns))
+        record = ticks.trade(sub.ref, time, price, size, exchange, self._frame_ns)
+        if type(record) is Tick:  # the hot path: _emit inlined
+            self.ticks_out += 1
+            self._out.append(record)
+        else:
+            self._emit(record)
 
     def tickByTickBidAsk(self, reqId: int, time: int, bidPrice: float, askPrice: float,  # noqa: N802,N803
                          bidSize: Decimal, askSize: Decimal, tickAttribBidAsk: Any) -> None:
@@ -521,7 +603,7 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         pending = self._pending.get(_OPEN_ORDERS)
         if pending is not None:
             pending.rows.append(record)
-        self.sink(record)
+        self._send(record)
 
     def openOrderEnd(self) -> None:  # noqa: N802
         self._finish_rows(_OPEN_ORDERS)
@@ -529,7 +611,7 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
     def orderStatus(self, orderId: int, status: str, filled: Decimal, remaining: Decimal,  # noqa: N802,N803
                     avgFillPrice: float, permId: int, parentId: int, lastFillPrice: float, clientId: int,
                     whyHeld: str, mktCapPrice: float) -> None:
-        self.sink(orders.order_update(orderId, status, filled, remaining, avgFillPrice, permId, parentId,
+        self._send(orders.order_update(orderId, status, filled, remaining, avgFillPrice, permId, parentId,
                                       lastFillPrice, whyHeld))
 
     def execDetails(self, reqId: int, contract: Any, execution: Any) -> None:  # noqa: N802,N803
@@ -538,13 +620,13 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         if pending is not None:
             pending.rows.append(record)  # an answer to request_executions, not a new fill
         else:
-            self.sink(record)
+            self._send(record)
 
     def execDetailsEnd(self, reqId: int) -> None:  # noqa: N802,N803
         self._finish_rows(reqId)
 
     def commissionAndFeesReport(self, commissionAndFeesReport: Any) -> None:  # noqa: N802,N803
-        self.sink(orders.commission(commissionAndFeesReport))
+        self._send(orders.commission(commissionAndFeesReport))
 
     def position(self, account: str, contract: Any, position: Decimal, avgCost: float) -> None:  # noqa: N803
         pending = self._pending.get(_POSITIONS)

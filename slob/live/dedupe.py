@@ -23,7 +23,9 @@ __all__ = ["Deduplicator"]
 @dataclass
 class _Seen:
     second: dt.datetime | None = None
-    in_second: Counter[tuple[float, float]] = field(default_factory=Counter)
+    # (price, size) of each tick delivered in ``second``: a list, counted only when a
+    # resubscription needs it, so the common path is one append.
+    in_second: list[tuple[float, float]] = field(default_factory=list)
     replaying: Counter[tuple[float, float]] | None = None  # what may come again after a resubscribe
 
 
@@ -39,23 +41,26 @@ class Deduplicator:
 
     def accept(self, tick: Tick) -> bool:
         """True if ``tick`` is new (and record it), False for a duplicate."""
-        seen = self._seen.setdefault(tick.symbol, _Seen())
-        key = (tick.price, tick.size)
+        seen = self._seen.get(tick.symbol)
+        if seen is None:
+            seen = self._seen[tick.symbol] = _Seen()
+        at = tick.timestamp
         if seen.replaying is not None and seen.second is not None:
-            if tick.timestamp < seen.second:
+            key = (tick.price, tick.size)
+            if at < seen.second:
                 self.duplicates += 1
                 return False
-            if tick.timestamp == seen.second and seen.replaying[key] > 0:
+            if at == seen.second and seen.replaying[key] > 0:
                 seen.replaying[key] -= 1
                 self.duplicates += 1
                 return False
-            if tick.timestamp > seen.second:
+            if at > seen.second:
                 seen.replaying = None
-        if tick.timestamp != seen.second:
-            if seen.second is not None and tick.timestamp < seen.second:
+        if at != seen.second:
+            if seen.second is not None and at < seen.second:
                 # out of order outside a replay window: deliver, but do not rewind the second
                 return True
-            seen.second = tick.timestamp
-            seen.in_second = Counter()
-        seen.in_second[key] += 1
+            seen.second = at
+            seen.in_second = []
+        seen.in_second.append((tick.price, tick.size))
         return True

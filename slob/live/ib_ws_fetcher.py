@@ -29,11 +29,12 @@ import asyncio
 import collections
 import concurrent.futures
 import datetime as dt
+import inspect
 import itertools
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 from ibapi.contract import Contract, ContractDetails
 from ibapi.order import Order
@@ -106,7 +107,13 @@ class IBWSFetcher(UserCallbacks):
         *,
         config: IBConfig | None = None,
         subscribe_confirm_seconds: float = 1.0,
+        client_factory: Callable[[Callable[[object], None], IBConfig], IBClient] | None = None,
     ) -> None:
+        """``client_factory`` replaces the socket for tests: called once per connection
+        attempt with the sink (the tick bridge's ``put``) and the config, it returns an
+        IBClient whose session is already open -- e.g. a
+        :class:`slob.testing.fake_eclient.FakeConnector`. None (the default) connects to
+        TWS at ``config.host:port``."""
         self.config = config or IBConfig(host=host, port=port, client_id=client_id, account=account)
         self.on_tick: Callback | None = None
         self.on_error: Callback | None = None
@@ -116,6 +123,7 @@ class IBWSFetcher(UserCallbacks):
         #: Receives ConnectionLost / ConnectionRestored / Gap events (sync or async).
         self.on_event: Callback | None = None
         self.subscribe_confirm_seconds = subscribe_confirm_seconds
+        self._client_factory = client_factory
         #: How long the old contract may still deliver in-flight ticks after a roll switch.
         self.roll_grace_seconds = 2.0
         #: How long before a roll moment (exchange time) the next contract is requested.
@@ -265,10 +273,12 @@ class IBWSFetcher(UserCallbacks):
                 if self._final_error is not None:
                     raise self._final_error
                 return
+            first_tick: Tick | None = None
             for item in batch:
                 kind = type(item)
                 if kind is Tick:
-                    await self._deliver(item)  # type: ignore[arg-type]
+                    if await self._deliver(item) and first_tick is None:  # type: ignore[arg-type]
+                        first_tick = item  # type: ignore[assignment]
                 elif kind is Quote:
                     if self.on_quote is not None:
                         await self._call(self.on_quote, item)
@@ -281,6 +291,12 @@ class IBWSFetcher(UserCallbacks):
                         await self._call(self.on_order, item)
                 else:
                     await self._report(SlobError(f"unexpected item on the bridge: {item!r}"))
+            if first_tick is not None:
+                # Once per batch, not per tick: the latency figures are per batch, of its
+                # oldest tick (the one that waited longest) up to the end of the batch.
+                now = time.monotonic_ns()
+                self._last_tick_mono = now / 1e9
+                self._latency_us.append((now - first_tick.received_ns) / 1000)
 
     async def disconnect(self) -> None:
         """Cancel the subscriptions, close the session, end :meth:`listen`."""
@@ -342,9 +358,13 @@ class IBWSFetcher(UserCallbacks):
         """One connection attempt: handshake, reader thread, wait until ready."""
         cfg = self.config
         bridge = self._require_bridge()
-        session = await open_session_async(cfg.host, cfg.port, timeout=cfg.connect_timeout_seconds)
-        client = IBClient(bridge.put, max_messages_per_second=cfg.max_messages_per_second)
-        client.start(session, cfg.client_id)
+        if self._client_factory is not None:
+            client = self._client_factory(bridge.put, cfg)  # in process: no socket, no reader thread
+        else:
+            session = await open_session_async(cfg.host, cfg.port, timeout=cfg.connect_timeout_seconds)
+            client = IBClient(bridge.put, batch_sink=bridge.put_batch,
+                              max_messages_per_second=cfg.max_messages_per_second)
+            client.start(session, cfg.client_id)
         self._client = client
         try:
             await asyncio.wait_for(asyncio.wrap_future(client.ready), cfg.connect_timeout_seconds)
@@ -654,26 +674,35 @@ class IBWSFetcher(UserCallbacks):
 
     # -- delivery -------------------------------------------------------------------
 
-    async def _deliver(self, tick: Tick) -> None:
+    async def _deliver(self, tick: Tick) -> bool:
+        """Route, de-duplicate and hand one tick to ``on_tick``; False if it was dropped.
+        Written for the common case: nothing awaited unless a roll switches feeds or the
+        callback is async."""
         feed = self._feeds.get(tick.symbol)
         if feed is not None and feed.switch is not None:
             route = feed.switch.route(tick)
-            if route is Route.DROP:
-                return
-            if route is Route.RETIRE:
-                self._retire(feed)
-                return
-            if route is Route.SWITCHED:
-                await self._switched(feed, tick)
+            if route is not Route.DELIVER:
+                if route is Route.DROP:
+                    return False
+                if route is Route.RETIRE:
+                    self._retire(feed)
+                    return False
+                await self._switched(feed, tick)  # Route.SWITCHED
             elif self._roll_due(feed, tick.timestamp):
                 self._start_roll(feed)  # this tick still belongs to the old contract
         if not self._dedupe.accept(tick):
-            return
+            return False
         self.ticks += 1
-        self._last_tick_mono = time.monotonic()
-        if self.on_tick is not None:
-            await self._call(self.on_tick, tick)
-        self._latency_us.append((time.monotonic_ns() - tick.received_ns) / 1000)
+        on_tick = self.on_tick
+        if on_tick is not None:
+            try:
+                result = on_tick(tick)
+                if result is not None and inspect.isawaitable(result):
+                    await result
+            except Exception as exc:  # the UserCallbacks contract, inlined for the hot path
+                self.callback_errors += 1
+                await self._report(exc)
+        return True
 
     def _high_water(self, depth: int) -> None:
         """Reader thread: the consumer is falling behind. Reported, nothing dropped."""
