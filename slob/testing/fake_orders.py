@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     from slob.testing.fake_session import Session
     from slob.testing.fake_tws import FakeTWS
 
-__all__ = ["IB_ORDER_TYPES", "OrderBook"]
+__all__ = ["EXEC_BASE", "IB_ORDER_TYPES", "OrderBook", "PERM_BASE", "activation_status", "exec_id", "order_from_request"]
 
 #: Order types TWS accepts (the contract's ``orderTypes`` plus IB's spelled-out names);
 #: anything else is rejected with 321 'bF' "Invalid order type was entered".
@@ -72,8 +72,44 @@ IB_ORDER_TYPES = frozenset({
     "REL + LMT", "REL + MKT", "LMT + MKT", "MIDPRICE", "MKTPROT", "STPPROT",
 })
 _BAD_TYPE = "Error validating request.-'bF' : cause - Invalid order type was entered"
-_PERM_BASE = 1_351_823_369  # a real paper permId (TWS-FACTS §8); the fake counts on from it
-_EXEC_BASE = 0xE1A7
+#: A real paper permId (TWS-FACTS §8); the fakes count on from it.
+PERM_BASE = 1_351_823_369
+#: The first execution sequence number (see :func:`exec_id`).
+EXEC_BASE = 0xE1A7
+
+
+def exec_id(seq: int, when: dt.datetime) -> str:
+    """An execution id shaped like a paper account's (``0000e1a7.674dcbd4.01.01``)."""
+    return f"{seq:08x}.{int(when.timestamp()):08x}.01.01"
+
+
+def activation_status(o: OrderRecord, parent: OrderRecord | None) -> tuple[str, str]:
+    """(status, whyHeld) of an order as it is transmitted: a child waits for its parent's
+    fill (``child``; ``child,trigger`` for stops), a market order is PreSubmitted, the
+    others Submitted."""
+    if parent is not None and parent.status != "Filled":
+        return "PreSubmitted", "child,trigger" if o.order_type in ("STP", "STP LMT") else "child"
+    return ("PreSubmitted" if o.order_type == "MKT" else "Submitted"), ""
+
+
+def order_from_request(req: Request, *, client_id: int, perm_id: int, account: str,
+                       contract: FutureContract, order_type: str,
+                       parent: OrderRecord | None) -> OrderRecord:
+    """A new, untransmitted order from a PLACE_ORDER request: a child without an OCA group
+    of its own joins one named after its parent's permId (type 3), as TWS does."""
+    oca_group, oca_type = req.get("ocaGroup"), req.int("ocaType", 0)
+    if parent is not None and not oca_group:
+        oca_group, oca_type = str(parent.perm_id), 3
+    return OrderRecord(
+        order_id=req.int("orderId"), client_id=client_id, perm_id=perm_id,
+        account=req.get("account") or account, contract=contract,
+        action=req.get("action").upper(), quantity=_decimal(req.get("totalQuantity")),
+        order_type=order_type, lmt_price=_price(req.get("lmtPrice")),
+        aux_price=_price(req.get("auxPrice")), tif=req.get("tif") or "DAY",
+        oca_group=oca_group, oca_type=oca_type or 3, order_ref=req.get("orderRef"),
+        parent_id=req.int("parentId", 0), outside_rth=req.get("outsideRth") == "1",
+        transmit=req.get("transmit", "1") != "0",
+    )
 
 
 class OrderBook:
@@ -85,8 +121,8 @@ class OrderBook:
         self._max_id: dict[int, int] = {}
         self._executions: list[ExecutionRecord] = []
         self._positions: dict[tuple[str, int], PositionRecord] = {}
-        self._perm_ids = itertools.count(_PERM_BASE)
-        self._exec_seq = itertools.count(_EXEC_BASE)
+        self._perm_ids = itertools.count(PERM_BASE)
+        self._exec_seq = itertools.count(EXEC_BASE)
         self._rejections: list[tuple[int, str]] = []
         self._outbox: list[tuple["Session", bytes]] = []  # sent by _commit
         self._lock = threading.Lock()
@@ -192,19 +228,9 @@ class OrderBook:
         if parent_id and (parent is None or parent.status in ("Cancelled", "ApiCancelled", "Inactive")):
             session.error(oid, 10006, text="Missing parent order.")
             return None
-        oca_group, oca_type = req.get("ocaGroup"), req.int("ocaType", 0)
-        if parent is not None and not oca_group:
-            oca_group, oca_type = str(parent.perm_id), 3
-        return OrderRecord(
-            order_id=oid, client_id=cid, perm_id=next(self._perm_ids),
-            account=req.get("account") or self.tws.accounts[0], contract=contract,
-            action=req.get("action").upper(), quantity=_decimal(req.get("totalQuantity")),
-            order_type=order_type, lmt_price=_price(req.get("lmtPrice")),
-            aux_price=_price(req.get("auxPrice")), tif=req.get("tif") or "DAY",
-            oca_group=oca_group, oca_type=oca_type or 3, order_ref=req.get("orderRef"),
-            parent_id=parent_id, outside_rth=req.get("outsideRth") == "1",
-            transmit=req.get("transmit", "1") != "0",
-        )
+        return order_from_request(req, client_id=cid, perm_id=next(self._perm_ids),
+                                  account=self.tws.accounts[0], contract=contract,
+                                  order_type=order_type, parent=parent)
 
     def _modify(self, session: "Session", o: OrderRecord, req: Request, contract: FutureContract,
                 order_type: str) -> None:
@@ -247,12 +273,7 @@ class OrderBook:
     def _activate(self, o: OrderRecord) -> None:
         """Make a transmitted order live (a child waits for its parent's fill) and say so."""
         parent = self._orders.get((o.client_id, o.parent_id)) if o.parent_id else None
-        stop_like = o.order_type in ("STP", "STP LMT")
-        if parent is not None and parent.status != "Filled":
-            o.status, o.why_held = "PreSubmitted", "child,trigger" if stop_like else "child"
-        else:
-            o.status = "PreSubmitted" if o.order_type == "MKT" else "Submitted"
-            o.why_held = ""
+        o.status, o.why_held = activation_status(o, parent)
         self._echo(o)
 
     def cancel(self, session: "Session", order_id: int) -> None:
@@ -387,7 +408,7 @@ class OrderBook:
         o.filled, o.avg_fill_price, o.last_fill_price = cum, avg, price
         o.status, o.why_held = "Filled", ""
         execution = ExecutionRecord(
-            exec_id=f"{next(self._exec_seq):08x}.{int(when.timestamp()):08x}.01.01",
+            exec_id=exec_id(next(self._exec_seq), when),
             order_id=o.order_id, client_id=o.client_id, perm_id=o.perm_id, account=o.account,
             contract=o.contract, side="BOT" if o.action == "BUY" else "SLD", shares=qty,
             price=price, time=when, cum_qty=cum, avg_price=avg, order_ref=o.order_ref,

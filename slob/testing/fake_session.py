@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import math
-import random
 import socket
 import time
 from typing import TYPE_CHECKING, Callable
@@ -24,7 +22,7 @@ from ibapi.message import OUT
 from slob.ib import wire
 from slob.testing import tws_messages as msg
 from slob.testing.fake_market import TICK_BY_TICK_TYPES, Subscription
-from slob.testing.futures import FUTURES, FutureContract, active_contracts, is_cme_open
+from slob.testing.futures import FutureContract, is_cme_open, resolve_contracts
 from slob.testing.tws_requests import Request, RequestError, decode_request
 
 if TYPE_CHECKING:
@@ -369,36 +367,7 @@ class Session(asyncio.Protocol):
 
     def resolve(self, req: Request, *, with_expired: bool = False) -> list[FutureContract]:
         """The futures a request's contract fields describe (empty: none match)."""
-        now = self.tws.clock.now()
-        sec_type = req.get("secType").upper()
-        con_id = req.int("conId", 0)
-        exchange = req.get("exchange").upper()
-        if exchange not in ("", "CME", "GLOBEX", "QBALGO") or req.get("currency") not in ("", "USD"):
-            return []
-        if sec_type not in ("FUT", "CONTFUT", "") or (sec_type == "" and not con_id):
-            return []
-        local = req.get("localSymbol").upper().replace(" ", "")
-        root = req.get("symbol").upper() or (local[:-2] if len(local) > 2 else "")
-        roots = [root] if root else list(FUTURES)
-        expired = 8 if with_expired else 0
-        pool = [c for r in roots if r in FUTURES for c in active_contracts(r, now, include_expired=expired)]
-        if con_id:
-            pool = [c for c in pool if c.con_id == con_id]
-        if local:
-            pool = [c for c in pool if c.local_symbol == local]
-        month = req.get("lastTradeDateOrContractMonth")
-        if month:
-            pool = [c for c in pool if month in (c.contract_month, f"{c.last_trade_date:%Y%m%d}")]
-        trading_class = req.get("tradingClass")
-        if trading_class:
-            pool = [c for c in pool if c.spec.root == trading_class]
-        multiplier = req.get("multiplier")
-        if multiplier:
-            pool = [c for c in pool if _same_number(multiplier, c.spec.multiplier)]
-        if sec_type == "CONTFUT":
-            live = [c for c in pool if c.last_trade_moment > now]
-            pool = live[:1]
-        return pool
+        return resolve_contracts(req.fields, self.tws.clock.now(), with_expired=with_expired)
 
     def _req_contract_data(self, req: Request) -> None:
         req_id = req.int("reqId")
@@ -406,20 +375,11 @@ class Session(asyncio.Protocol):
         if not contracts:
             self.error(req_id, 200)  # and no CONTRACT_DATA_END, as TWS does
             return
-        now = self.tws.clock.now()
         sec_type = "CONTFUT" if req.get("secType").upper() == "CONTFUT" else "FUT"
-        exchanges = [req.get("exchange").upper()] if req.get("exchange") else None
-        rows = []
-        for contract in contracts:
-            for exchange in exchanges or contract.spec.valid_exchanges.split(","):
-                exchange = "CME" if exchange == "GLOBEX" else exchange
-                rows.append((contract, exchange))
-        # A real gateway lists expiries in no particular order; shuffle, reproducibly.
-        random.Random(self.tws.seed * 7919 + req_id).shuffle(rows)
-        sv = self.server_version
-        for contract, exchange in rows:
-            self.send(msg.contract_data(req_id, contract, now, sv, exchange=exchange, sec_type=sec_type))
-        self.send(msg.contract_data_end(req_id, sv))
+        for frame in msg.contract_details_answer(req_id, contracts, self.tws.clock.now(), self.server_version,
+                                                 exchange=req.get("exchange"), sec_type=sec_type,
+                                                 seed=self.tws.seed):
+            self.send(frame)
 
     def _one_contract(self, req: Request, req_id: int) -> FutureContract | None:
         contracts = self.resolve(req)
@@ -507,13 +467,6 @@ class Session(asyncio.Protocol):
 
 def _market_open(tws: "FakeTWS") -> bool:
     return is_cme_open(tws.clock.now())
-
-
-def _same_number(a: str, b: str) -> bool:
-    try:
-        return math.isclose(float(a), float(b))
-    except ValueError:
-        return False
 
 
 def _safe_int(text: str) -> int:

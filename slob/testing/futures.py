@@ -14,7 +14,9 @@ halt 16:00-17:00. Exchange holidays are not modelled (every weekday is a trading
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
+from typing import Mapping
 from zoneinfo import ZoneInfo
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "liquid_hours",
     "MICRO_ORDER_TYPES",
     "next_cme_open",
+    "resolve_contracts",
     "session_day",
     "third_friday",
     "trading_hours",
@@ -222,6 +225,57 @@ def active_contracts(root: str, now: dt.datetime, *, include_expired: int = 0) -
 def contract_for(root: str, month_code: str, year: int) -> FutureContract:
     """The expiry for a root, a month code (H/M/U/Z) and a four-digit year."""
     return FutureContract(FUTURES[root], year, _CODE_MONTH[month_code])
+
+
+def resolve_contracts(fields: Mapping[str, str], now: dt.datetime, *,
+                      with_expired: bool = False) -> list[FutureContract]:
+    """The futures a request's contract fields (``symbol``, ``secType``, ``conId``,
+    ``localSymbol``, ``lastTradeDateOrContractMonth``, ``tradingClass``, ``multiplier``,
+    ``exchange``, ``currency``, as :mod:`slob.testing.tws_requests` names them) describe at
+    ``now``; empty when none match. ``CONTFUT`` narrows to the front contract. Shared by
+    FakeTWS and FakeEClient so both answer a request alike."""
+    def get(key: str) -> str:
+        return fields.get(key, "")
+
+    sec_type = get("secType").upper()
+    try:
+        con_id = int(get("conId") or 0)
+    except ValueError:
+        raise ValueError(f"conId {get('conId')!r} is not an integer") from None
+    exchange = get("exchange").upper()
+    if exchange not in ("", "CME", "GLOBEX", "QBALGO") or get("currency") not in ("", "USD"):
+        return []
+    if sec_type not in ("FUT", "CONTFUT", "") or (sec_type == "" and not con_id):
+        return []
+    local = get("localSymbol").upper().replace(" ", "")
+    root = get("symbol").upper() or (local[:-2] if len(local) > 2 else "")
+    roots = [root] if root else list(FUTURES)
+    expired = 8 if with_expired else 0
+    pool = [c for r in roots if r in FUTURES for c in active_contracts(r, now, include_expired=expired)]
+    if con_id:
+        pool = [c for c in pool if c.con_id == con_id]
+    if local:
+        pool = [c for c in pool if c.local_symbol == local]
+    month = get("lastTradeDateOrContractMonth")
+    if month:
+        pool = [c for c in pool if month in (c.contract_month, f"{c.last_trade_date:%Y%m%d}")]
+    trading_class = get("tradingClass")
+    if trading_class:
+        pool = [c for c in pool if c.spec.root == trading_class]
+    multiplier = get("multiplier")
+    if multiplier:
+        pool = [c for c in pool if _same_number(multiplier, c.spec.multiplier)]
+    if sec_type == "CONTFUT":
+        live = [c for c in pool if c.last_trade_moment > now]
+        pool = live[:1]
+    return pool
+
+
+def _same_number(a: str, b: str) -> bool:
+    try:
+        return math.isclose(float(a), float(b))
+    except ValueError:
+        return False
 
 
 # ---------------------------------------------------------------------------

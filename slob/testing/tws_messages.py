@@ -9,6 +9,7 @@ decoder expects them, so any server version from 100 to 200 decodes cleanly.
 from __future__ import annotations
 
 import datetime as dt
+import random
 from decimal import Decimal
 
 from ibapi.message import IN
@@ -159,6 +160,30 @@ def contract_data(
 
 def contract_data_end(req_id: int, sv: int) -> bytes:
     return _msg(IN.CONTRACT_DATA_END, [1, req_id], sv)
+
+
+def contract_details_answer(
+    req_id: int,
+    contracts: list[FutureContract],
+    now: dt.datetime,
+    sv: int,
+    *,
+    exchange: str = "",
+    sec_type: str = "FUT",
+    seed: int = 1,
+) -> list[bytes]:
+    """The whole answer to REQ_CONTRACT_DATA: one CONTRACT_DATA per contract and exchange
+    (a blank ``exchange`` lists each of the contract's valid exchanges, GLOBEX reads as
+    CME), in no particular order as a real gateway lists them -- shuffled reproducibly from
+    ``seed`` and the request id -- then CONTRACT_DATA_END."""
+    rows = []
+    for contract in contracts:
+        for name in [exchange.upper()] if exchange else contract.spec.valid_exchanges.split(","):
+            rows.append((contract, "CME" if name == "GLOBEX" else name))
+    random.Random(seed * 7919 + req_id).shuffle(rows)
+    frames = [contract_data(req_id, c, now, sv, exchange=name, sec_type=sec_type) for c, name in rows]
+    frames.append(contract_data_end(req_id, sv))
+    return frames
 
 
 # ---------------------------------------------------------------------------
