@@ -119,11 +119,13 @@ class HotDecoder:
         """Decode one frame payload and call the wrapper; False (nothing called) when it is
         not a tick message or cannot be decoded cleanly -- hand it to IB's Decoder then."""
         if self.server_version < MIN_PROTOBUF_SERVER_VERSION:
-            cut = payload.find(b"\x00")
-            handler = self._text_by_head.get(payload[:cut]) if cut > 0 else None
-            if handler is None or payload[-1] != 0:
+            # One split: [id, field, ..., b""]; popping the empty item the final NUL
+            # leaves also checks that the payload ended with one.
+            f = payload.split(b"\x00")
+            handler = self._text_by_head.get(f[0])
+            if handler is None or f.pop():
                 return False
-            return handler(payload[cut + 1:-1].split(b"\x00"))
+            return handler(f)
         if len(payload) < 4:
             return False
         raw_id = int.from_bytes(payload[:4], "big")
@@ -133,22 +135,22 @@ class HotDecoder:
         handler = self._text_by_id.get(raw_id)
         if handler is None or len(payload) < 5 or payload[-1] != 0:
             return False
-        return handler(payload[4:-1].split(b"\x00"))
+        return handler([b""] + payload[4:-1].split(b"\x00"))  # the same shape as above
 
-    # -- text forms (fields after the message id) ------------------------------------
+    # -- text forms: f[0] is the message id, then the fields ----------------------------
 
     def _tick_by_tick(self, f: list[bytes]) -> bool:
         # ibapi decoder.processTickByTickMsg
         try:
-            req_id, tick_type, time = int(f[0] or 0), int(f[1] or 0), int(f[2] or 0)
+            req_id, tick_type, time = int(f[1] or 0), int(f[2] or 0), int(f[3] or 0)
             if tick_type == 1 or tick_type == 2:
-                price, size, mask = float(f[3] or 0), _size(f[4]), int(f[5] or 0)
-                exchange, special = _text(f[6]), _text(f[7])
+                price, size, mask = float(f[4] or 0), _size(f[5]), int(f[6] or 0)
+                exchange, special = _text(f[7]), _text(f[8])
             elif tick_type == 3:
-                bid, ask = float(f[3] or 0), float(f[4] or 0)
-                bid_size, ask_size, mask = _size(f[5]), _size(f[6]), int(f[7] or 0)
+                bid, ask = float(f[4] or 0), float(f[5] or 0)
+                bid_size, ask_size, mask = _size(f[6]), _size(f[7]), int(f[8] or 0)
             elif tick_type == 4:
-                mid = float(f[3] or 0)
+                mid = float(f[4] or 0)
         except _UNDECODABLE:
             return False
         if tick_type == 1 or tick_type == 2:
@@ -176,10 +178,10 @@ class HotDecoder:
         return attrib
 
     def _tick_price(self, f: list[bytes]) -> bool:
-        try:  # f[0] is the message version: unused, but IB's decoder parses it (and fails on junk)
-            int(f[0] or 0)
-            req_id, tick_type, price = int(f[1] or 0), int(f[2] or 0), float(f[3] or 0)
-            size, mask = _size(f[4]), int(f[5] or 0)
+        try:  # f[1] is the message version: unused, but IB's decoder parses it (and fails on junk)
+            int(f[1] or 0)
+            req_id, tick_type, price = int(f[2] or 0), int(f[3] or 0), float(f[4] or 0)
+            size, mask = _size(f[5]), int(f[6] or 0)
         except _UNDECODABLE:
             return False
         self._emit_price(req_id, tick_type, price, size, self._price_attrib(mask))
@@ -193,9 +195,9 @@ class HotDecoder:
             wrapper.tickSize(req_id, size_type, size)
 
     def _tick_size(self, f: list[bytes]) -> bool:
-        try:  # f[0] is the message version: unused, but parsed as IB's decoder does
-            int(f[0] or 0)
-            req_id, tick_type, size = int(f[1] or 0), int(f[2] or 0), _size(f[3])
+        try:  # f[1] is the message version: unused, but parsed as IB's decoder does
+            int(f[1] or 0)
+            req_id, tick_type, size = int(f[2] or 0), int(f[3] or 0), _size(f[4])
         except _UNDECODABLE:
             return False
         if tick_type != _NOT_SET:
@@ -205,11 +207,11 @@ class HotDecoder:
     def _tick_string(self, f: list[bytes]) -> bool:
         # ibapi decoder.interpretWithSignature for EWrapper.tickString: exactly version,
         # reqId, tickType, value; another count is logged there and dropped.
-        if len(f) != 4:
+        if len(f) != 5:  # id, version, reqId, tickType, value
             return False
         encoding = self._string_encoding
         try:
-            req_id, tick_type, value = (_wide(f[1], encoding), _wide(f[2], encoding), _wide(f[3], encoding))
+            req_id, tick_type, value = (_wide(f[2], encoding), _wide(f[3], encoding), _wide(f[4], encoding))
             req, kind = int(req_id), int(tick_type)
         except _UNDECODABLE:
             return False

@@ -25,6 +25,7 @@ Errors: every violation raises a :class:`WireError` subclass -- :class:`FrameToo
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Iterable
@@ -59,6 +60,7 @@ MIN_PROTOBUF_SERVER_VERSION = 201
 PROTOBUF_ID_OFFSET = 200
 
 _HEADER = 4
+_LENGTH = struct.Struct(">I")  # a frame's length prefix
 
 
 class WireError(ValueError):
@@ -295,12 +297,15 @@ class FrameDecoder:
     so every later ``feed`` raises again rather than guess where frames restart.
     """
 
-    __slots__ = ("_buf", "_pos", "_consumed", "_need_prefix", "_max_len", "_error")
+    __slots__ = ("_parts", "_pending", "_need", "_consumed", "_need_prefix", "_max_len", "_error")
 
     def __init__(self, *, max_len: int = MAX_MSG_LEN, expect_api_prefix: bool = False) -> None:
-        self._buf = bytearray()
-        self._pos = 0
-        self._consumed = 0  # stream offset of _buf[0]
+        # Bytes of an incomplete frame, kept as the pieces that arrived: joined once when
+        # enough are here (``_need``), so a large frame in many reads costs one copy.
+        self._parts: list[bytes] = []
+        self._pending = 0  # total length of _parts
+        self._need = 0  # bytes needed before parsing can progress
+        self._consumed = 0  # stream offset of the first byte in _parts
         self._need_prefix = expect_api_prefix
         self._max_len = max_len
         self._error: WireError | None = None
@@ -308,7 +313,7 @@ class FrameDecoder:
     @property
     def buffered(self) -> int:
         """Bytes received but not yet part of a complete frame."""
-        return len(self._buf) - self._pos
+        return self._pending
 
     @property
     def failed(self) -> WireError | None:
@@ -319,59 +324,75 @@ class FrameDecoder:
             raise type(self._error)(
                 f"stream already failed: {self._error}", offset=self._error.offset
             )
-        buf = self._buf
-        buf += data
-        pos = self._pos
-        end_of_data = len(buf)
+        if type(data) is not bytes:
+            data = bytes(data)
+        if self._parts:
+            self._parts.append(data)
+            self._pending += len(data)
+            if self._pending < self._need:
+                return []
+            buf = b"".join(self._parts)
+            self._parts = []
+        else:
+            buf = data
         out: list[bytes] = []
+        pos = 0
+        end = len(buf)
         if self._need_prefix:
-            have = bytes(buf[pos : pos + 4])
+            have = buf[:4]
             if not API_PREFIX.startswith(have):
                 self._fail(
                     BadHandshake(
                         f"connection does not start with API\\0 (got {have!r}); "
                         "is this a TWS API client?",
-                        offset=self._consumed + pos,
+                        offset=self._consumed,
                     ),
                     out,
                 )
             if len(have) < 4:
+                self._keep(buf, 0, 0)  # need 0: check each byte of the prefix as it comes
                 return out
-            pos += 4
+            pos = 4
             self._need_prefix = False
         max_len = self._max_len
-        while end_of_data - pos >= _HEADER:
-            size = int.from_bytes(buf[pos : pos + _HEADER], "big")
+        unpack = _LENGTH.unpack_from
+        need = _HEADER
+        while end - pos >= _HEADER:
+            (size,) = unpack(buf, pos)
             if size > max_len:
-                self._pos = pos
+                self._consumed += pos
                 self._fail(
                     FrameTooLong(
-                        f"frame at stream offset {self._consumed + pos} announces {size} bytes, "
+                        f"frame at stream offset {self._consumed} announces {size} bytes, "
                         f"more than the protocol maximum of {max_len}; the stream is corrupt "
                         "and cannot be re-synchronised",
-                        offset=self._consumed + pos,
+                        offset=self._consumed,
                     ),
                     out,
                 )
             stop = pos + _HEADER + size
-            if stop > end_of_data:
+            if stop > end:
+                need = _HEADER + size
                 break
-            out.append(bytes(buf[pos + _HEADER : stop]))
+            out.append(buf[pos + _HEADER : stop])
             pos = stop
-        if pos == end_of_data:
-            self._consumed += pos
-            buf.clear()
-            pos = 0
-        elif pos > 65536:
-            self._consumed += pos
-            del buf[:pos]
-            pos = 0
-        self._pos = pos
+        self._keep(buf, pos, need)
         return out
+
+    def _keep(self, buf: bytes, pos: int, need: int) -> None:
+        """Keep ``buf[pos:]`` (an incomplete frame) until ``need`` bytes of it are here."""
+        self._consumed += pos
+        if pos < len(buf):
+            rest = buf[pos:] if pos else buf
+            self._parts = [rest]
+            self._pending = len(rest)
+            self._need = need
+        else:
+            self._pending = self._need = 0
 
     def _fail(self, error: WireError, frames: list[bytes]) -> None:
         error.frames = frames
         self._error = error
-        self._buf = bytearray()
-        self._pos = 0
+        self._parts = []
+        self._pending = self._need = 0
         raise error
