@@ -1,4 +1,4 @@
-# Sourced by tools/test and tools/demo: create or reuse the project's virtual
+# Sourced by tools/test, tools/demo and tools/bench: create or reuse the project's virtual
 # environment (.venv, or $SLOB_VENV) and install slob with the vendor pins.
 # Re-installs only when setup.cfg, pyproject.toml or vendor/requirements.txt
 # changed since the last install (a stamp file holds their hash).
@@ -7,10 +7,13 @@ set -euo pipefail
 SLOB_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SLOB_VENV=${SLOB_VENV:-"$SLOB_ROOT/.venv"}
 extras=${1:-}
-case "$extras" in
-    ""|test|bench) ;;
-    *) echo "tools/_bootstrap.sh: unknown extras '$extras' (callers pass \"\", test or bench)" >&2; exit 2 ;;
-esac
+# One extra or several, comma-separated (tools/bench: test,bench).
+for _extra in ${extras//,/ }; do
+    case "$_extra" in
+        test|bench) ;;
+        *) echo "tools/_bootstrap.sh: unknown extras '$extras' (callers pass \"\", or test and/or bench, comma-separated)" >&2; exit 2 ;;
+    esac
+done
 
 pick_python() {
     for candidate in ${PYTHON:-} python3.13 python3.12 python3.11 python3.10 python3; do

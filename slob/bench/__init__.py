@@ -5,7 +5,10 @@ Run it with ``slob bench``, ``tools/bench`` or ``python -m slob.bench``. Layout:
 * :mod:`slob.bench.feed` -- a minimal TWS for benchmarking, built on slob's wire codec and
   ``slob.testing.tws_messages``; one process per measurement, records per-tick send times.
 * :mod:`slob.bench.clients` -- the three clients, each run in a process of its own.
-* :mod:`slob.bench.harness` -- orchestration, statistics, the table and the JSON file.
+* :mod:`slob.bench.options` -- the options, shared by ``slob bench``, ``tools/bench`` and
+  ``python -m slob.bench`` (``--quick`` resolves to a reduced set).
+* :mod:`slob.bench.harness` -- orchestration, statistics, the feed-only and memory runs, the
+  issue-9 targets, the table, the JSON file, the plot and the Markdown page.
 
 Every tick carries its sequence number (1..N) in the trade SIZE field. The feed writes the
 ``time.monotonic_ns()`` at which each tick was handed to the socket; the client writes the

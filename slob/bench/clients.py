@@ -31,7 +31,14 @@ from array import array
 from multiprocessing.connection import Connection
 from typing import Any, Callable
 
+from slob.bench import options
+
 CLIENTS = ("slob", "ibapi", "ib_async")
+assert CLIENTS == options.CLIENTS
+#: Not a client: a raw socket that only counts the feed's frames (is the feed fast enough?).
+FEED_ONLY = "feed_only"
+FEED_ONLY_LABEL = "feed only -> raw socket sink"
+FEED_ONLY_PATH = "socket.recv -> count length-prefixed frames (no decoding, no callbacks)"
 LABELS = {
     "slob": "slob (IBWSFetcher)",
     "ibapi": "ibapi stock (EReader+run)",
@@ -76,6 +83,45 @@ class Recorder:
     def finish(self) -> None:
         if not self.cpu_end:
             self.cpu_end = time.process_time_ns()
+
+
+def rss_kib() -> tuple[int, str]:
+    """This process's resident set size now (KiB), and where it came from."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024, "/proc/self/statm"
+    except (OSError, ValueError, IndexError):
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "getrusage ru_maxrss (peak)"
+
+
+class MemoryRecorder(Recorder):
+    """:class:`Recorder` that also samples the process's RSS before the subscription and
+    at ``points`` evenly spaced tick counts (in the callback, so the client still counts
+    every delivered tick; a sample costs one small file read, ``points`` times a run)."""
+
+    __slots__ = ("marks", "next_mark", "samples", "source")
+
+    def __init__(self, n: int, points: int = 10) -> None:
+        super().__init__(n)
+        self.marks = sorted({max(1, n * k // points) for k in range(1, points + 1)}, reverse=True)
+        self.next_mark = self.marks.pop()
+        self.samples: list[tuple[int, int, int]] = []  # (ticks delivered, RSS KiB, monotonic_ns)
+        self.source = ""
+
+    def sample(self, count: int) -> None:
+        kib, self.source = rss_kib()
+        self.samples.append((count, kib, time.monotonic_ns()))
+
+    def start(self) -> None:
+        self.sample(0)
+        super().start()
+
+    def hit(self, seq: int) -> None:
+        if self.count + 1 == self.next_mark:
+            self.sample(self.next_mark)
+            self.next_mark = self.marks.pop() if self.marks else -1
+        Recorder.hit(self, seq)
 
 
 def front_contract() -> Any:
@@ -226,12 +272,94 @@ async def _ib_async(port: int, rec: Recorder, timeout: float, info: dict[str, An
     ib.disconnect()
 
 
+# -- feed only: a raw socket sink -------------------------------------------------------
+
+
+def _feed_only(port: int, rec: Recorder, timeout: float, info: dict[str, Any]) -> None:
+    """The least a TWS client can do: the handshake, START_API, one REQ_TICK_BY_TICK_DATA,
+    then ``recv`` and walk the 4-byte length prefixes, counting frames. Every frame of a
+    ``recv`` is stamped with the time of that ``recv``."""
+    import socket
+    import struct
+
+    from ibapi.message import IN, OUT
+
+    from slob.ib import wire
+
+    sock = socket.create_connection((HOST, port), timeout=15)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.sendall(wire.ClientHello(100, 200).encode())
+    decoder = wire.FrameDecoder()
+    frames: list[bytes] = []
+    while not frames:
+        data = sock.recv(4096)
+        if not data:
+            raise ConnectionError("feed closed the connection during the handshake")
+        frames = decoder.feed(data)
+    sv = wire.ServerHello.parse(frames[0]).server_version
+    sock.sendall(wire.encode_message(OUT.START_API, (2, 14, ""), sv))
+    next_valid_id = b"%d\x00" % IN.NEXT_VALID_ID
+    while not any(f.startswith(next_valid_id) for f in frames[1:]):
+        data = sock.recv(4096)
+        if not data:
+            raise ConnectionError("feed closed the connection before nextValidId")
+        frames += decoder.feed(data)
+    c = front_contract()
+    rec.start()
+    sock.sendall(wire.encode_message(OUT.REQ_TICK_BY_TICK_DATA,
+                                     (1, c.con_id, "NQ", "FUT", c.contract_month, 0, "", "", "CME", "", "USD",
+                                      c.local_symbol, "", "AllLast", 0, 0), sv))
+    sock.settimeout(timeout)
+    unpack = struct.Struct(">I").unpack_from
+    cb, n, monotonic_ns = rec.cb, rec.n, time.monotonic_ns
+    count = recvs = nbytes = 0
+    tail = b""
+    last = b""
+    try:
+        while count < n:
+            chunk = sock.recv(262144)
+            if not chunk:
+                break
+            now = monotonic_ns()
+            recvs += 1
+            nbytes += len(chunk)
+            data = tail + chunk if tail else chunk
+            pos, end = 0, len(data)
+            while end - pos >= 4:
+                size = unpack(data, pos)[0]
+                if end - pos - 4 < size:
+                    break
+                pos += 4 + size
+                count += 1
+                if count <= n:
+                    cb[count] = now
+                    if count == 1:
+                        rec.cpu_first = time.process_time_ns()
+                    elif count == n:
+                        last = data[pos - size:pos]
+            tail = data[pos:]
+    except socket.timeout:
+        info["timed_out"] = True
+    rec.count = min(count, n)
+    rec.finish()
+    fields = wire.split_fields(last) if last else ()
+    info["server_version"] = sv
+    info["client_stats"] = {"recv_calls": recvs, "bytes": nbytes, "frames": count,
+                            "last_frame_size_field": fields[5].decode() if len(fields) > 5 else None}
+    info["errors"] = [] if not last or (len(fields) > 5 and fields[5] == str(n).encode()) else [
+        f"the last frame is not tick {n}: {last[:80]!r}"]
+    sock.close()
+
+
 # -- process entry point ------------------------------------------------------------------
 
 
-def run_client(kind: str, conn: Connection, n: int, timeout: float, cb_path: str, record_arrivals: bool) -> None:
+def run_client(kind: str, conn: Connection, n: int, timeout: float, cb_path: str, record_arrivals: bool,
+               memory_points: int = 0) -> None:
     """Import everything, receive the feed's port, measure, write the callback stamps (int64
-    per seq 0..N, 0 = never delivered) to ``cb_path``, send the result dict, exit."""
+    per seq 0..N, 0 = never delivered) to ``cb_path``, send the result dict, exit.
+    ``memory_points`` > 0: also sample the process's RSS that many times along the run
+    (``info["memory_samples"]``: [ticks delivered, RSS KiB, monotonic_ns])."""
     info: dict[str, Any] = {"client": kind, "timed_out": False}
     try:
         # Import before the port arrives, so start-up cost stays out of the measurement.
@@ -241,18 +369,24 @@ def run_client(kind: str, conn: Connection, n: int, timeout: float, cb_path: str
             import ibapi.client  # noqa: F401
         elif kind == "ib_async":
             import ib_async  # noqa: F401
+        elif kind == FEED_ONLY:
+            import ibapi.message  # noqa: F401
+
+            import slob.ib.wire  # noqa: F401
         else:
             raise ValueError(f"unknown client {kind!r}; choose from {CLIENTS}")
         conn.send("ready")
         port = conn.recv()
         cpu_window0 = time.process_time_ns()
-        rec = Recorder(n)
+        rec = MemoryRecorder(n, memory_points) if memory_points > 0 else Recorder(n)
         if record_arrivals and kind == "slob":
             rec.extra = array("q", bytes(8 * (n + 1)))
         if kind == "slob":
             asyncio.run(_slob(port, rec, timeout, info))
         elif kind == "ibapi":
             _ibapi(port, rec, timeout, info)
+        elif kind == FEED_ONLY:
+            _feed_only(port, rec, timeout, info)
         else:
             asyncio.run(_ib_async(port, rec, timeout, info))
         with open(cb_path, "wb") as out:
@@ -263,6 +397,9 @@ def run_client(kind: str, conn: Connection, n: int, timeout: float, cb_path: str
         info.update(callbacks=rec.count, cpu_ns=rec.cpu_end - rec.cpu0,
                     cpu_window_ns=time.process_time_ns() - cpu_window0,
                     cpu_streaming_ns=rec.cpu_end - rec.cpu_first if rec.cpu_first else 0)
+        if isinstance(rec, MemoryRecorder):
+            kib, source = rss_kib()
+            info.update(memory_samples=rec.samples, memory_source=rec.source or source, rss_after_kib=kib)
         conn.send(info)
     except BaseException:
         info["error"] = traceback.format_exc(limit=6)
