@@ -125,17 +125,17 @@ def trade(
     ref: ContractRef, unix_s: int, price: float, size: Decimal | float | int, exchange: str, received_ns: int
 ) -> Converted:
     """A tick-by-tick Last/AllLast trade as a :class:`Tick`."""
-    # Fast path for the common case -- a positive finite price on the tick grid, a
-    # non-negative size below IB's unset values; anything else gets the full checks
-    # (and their reason). A property test holds both paths to the same answers.
+    # Fast path for the common case -- a positive finite price clearly on the tick grid,
+    # a non-negative size below IB's unset values; anything else (including prices within
+    # a hair of the grid tolerance) gets the full checks and their reason. A property
+    # test holds both paths to the same answers.
     try:  # float() of a signalling-NaN Decimal raises; the checks then say why
-        qty = float(size) if type(size) is Decimal or type(size) is float or type(size) is int else -1.0
-    except (ValueError, OverflowError):
+        qty = float(size)
+    except (ValueError, OverflowError, TypeError):
         qty = -1.0
     min_tick = ref.min_tick
-    steps = price / min_tick if type(price) is float and min_tick > 0 else 0.5
-    if not (0.0 <= qty < _SMALLEST_UNSET_SIZE and 0.0 < price < _UNSET_DOUBLE and steps < 1e15
-            and abs(steps - round(steps)) <= 1e-6):
+    off = (price / min_tick) % 1.0 if type(price) is float and 0.0 < price < _UNSET_DOUBLE and min_tick > 0 else 0.5
+    if not (0.0 <= qty < _SMALLEST_UNSET_SIZE and (off <= 1e-7 or off >= 0.9999999)):
         return _checked_trade(ref, unix_s, price, size, exchange, received_ns)
     return new_tick(ref.symbol, price, qty, to_utc(unix_s), exchange, ref.contract, received_ns, ref.delayed)
 

@@ -85,6 +85,8 @@ class _Feed:
     next_resolution: Resolution | None = None
     roll_task: asyncio.Task[None] | None = None
     failed: BaseException | None = None
+    #: (resolution, roll_lead, moment to request the next contract), see _roll_due
+    roll_check: tuple[Resolution, dt.timedelta, dt.datetime] | None = None
 
     @property
     def symbol(self) -> str:
@@ -575,11 +577,18 @@ class IBWSFetcher(UserCallbacks):
     # -- rolling -----------------------------------------------------------------------
 
     def _roll_due(self, feed: _Feed, now: dt.datetime) -> bool:
-        """Time to request the next contract: within ``roll_lead`` of the roll moment."""
-        res, switch = feed.resolution, feed.switch
-        return (res is not None and res.rolling and res.until is not None
-                and now >= res.until - self.roll_lead
-                and switch is not None and not switch.rolling_now and feed.roll_task is None)
+        """Time to request the next contract: within ``roll_lead`` of the roll moment.
+        Asked for every tick, so the moment is computed once per resolution."""
+        res = feed.resolution
+        if res is None or not res.rolling or res.until is None:
+            return False
+        memo = feed.roll_check
+        if memo is None or memo[0] is not res or memo[1] != self.roll_lead:
+            memo = feed.roll_check = (res, self.roll_lead, res.until - self.roll_lead)
+        if now < memo[2]:
+            return False
+        switch = feed.switch
+        return switch is not None and not switch.rolling_now and feed.roll_task is None
 
     def _start_roll(self, feed: _Feed) -> None:
         feed.roll_task = asyncio.create_task(self._roll(feed), name=f"slob-roll-{feed.symbol}")
