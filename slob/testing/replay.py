@@ -38,7 +38,6 @@ replay: no recorded answer left for <NAME>`` (with its request id) and is listed
 from __future__ import annotations
 
 import asyncio
-import importlib
 import ipaddress
 import logging
 import math
@@ -56,8 +55,8 @@ from slob.testing import tws_messages as msg
 from slob.testing.loop_thread import LoopThread
 from slob.testing.tws_requests import layout as request_layout
 from slob.testing.tws_requests import request_name
-from slob.trace import protobuf_table
-from slob.trace.events import CLIENT
+from slob.trace.describe import parse_protobuf
+from slob.trace.events import CLIENT, SERVER
 from slob.trace.layouts import incoming_layout
 from slob.trace.recording import Leg, RecordedFrame, Recording, load_recording
 
@@ -80,24 +79,10 @@ class _Block:
     used: bool = False
 
 
-def _proto(direction: str, msg_id: int, body: bytes) -> Any | None:
-    table = protobuf_table.OUTGOING if direction == CLIENT else protobuf_table.INCOMING
-    where = table.get(msg_id)
-    if where is None:
-        return None
-    module, name = where.split(".")
-    try:
-        message = getattr(importlib.import_module(f"ibapi.protobuf.{module}"), name)()
-        message.ParseFromString(body)
-    except Exception:
-        return None
-    return message
-
-
 def _request_key(message: wire.Message, sv: int) -> tuple[bytes, int | None]:
     """A request's matching key (ids blanked) and its own id (request or order id)."""
     if message.protobuf is not None:
-        proto = _proto(CLIENT, message.msg_id, message.protobuf)
+        proto = parse_protobuf(CLIENT, message.msg_id, message.protobuf)
         if proto is None:
             return message.protobuf, None
         ident = None
@@ -310,7 +295,7 @@ class _Session(asyncio.Protocol):
 
     def _rewrite_proto(self, message: wire.Message, payload: bytes) -> bytes:
         assert message.protobuf is not None
-        proto = _proto("<", message.msg_id, message.protobuf)
+        proto = parse_protobuf(SERVER, message.msg_id, message.protobuf)
         if proto is None:
             return payload
         changed = False

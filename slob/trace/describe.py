@@ -163,7 +163,9 @@ def _render(name: str, msg_id: int, direction: str, pairs: list[tuple[str, str]]
 # -- protobuf ------------------------------------------------------------------------------
 
 
-def _protobuf_pairs(direction: str, msg_id: int, body: bytes) -> list[tuple[str, str]] | None:
+def parse_protobuf(direction: str, msg_id: int, body: bytes) -> Any | None:
+    """The body as IB's generated class for ``msg_id`` in that direction (``CLIENT`` for
+    client-to-TWS), or None: no class for the id in this ibapi, or the bytes do not parse."""
     table = protobuf_table.OUTGOING if direction == CLIENT else protobuf_table.INCOMING
     where = table.get(msg_id)
     if where is None:
@@ -175,7 +177,12 @@ def _protobuf_pairs(direction: str, msg_id: int, body: bytes) -> list[tuple[str,
         message.ParseFromString(body)
     except Exception:  # DecodeError, or a class missing from this ibapi
         return None
-    return list(_flatten(message, ""))
+    return message
+
+
+def _protobuf_pairs(direction: str, msg_id: int, body: bytes) -> list[tuple[str, str]] | None:
+    message = parse_protobuf(direction, msg_id, body)
+    return None if message is None else list(_flatten(message, ""))
 
 
 def _flatten(message: Any, prefix: str) -> Iterable[tuple[str, str]]:
