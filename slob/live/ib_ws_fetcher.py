@@ -584,7 +584,9 @@ class IBWSFetcher(UserCallbacks):
             return False
         memo = feed.roll_check
         if memo is None or memo[0] is not res or memo[1] != self.roll_lead:
-            memo = feed.roll_check = (res, self.roll_lead, res.until - self.roll_lead)
+            # In UTC's own tzinfo, as tick timestamps are: comparing datetimes whose
+            # tzinfo objects differ asks each for its utcoffset, a cost per tick.
+            memo = feed.roll_check = (res, self.roll_lead, (res.until - self.roll_lead).astimezone(_UTC))
         if now < memo[2]:
             return False
         switch = feed.switch
