@@ -137,7 +137,10 @@ def trade(
     off = (price / min_tick) % 1.0 if type(price) is float and 0.0 < price < _UNSET_DOUBLE and min_tick > 0 else 0.5
     if not (0.0 <= qty < _SMALLEST_UNSET_SIZE and (off <= 1e-7 or off >= 0.9999999)):
         return _checked_trade(ref, unix_s, price, size, exchange, received_ns)
-    return new_tick(ref.symbol, price, qty, to_utc(unix_s), exchange, ref.contract, received_ns, ref.delayed)
+    seconds, moment = _last_second  # to_utc's cache, looked up inline
+    if unix_s != seconds or type(unix_s) is not int:
+        moment = to_utc(unix_s)
+    return new_tick(ref.symbol, price, qty, moment, exchange, ref.contract, received_ns, ref.delayed)
 
 
 def _checked_trade(
