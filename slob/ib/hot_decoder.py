@@ -95,11 +95,12 @@ class HotDecoder:
     """
 
     __slots__ = ("wrapper", "server_version", "_text_by_head", "_text_by_id", "_proto_by_id",
-                 "_price_attribs", "_string_encoding")
+                 "_price_attribs", "_string_encoding", "_all_last")
 
     def __init__(self, wrapper: Any, server_version: int) -> None:
         self.wrapper = wrapper
         self.server_version = server_version
+        self._all_last = wrapper.tickByTickAllLast  # the hottest call, bound once
         text: dict[int, Handler] = {
             IN.TICK_BY_TICK: self._tick_by_tick, IN.TICK_PRICE: self._tick_price,
             IN.TICK_SIZE: self._tick_size, IN.TICK_STRING: self._tick_string,
@@ -154,8 +155,7 @@ class HotDecoder:
         except _UNDECODABLE:
             return False
         if tick_type == 1 or tick_type == 2:
-            self.wrapper.tickByTickAllLast(req_id, tick_type, time, price, size, _LAST_ATTRIBS[mask & 3],
-                                           exchange, special)
+            self._all_last(req_id, tick_type, time, price, size, _LAST_ATTRIBS[mask & 3], exchange, special)
         elif tick_type == 3:
             self.wrapper.tickByTickBidAsk(req_id, time, bid, ask, bid_size, ask_size, _BID_ASK_ATTRIBS[mask & 3])
         elif tick_type == 4:

@@ -73,6 +73,7 @@ log = logging.getLogger("slob.live.ib_ws_fetcher")
 T = TypeVar("T")
 _ORDER_RECORDS = (OpenOrder, OrderUpdate, Execution, CommissionReported, OrderError)
 _UTC = dt.timezone.utc
+_DELIVER, _SWITCHED = 1, 2  # IBWSFetcher._admit's answer
 
 
 @dataclass(eq=False)
@@ -279,8 +280,25 @@ class IBWSFetcher(UserCallbacks):
             for item in batch:
                 kind = type(item)
                 if kind is Tick:
-                    if await self._deliver(item) and first_tick is None:  # type: ignore[arg-type]
+                    # delivery inlined: a coroutine per tick would be a good part of the cost
+                    admit = self._admit(item)  # type: ignore[arg-type]
+                    if admit & _SWITCHED:
+                        feed = self._feeds[item.symbol]  # type: ignore[attr-defined]
+                        await self._switched(feed, item)  # type: ignore[arg-type]
+                    if not admit & _DELIVER:
+                        continue
+                    self.ticks += 1
+                    if first_tick is None:
                         first_tick = item  # type: ignore[assignment]
+                    on_tick = self.on_tick
+                    if on_tick is not None:
+                        try:
+                            result = on_tick(item)
+                            if result is not None and inspect.isawaitable(result):
+                                await result
+                        except Exception as exc:  # the UserCallbacks contract
+                            self.callback_errors += 1
+                            await self._report(exc)
                 elif kind is Quote:
                     if self.on_quote is not None:
                         await self._call(self.on_quote, item)
@@ -685,35 +703,25 @@ class IBWSFetcher(UserCallbacks):
 
     # -- delivery -------------------------------------------------------------------
 
-    async def _deliver(self, tick: Tick) -> bool:
-        """Route, de-duplicate and hand one tick to ``on_tick``; False if it was dropped.
-        Written for the common case: nothing awaited unless a roll switches feeds or the
-        callback is async."""
+    def _admit(self, tick: Tick) -> int:
+        """Route and de-duplicate one tick: ``_DELIVER`` if it goes to ``on_tick``, plus
+        ``_SWITCHED`` if it made the next contract current (await :meth:`_switched` first)."""
+        flags = 0
         feed = self._feeds.get(tick.symbol)
         if feed is not None and feed.switch is not None:
             route = feed.switch.route(tick)
             if route is not Route.DELIVER:
                 if route is Route.DROP:
-                    return False
+                    return 0
                 if route is Route.RETIRE:
                     self._retire(feed)
-                    return False
-                await self._switched(feed, tick)  # Route.SWITCHED
+                    return 0
+                flags = _SWITCHED
             elif self._roll_due(feed, tick.timestamp):
                 self._start_roll(feed)  # this tick still belongs to the old contract
-        if not self._dedupe.accept(tick):
-            return False
-        self.ticks += 1
-        on_tick = self.on_tick
-        if on_tick is not None:
-            try:
-                result = on_tick(tick)
-                if result is not None and inspect.isawaitable(result):
-                    await result
-            except Exception as exc:  # the UserCallbacks contract, inlined for the hot path
-                self.callback_errors += 1
-                await self._report(exc)
-        return True
+        if self._dedupe.accept(tick):
+            flags |= _DELIVER
+        return flags
 
     def _high_water(self, depth: int) -> None:
         """Reader thread: the consumer is falling behind. Reported, nothing dropped."""
