@@ -35,6 +35,11 @@ from slob.bench import options
 
 CLIENTS = ("slob", "ibapi", "ib_async")
 assert CLIENTS == options.CLIENTS
+#: Not a TWS client: slob's threading architecture with the decoding left out -- a reader
+#: thread that frames and reads each tick's sequence number, the TickBridge, a callback on
+#: the asyncio loop. The floor any client built this way can reach (``--clients`` adds it).
+HOP_FLOOR = "hop_floor"
+assert HOP_FLOOR in options.EXTRA_CLIENTS
 #: Not a client: a raw socket that only counts the feed's frames (is the feed fast enough?).
 FEED_ONLY = "feed_only"
 FEED_ONLY_LABEL = "feed only -> raw socket sink"
@@ -43,12 +48,15 @@ LABELS = {
     "slob": "slob (IBWSFetcher)",
     "ibapi": "ibapi stock (EReader+run)",
     "ib_async": "ib_async 2.1.0",
+    HOP_FLOOR: "thread-hop floor (no decoding)",
 }
 PATHS = {
     "slob": "IBWSFetcher.connect/listen/subscribe(['NQ']) -> on_tick "
             "(IBClient reader thread -> TickBridge -> asyncio loop)",
     "ibapi": "EClient.connect (EReader thread) + EClient.run() thread -> EWrapper.tickByTickAllLast",
     "ib_async": "IB.connectAsync + reqTickByTickData -> ticker.updateEvent -> ticker.tickByTicks",
+    HOP_FLOOR: "reader thread: recv -> FrameDecoder -> sequence field -> TickBridge.put_batch -> asyncio "
+               "loop -> callback (slob's architecture without IB's or slob's decoding)",
 }
 HOST = "127.0.0.1"
 
@@ -275,12 +283,10 @@ async def _ib_async(port: int, rec: Recorder, timeout: float, info: dict[str, An
 # -- feed only: a raw socket sink -------------------------------------------------------
 
 
-def _feed_only(port: int, rec: Recorder, timeout: float, info: dict[str, Any]) -> None:
-    """The least a TWS client can do: the handshake, START_API, one REQ_TICK_BY_TICK_DATA,
-    then ``recv`` and walk the 4-byte length prefixes, counting frames. Every frame of a
-    ``recv`` is stamped with the time of that ``recv``."""
+def _raw_session(port: int, rec: Recorder) -> tuple[Any, int]:
+    """The least a TWS client does before ticks flow: the handshake, START_API, one
+    REQ_TICK_BY_TICK_DATA (``rec.start()`` just before it). The socket and server version."""
     import socket
-    import struct
 
     from ibapi.message import IN, OUT
 
@@ -309,6 +315,19 @@ def _feed_only(port: int, rec: Recorder, timeout: float, info: dict[str, Any]) -
     sock.sendall(wire.encode_message(OUT.REQ_TICK_BY_TICK_DATA,
                                      (1, c.con_id, "NQ", "FUT", c.contract_month, 0, "", "", "CME", "", "USD",
                                       c.local_symbol, "", "AllLast", 0, 0), sv))
+    return sock, sv
+
+
+def _feed_only(port: int, rec: Recorder, timeout: float, info: dict[str, Any]) -> None:
+    """The least a TWS client can do: the handshake, START_API, one REQ_TICK_BY_TICK_DATA,
+    then ``recv`` and walk the 4-byte length prefixes, counting frames. Every frame of a
+    ``recv`` is stamped with the time of that ``recv``."""
+    import socket
+    import struct
+
+    from slob.ib import wire
+
+    sock, sv = _raw_session(port, rec)
     sock.settimeout(timeout)
     unpack = struct.Struct(">I").unpack_from
     cb, n, monotonic_ns = rec.cb, rec.n, time.monotonic_ns
@@ -351,6 +370,61 @@ def _feed_only(port: int, rec: Recorder, timeout: float, info: dict[str, Any]) -
     sock.close()
 
 
+async def _hop_floor(port: int, rec: Recorder, timeout: float, info: dict[str, Any]) -> None:
+    """slob's architecture minus the decoding: see :data:`HOP_FLOOR`. The reader thread
+    reads each tick's sequence number (its size field) and hands the numbers over in
+    batches, as IBClient hands over Ticks; the loop calls the same recorder."""
+    import socket
+    import threading
+
+    from slob.ib import wire
+    from slob.ib.bridge import BridgeClosed, TickBridge
+
+    sock, sv = await asyncio.to_thread(_raw_session, port, rec)
+    sock.settimeout(None)
+    bridge: TickBridge[int] = TickBridge()
+    failure: list[BaseException] = []
+
+    def reader() -> None:
+        decoder = wire.FrameDecoder()
+        tick_by_tick = b"%d\x00" % 99  # IN.TICK_BY_TICK, text ids (server version <= 200)
+        try:
+            while True:
+                data = sock.recv(1 << 16)
+                if not data:
+                    break
+                seqs = [int(p.split(b"\x00", 6)[5]) for p in decoder.feed(data) if p.startswith(tick_by_tick)]
+                for i in range(0, len(seqs), 64):  # IBClient's hand-off size
+                    bridge.put_batch(seqs[i:i + 64])
+        except (OSError, BridgeClosed):
+            pass
+        except BaseException as exc:  # reported, not hidden
+            failure.append(exc)
+        finally:
+            bridge.close("socket closed")
+
+    thread = threading.Thread(target=reader, name="bench-hop-reader", daemon=True)
+    thread.start()
+    hit, n = rec.hit, rec.n
+    deadline = time.monotonic() + timeout
+    try:
+        while rec.count < n:
+            try:
+                batch = await asyncio.wait_for(bridge.get(), max(0.001, deadline - time.monotonic()))
+            except (asyncio.TimeoutError, BridgeClosed):
+                info["timed_out"] = rec.count < n
+                break
+            for seq in batch:
+                hit(seq)
+    finally:
+        sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+        await asyncio.to_thread(thread.join, 5)
+    info["server_version"] = sv
+    info["client_stats"] = {"bridge_high_water": bridge.max_depth, "bridge_wakeups": bridge.wakeups}
+    info["errors"] = [repr(e) for e in failure]
+
+
 # -- process entry point ------------------------------------------------------------------
 
 
@@ -369,9 +443,10 @@ def run_client(kind: str, conn: Connection, n: int, timeout: float, cb_path: str
             import ibapi.client  # noqa: F401
         elif kind == "ib_async":
             import ib_async  # noqa: F401
-        elif kind == FEED_ONLY:
+        elif kind in (FEED_ONLY, HOP_FLOOR):
             import ibapi.message  # noqa: F401
 
+            import slob.ib.bridge  # noqa: F401
             import slob.ib.wire  # noqa: F401
         else:
             raise ValueError(f"unknown client {kind!r}; choose from {CLIENTS}")
@@ -387,6 +462,8 @@ def run_client(kind: str, conn: Connection, n: int, timeout: float, cb_path: str
             _ibapi(port, rec, timeout, info)
         elif kind == FEED_ONLY:
             _feed_only(port, rec, timeout, info)
+        elif kind == HOP_FLOOR:
+            asyncio.run(_hop_floor(port, rec, timeout, info))
         else:
             asyncio.run(_ib_async(port, rec, timeout, info))
         with open(cb_path, "wb") as out:

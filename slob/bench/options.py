@@ -18,6 +18,8 @@ __all__ = ["DEFAULT_JSON", "FULL", "QUICK", "add_arguments", "command_line", "pa
            "validate"]
 
 CLIENTS = ("slob", "ibapi", "ib_async")  # as slob.bench.clients.CLIENTS (checked there)
+#: Measured only when asked for with --clients: the architecture's floor (see clients.HOP_FLOOR).
+EXTRA_CLIENTS = ("hop_floor",)
 DEFAULT_JSON = Path("bench-results") / "bench.json"  # relative to the working directory
 
 #: The full benchmark: >= 3 alternating throughput runs per client, 5 s per fixed rate,
@@ -43,9 +45,9 @@ def _int_list(text: str) -> list[int]:
 
 def _client_list(text: str) -> list[str]:
     names = [x.strip() for x in text.split(",") if x.strip()]
-    bad = [x for x in names if x not in CLIENTS]
+    bad = [x for x in names if x not in CLIENTS + EXTRA_CLIENTS]
     if bad or not names:
-        raise argparse.ArgumentTypeError(f"unknown client(s) {bad}; choose from {','.join(CLIENTS)}")
+        raise argparse.ArgumentTypeError(f"unknown client(s) {bad}; choose from {','.join(CLIENTS + EXTRA_CLIENTS)}")
     return names
 
 
@@ -70,7 +72,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                     help=f"throughput runs per client, alternating clients per round; median and min-max are "
                          f"reported (default {f['runs']})")
     ap.add_argument("--clients", type=_client_list,
-                    help="subset of slob,ibapi,ib_async (default: all three)")
+                    help="subset of slob,ibapi,ib_async (default: all three); add hop_floor for the floor of "
+                         "slob's architecture (reader thread -> bridge -> loop, no decoding)")
     ap.add_argument("--memory-ticks", type=int,
                     help=f"ticks of the memory run, flat out (RSS sampled in the client process; default "
                          f"{f['memory_ticks']}; 0 skips it)")

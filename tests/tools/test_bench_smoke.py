@@ -169,3 +169,29 @@ def test_memory_summary_slope_and_flat_verdict() -> None:
     g = memory_summary(growing, n, n)
     assert g["flat"] is False and g["slope_kib_per_100k_ticks"] == 300.0
     assert memory_summary(flat, n, n - 1)["flat"] is False  # a tick missing: not a valid memory run
+
+
+@pytest.mark.timeout(60)
+def test_the_hop_floor_client_delivers_every_tick(tmp_path: Path) -> None:
+    """--clients hop_floor: slob's architecture without decoding, measured like a client."""
+    out = tmp_path / "floor.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "slob.bench", "--clients", "hop_floor", "--messages", "2000", "--rates", "1000",
+         "--duration", "0.3", "--runs", "1", "--memory-ticks", "0", "--proxy-ticks", "50", "--start-delay", "0.2",
+         "--timeout", "20", "--json", str(out)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=55,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(out.read_text())["clients"]["hop_floor"]
+    for m in result["throughput"]["runs"] + [result["rates"]["1000"]]:
+        assert m["delivered"] == m["sent"] > 0 and m["callbacks"] == m["delivered"], m
+        assert m["errors"] == [] and not m["timed_out"], m
+    assert "thread-hop floor" in proc.stdout
+
+
+def test_unknown_clients_are_refused_with_the_choices(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["bench", "--clients", "slob,bloomberg"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown client(s) ['bloomberg']" in err and "hop_floor" in err
