@@ -332,8 +332,8 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
 
     def _send(self, record: object) -> None:
         """A record that is not a tick: after any ticks still waiting, at once."""
-        if threading.get_ident() == self._reader_ident:
-            self._out.append(record)
+        if self._reader is None or threading.get_ident() == self._reader_ident:
+            self._out.append(record)  # the reader's own, or no reader at all (in-process use)
             self._flush()
         else:  # a wrapper call on a requesting thread (e.g. IB's "not connected" error)
             self.sink(record)
