@@ -157,6 +157,8 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         self.pacer = TokenBucket(max_messages_per_second)
         self.max_server_version = max_server_version
         self.join_timeout = join_timeout
+        #: Seconds :meth:`disconnect` waits for TWS to close its side after ours.
+        self.close_grace = 0.25
         self.ready: concurrent.futures.Future[int] = concurrent.futures.Future()
         self.closed: concurrent.futures.Future[ConnectionClosed] = concurrent.futures.Future()
         self.next_order_id = 0
@@ -212,17 +214,31 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         self.startApi()
 
     def disconnect(self) -> None:
-        """Close the socket and stop the reader thread (within ``join_timeout``)."""
+        """Close the session and stop the reader thread (within ``join_timeout``).
+
+        Gracefully first: a FIN after everything already sent (the cancels of a clean stop)
+        while the reader goes on reading until TWS closes too. Closing a socket that still
+        holds unread data sends a reset instead, and a peer that had not yet read our last
+        requests loses them. If TWS has not closed within ``close_grace`` seconds, both
+        directions are shut."""
         self._closing = True
+        deadline = time.monotonic() + self.join_timeout
         sock = self._sock
+        reader = self._reader
+        joinable = reader is not None and reader is not threading.current_thread()
         if sock is not None:
+            if reader is not None and joinable and reader.is_alive():
+                try:
+                    sock.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                reader.join(min(self.close_grace, self.join_timeout / 2))
             try:
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
+            except OSError:  # already closed by the reader, or never connected
                 pass
-        reader = self._reader
-        if reader is not None and reader is not threading.current_thread():
-            reader.join(self.join_timeout)
+        if reader is not None and joinable:
+            reader.join(max(0.0, deadline - time.monotonic()))
             if reader.is_alive():
                 log.error("! reader thread did not stop within %.1f s", self.join_timeout)
         self.setConnState(EClient.DISCONNECTED)

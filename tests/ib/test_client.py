@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import pytest
+from ibapi.message import OUT
 
 from slob.ib import ticks, wire
 from slob.ib.client import ConnectionClosed, IBClient, Subscription, TwsMessage
@@ -255,3 +256,62 @@ def test_every_capture_decodes_without_errors(name: str) -> None:
             assert peer.client.reader_alive
         finally:
             peer.close()
+
+
+def test_disconnect_closes_gracefully_so_tws_reads_the_last_requests() -> None:
+    """TWS keeps streaming while the client stops. Closing a socket with unread data in it
+    sends a reset, and TWS may drop requests it had not read yet (a clean stop's cancels):
+    disconnect() half-closes first and reads until TWS closes too."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    seen: list[bytes] = []
+    ending: list[str] = []
+    flood_broke: list[OSError] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        stop = threading.Event()
+        tick = msg.current_time(1733151600, 200)
+
+        def flood() -> None:
+            try:
+                while not stop.is_set():
+                    conn.sendall(tick * 200)
+            except OSError as exc:  # the client reset the connection under our feet
+                flood_broke.append(exc)
+
+        with conn:
+            dec = wire.FrameDecoder(expect_api_prefix=True)
+            while not dec.feed(conn.recv(1024)):
+                pass
+            conn.sendall(msg.server_hello(200, datetime.datetime(2024, 12, 2))
+                         + msg.managed_accounts(["DU7654321"], 200) + msg.next_valid_id(1, 200))
+            flooder = threading.Thread(target=flood)
+            flooder.start()
+            try:
+                while True:
+                    data = conn.recv(65536)
+                    if not data:
+                        ending.append("eof")
+                        break
+                    seen.extend(dec.feed(data))
+            except ConnectionResetError:
+                ending.append("reset")
+            stop.set()
+            flooder.join(5)
+
+    server = threading.Thread(target=serve)
+    server.start()
+    client = IBClient(Sink())
+    try:
+        client.connect("127.0.0.1", port, 1)
+        assert client.ready.result(5) == 1
+        client.reqCurrentTime()  # the last request before the stop
+        client.disconnect()
+    finally:
+        server.join(10)
+        listener.close()
+    assert ending == ["eof"] and flood_broke == []  # the client read on until we closed
+    names = [wire.decode_message(p, 200).msg_id for p in seen]
+    assert names[-1] == OUT.REQ_CURRENT_TIME
+    assert reader_threads() == []
