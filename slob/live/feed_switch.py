@@ -1,18 +1,21 @@
 """Which contract's ticks a subscribed symbol delivers, across a live roll.
 
 A roll overlaps two subscriptions: the next contract is requested shortly before the
-roll moment while the old one still streams. New-contract ticks are held back (dropped)
-until they are at or after the roll moment *and* later than the last second delivered
-from the old contract; the first such tick is the switch, at its second ``S``. Once the
-new stream is live (it has sent any tick), old-contract ticks at or after the roll moment
-are no longer delivered, so the switch lands on the roll moment itself. From then
-on old-contract ticks are delivered only if older than ``S`` (they were in flight), and
-the old subscription is cancelled as soon as one of its ticks reaches ``S`` (everything
-older has then arrived, each stream being in time order) or a grace period ends. Every
-second is covered by one contract or the other -- no gap -- and nothing from the old
-contract at or after the switch is delivered. If the next contract was requested late,
-the old one simply keeps delivering until the new one's first tick. Pure: the caller
-performs the requests and emits the events this object asks for.
+roll moment while the old one still streams. The two are cut at one exchange second,
+the switch second ``S``: the old contract's trades before ``S`` and the new contract's
+trades from ``S`` on are delivered, each exactly once; nothing else is.
+
+``S`` is the second of the first new-contract tick that is at or after the roll moment
+*and* later than every second already delivered from the old contract (so no second
+holds both contracts). New-contract ticks before that are dropped (held back); old-
+contract ticks before ``S`` are delivered whenever they arrive, even after the switch
+(they were in flight), and the first old tick at or after ``S`` proves the old stream
+has delivered everything before ``S`` (each stream is in time order): the old
+subscription can then be cancelled (the caller also cancels it after a grace period).
+If the next contract was requested late, the old one simply keeps delivering until the
+new one's first tick. tests/live/test_feed_switch.py states this as a property over every
+interleaving of the two streams. Pure: the caller performs the requests and emits the
+events this object asks for.
 """
 
 from __future__ import annotations
@@ -45,7 +48,6 @@ class FeedSwitch:
     switch_at: dt.datetime | None = None
     roll_at: dt.datetime | None = None  # the incoming contract may not deliver before this
     last_delivered: dt.datetime | None = None  # newest second delivered from ``current``
-    incoming_live: bool = False  # the incoming stream has produced a tick
     stale_dropped: int = 0
     overlap_dropped: int = 0
 
@@ -56,25 +58,19 @@ class FeedSwitch:
     def begin(self, contract: str, req_id: int, roll_at: dt.datetime) -> None:
         """The next contract is being requested; it takes over at or after ``roll_at``."""
         self.incoming, self.incoming_req, self.roll_at = contract, req_id, roll_at
-        self.incoming_live = False
 
     def abandon(self) -> int:
         """The new subscription failed: keep the current one; returns the request to drop."""
         req, self.incoming, self.incoming_req = self.incoming_req, None, 0
-        self.incoming_live = False
         return req
 
     def route(self, tick: Tick) -> Route:
         contract = tick.contract
         if contract == self.current:
-            if self.incoming_live and self.roll_at is not None and tick.timestamp >= self.roll_at:
-                self.overlap_dropped += 1  # the next contract covers this second
-                return Route.DROP
             if self.last_delivered is None or tick.timestamp > self.last_delivered:
                 self.last_delivered = tick.timestamp
             return Route.DELIVER
         if self.incoming is not None and contract == self.incoming:
-            self.incoming_live = True
             early = self.roll_at is not None and tick.timestamp < self.roll_at
             covered = self.last_delivered is not None and tick.timestamp <= self.last_delivered
             if early or covered:
@@ -82,7 +78,7 @@ class FeedSwitch:
                 return Route.DROP
             self.retiring, self.retiring_req = self.current, self.current_req
             self.current, self.current_req = self.incoming, self.incoming_req
-            self.incoming, self.incoming_req, self.incoming_live = None, 0, False
+            self.incoming, self.incoming_req = None, 0
             self.switch_at = self.last_delivered = tick.timestamp
             return Route.SWITCHED
         if self.retiring is not None and contract == self.retiring:
