@@ -2,9 +2,9 @@
 
 For any old and new trade streams (each in time order, identical trades in one second
 allowed), merged in any order, with any roll moment: the delivered ticks are exactly the
-old contract's trades before the switch second S and the new contract's trades from S
-on -- none dropped, none twice -- and S is at or after the roll moment and later than
-every old second delivered before the switch.
+old contract's trades before the cut C and the new contract's trades from C on -- none
+dropped, none twice -- and C is at or after the roll moment and later than
+every old second delivered before the new stream's first tick.
 """
 
 from __future__ import annotations
@@ -58,22 +58,23 @@ def test_the_cut_delivers_each_side_whole_and_nothing_twice(case: tuple[list[Tic
     for tick in merged:
         route = switch.route(tick)
         if route is Route.SWITCHED:
-            assert switched_at is None
-            switched_at = tick.timestamp
-            assert tick.timestamp >= roll_at
-            assert all(t.timestamp < tick.timestamp for t in delivered)  # no second holds both contracts
+            assert switched_at is None and switch.cut is not None
+            switched_at = switch.cut
+            assert tick.timestamp >= switch.cut >= roll_at
+            assert all(t.timestamp < switch.cut for t in delivered)  # no second holds both contracts
         if route is Route.RETIRE:
             switch.retired()  # the caller cancels the old request: nothing more from it
         if route in (Route.DELIVER, Route.SWITCHED):
             delivered.append(tick)
     ids = [id(t) for t in delivered]
     assert len(ids) == len(set(ids))  # nothing twice
-    if switched_at is None:
-        assert ids == [id(t) for t in old]  # no switch: the old contract, whole, and nothing new
-    else:
-        expected = {id(t) for t in old if t.timestamp < switched_at} | {id(t) for t in new
-                                                                        if t.timestamp >= switched_at}
-        assert set(ids) == expected  # each side whole up to / from the cut
+    cut = switch.cut
+    if cut is None:  # the new stream never showed a tick: the old contract, whole
+        assert ids == [id(t) for t in old] and switched_at is None
+    else:  # each side whole up to / from the cut (the new side's tail may still be to come)
+        assert cut >= roll_at and (switched_at is None or switched_at == cut)
+        expected = {id(t) for t in old if t.timestamp < cut} | {id(t) for t in new if t.timestamp >= cut}
+        assert set(ids) == expected
 
 
 def test_an_old_trade_in_flight_after_the_switch_is_delivered() -> None:
@@ -81,8 +82,9 @@ def test_an_old_trade_in_flight_after_the_switch_is_delivered() -> None:
     roll = BASE + dt.timedelta(seconds=5)
     switch.begin("NQH5", 2, roll)
     t = lambda c, s: Tick("NQ", 21000.0, 1.0, BASE + dt.timedelta(seconds=s), "CME", c, 0)  # noqa: E731
-    assert switch.route(t("NQZ4", 4)) is Route.DELIVER
-    assert switch.route(t("NQH5", 4)) is Route.DROP  # before the roll moment
+    assert switch.route(t("NQZ4", 3)) is Route.DELIVER
+    assert switch.route(t("NQH5", 4)) is Route.DROP  # before the roll moment; the cut is 5 now
+    assert switch.route(t("NQZ4", 5)) is Route.DROP  # the next contract covers 5 on
     assert switch.route(t("NQH5", 6)) is Route.SWITCHED
-    assert switch.route(t("NQZ4", 5)) is Route.DELIVER  # in flight, before the cut
-    assert switch.route(t("NQZ4", 6)) is Route.RETIRE  # at the cut: the old stream is done
+    assert switch.route(t("NQZ4", 4)) is Route.DELIVER  # in flight, before the cut
+    assert switch.route(t("NQZ4", 6)) is Route.RETIRE  # past the cut: the old stream is done
