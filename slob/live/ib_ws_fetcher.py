@@ -39,7 +39,6 @@ import collections
 import concurrent.futures
 import datetime as dt
 import inspect
-import itertools
 import logging
 import time
 from dataclasses import dataclass
@@ -47,7 +46,6 @@ from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 from ibapi.contract import Contract, ContractDetails
 from ibapi.order import Order
-from ibapi.order_cancel import OrderCancel
 
 from slob.config.ib_config import IBConfig
 from slob.ib import ticks
@@ -56,9 +54,7 @@ from slob.ib.client import ConnectionClosed, IBClient, Subscription, TwsMessage
 from slob.ib.errors import (
     Action,
     ClientIdInUse,
-    ConnectError,
     ConnectionLost,
-    LiveTradingRefused,
     MarketDataNotSubscribed,
     RequestFailed,
     RequestTimedOut,
@@ -66,12 +62,12 @@ from slob.ib.errors import (
     SlobError,
     classify,
 )
-from slob.ib.handshake import Session, open_session_async
 from slob.ib.version import ibapi_info
 from slob.live.backoff import backoff_delay
 from slob.live.callbacks import Callback, UserCallbacks
 from slob.live.feed_switch import FeedSwitch, Route
 from slob.live.ib_contract_manager import ContractManager, Resolution
+from slob.live.ib_session import ClientFactory, IBSession
 from slob.live.ib_supervisor import Closed, Notice, Supervisor, SupervisorSettings
 from slob.live.session_machine import Event, State
 from slob.live.stats import percentile
@@ -122,7 +118,7 @@ class IBWSFetcher(UserCallbacks):
         *,
         config: IBConfig | None = None,
         subscribe_confirm_seconds: float = 1.0,
-        client_factory: Callable[[Callable[[object], None], IBConfig], IBClient] | None = None,
+        client_factory: ClientFactory | None = None,
     ) -> None:
         """``client_factory`` replaces the socket for tests: called once per connection
         attempt with the sink (the tick bridge's ``put``) and the config, it returns an
@@ -141,7 +137,6 @@ class IBWSFetcher(UserCallbacks):
         #: (the engine reconciles its orders here). Raising counts as a failed attempt.
         self.on_reconcile: Callable[[], Awaitable[None]] | None = None
         self.subscribe_confirm_seconds = subscribe_confirm_seconds
-        self._client_factory = client_factory
         #: How long the old contract may still deliver in-flight ticks after a roll switch.
         self.roll_grace_seconds = 2.0
         #: How long before a roll moment (exchange time) the next contract is requested.
@@ -150,24 +145,20 @@ class IBWSFetcher(UserCallbacks):
         self.roll_check_seconds = 5.0
         self.rolls = 0
         self._contracts = ContractManager(self._fetch_details, roll_days=self.config.roll_days_before_expiry,
-                                          clock=self._server_clock)
+                                          clock=lambda: self._session.server_clock())
         self._roll_watcher: asyncio.Task[None] | None = None
-        self._client: IBClient | None = None
-        self._generation = 0
-        self._pending_session: Session | None = None
+        self._session = IBSession(self.config, client_factory, on_start=self._session_started,
+                                  on_clock=lambda offset: self._supervisor.clock.server_offset(offset))
+        self._req_ids = self._session.req_ids
         self._bridge: TickBridge[object] | None = None
         self._feeds: dict[str, _Feed] = {}
-        self._req_ids = itertools.count(1000)
         self._supervisor = self._new_supervisor()
         self._final_error: SlobError | None = None
         self._stopping = False
         self._guard_last: dict[str, tuple[dt.datetime, list[tuple[float, float]]]] = {}
         self._latency_us: collections.deque[float] = collections.deque(maxlen=20_000)
         self._last_tick_mono: float | None = None
-        self._server_offset = dt.timedelta(0)
         self._raised: set[int] = set()
-        self._totals: collections.Counter[str] = collections.Counter()
-        self._rejected: collections.Counter[str] = collections.Counter()
         self.ticks = 0
         self.callback_errors = 0
         self.high_water_reports = 0
@@ -201,8 +192,11 @@ class IBWSFetcher(UserCallbacks):
         return self._supervisor.state.value
 
     def is_connected(self) -> bool:
-        client = self._client
-        return client is not None and client.isConnected() and client.ready.done() and not client.ready.exception()
+        return self._session.is_connected()
+
+    @property
+    def _client(self) -> IBClient | None:
+        return self._session.client
 
     async def connect(self) -> None:
         """Open the session; returns once TWS has sent nextValidId and managedAccounts."""
@@ -242,67 +236,33 @@ class IBWSFetcher(UserCallbacks):
 
     @property
     def accounts(self) -> list[str]:
-        client = self._client
-        return list(client.accounts) if client is not None else []
+        return self._session.accounts
 
     @property
     def next_valid_id(self) -> int:
         """TWS's next usable order id for this session (0 before connecting)."""
-        client = self._client
-        return client.next_order_id if client is not None else 0
+        return self._session.next_valid_id
 
     def check_paper(self) -> None:
-        """Refuse orders when the login manages an account that is not a paper account
-        (``D…``) and the config did not opt in to live trading. Called on every order."""
-        cfg = self.config
-        live = [a for a in self.accounts if not a.upper().startswith("D")]
-        if live and not (cfg.allow_live and not cfg.paper_trading):
-            raise LiveTradingRefused(
-                f"this login manages non-paper account(s) {', '.join(live)}; slob sends orders to paper "
-                "accounts only unless live trading is explicitly enabled (paper_trading=False and "
-                "allow_live=True, CLI --live)")
+        """Raise LiveTradingRefused if the login manages a non-paper account and live
+        trading was not enabled (every order is checked)."""
+        self._session.check_paper()
 
     async def place_order(self, order_id: int, contract: Contract, order: Order) -> None:
-        client = self._require_client()
-        self.check_paper()
-        client.track_order(order_id)
-        await self._paced(client)
-        client.placeOrder(order_id, contract, order)
+        await self._session.place_order(order_id, contract, order)
 
     async def cancel_order(self, order_id: int) -> None:
-        client = self._require_client()
-        await self._paced(client)
-        client.cancelOrder(order_id, OrderCancel())
+        await self._session.cancel_order(order_id)
 
     async def open_orders(self) -> list[OpenOrder]:
-        client = self._require_client()
-        await self._paced(client)
-        return await self._answer(client.request_open_orders(), "the open-orders request")
+        return await self._session.open_orders()
 
     async def executions(self) -> list[Execution]:
         """Today's executions of this client (with their orderRef)."""
-        client = self._require_client()
-        await self._paced(client)
-        return await self._answer(client.request_executions(next(self._req_ids)), "the executions request")
+        return await self._session.executions()
 
     async def positions(self) -> list[PositionReported]:
-        client = self._require_client()
-        await self._paced(client)
-        return await self._answer(client.request_positions(), "the positions request")
-
-    def _require_client(self) -> IBClient:
-        client = self._client
-        if client is None or not self.is_connected():
-            raise ConnectionLost("not connected to TWS; orders cannot be sent now")
-        return client
-
-    async def _answer(self, future: "concurrent.futures.Future[T]", what: str) -> T:
-        """TWS's answer to a request, or a SlobError: never a bare TimeoutError."""
-        seconds = self.config.request_timeout_seconds
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), seconds)
-        except asyncio.TimeoutError:
-            raise RequestTimedOut(what, seconds) from None
+        return await self._session.positions()
 
     async def server_time(self) -> dt.datetime:
         """TWS's clock (REQ_CURRENT_TIME), tz-aware UTC."""
@@ -403,7 +363,8 @@ class IBWSFetcher(UserCallbacks):
     def get_stats(self) -> dict[str, Any]:
         client = self._client
         lat = sorted(self._latency_us)
-        rejected = self._rejected + (client.rejected if client is not None else collections.Counter())
+        session = self._session
+        rejected = session.rejected + (client.rejected if client is not None else collections.Counter())
         duplicates = rejected.pop(ticks.REPLAYED, 0)
         bridge = self._bridge
         sup = self._supervisor
@@ -414,12 +375,12 @@ class IBWSFetcher(UserCallbacks):
             "server_version": client.serverVersion() if client is not None and client.isConnected() else None,
             "ibapi_version": self._ibapi_version,
             "client_id": self.config.client_id,
-            "messages_in": self._totals["messages_in"] + (client.messages_in if client else 0),
-            "messages_out": self._totals["messages_out"] + (client.messages_out if client else 0),
+            "messages_in": session.totals["messages_in"] + (client.messages_in if client else 0),
+            "messages_out": session.totals["messages_out"] + (client.messages_out if client else 0),
             "ticks": self.ticks,
             "rejected": sum(rejected.values()),
             "rejected_by_reason": dict(rejected),
-            "decode_errors": self._totals["decode_errors"] + (client.decode_errors if client else 0),
+            "decode_errors": session.totals["decode_errors"] + (client.decode_errors if client else 0),
             "duplicates": duplicates,
             "reconnects": sup.reconnects,
             "failures": sup.machine.failures,
@@ -450,84 +411,26 @@ class IBWSFetcher(UserCallbacks):
             raise SlobError("call connect() before subscribe() or listen()")
         return self._bridge
 
-    async def _handshake(self) -> None:
-        """TCP connect and the version exchange (nothing to do for an in-process client)."""
-        self._close_client()
-        if self._client_factory is None:
-            cfg = self.config
-            self._pending_session = await open_session_async(cfg.host, cfg.port, timeout=cfg.connect_timeout_seconds)
-
-    async def _start_api(self) -> None:
-        """START_API; wait until TWS sent nextValidId and managedAccounts; read its clock."""
-        cfg = self.config
-        bridge = self._require_bridge()
-        self._generation += 1
-        if self._client_factory is not None:
-            client = self._client_factory(bridge.put, cfg)  # in process: no socket, no reader thread
-        else:
-            session, self._pending_session = self._pending_session, None
-            if session is None:
-                raise ConnectError("no handshaken socket to start the API session on")
-            client = IBClient(bridge.put, batch_sink=bridge.put_batch,
-                              max_messages_per_second=cfg.max_messages_per_second)
-            client.start(session, cfg.client_id)
-        self._client = client
-        generation = self._generation
+    def _session_started(self, generation: int, client: IBClient) -> None:
         self._supervisor.watch(generation, client.closed,  # type: ignore[arg-type]
                                lambda c: Closed(generation, c.cause, c.junk, c.by_client))  # type: ignore[attr-defined]
-        try:
-            await asyncio.wait_for(asyncio.wrap_future(client.ready), cfg.connect_timeout_seconds)
-        except asyncio.TimeoutError:
-            raise ConnectError(
-                f"TWS at {cfg.host}:{cfg.port} accepted the connection but sent no nextValidId/managedAccounts "
-                f"within {cfg.connect_timeout_seconds:g} s; is TWS showing a dialog, or still starting?"
-            ) from None
-        if cfg.account and cfg.account not in client.accounts:
-            accounts = ", ".join(client.accounts)
-            raise ConnectError(f"account {cfg.account} is not managed by this login (it has {accounts}); "
-                               "set account to one of them")
-        await self._server_now(client)  # measures the clock offset
 
     def _close_client(self) -> None:
-        pending, self._pending_session = self._pending_session, None
-        if pending is not None:
-            pending.sock.close()
-        client, self._client = self._client, None
-        if client is not None:
-            client.disconnect()
-            # keep the closed session's counts in the totals
-            self._totals["messages_in"] += client.messages_in
-            self._totals["messages_out"] += client.messages_out
-            self._totals["decode_errors"] += client.decode_errors
-            self._rejected.update(client.rejected)
+        self._session.close()
 
     async def _give_up(self, exc: SlobError) -> None:
         """The supervisor's final word: report ``exc``, then end listen() with it."""
         self._final_error = exc
-        self._close_client()
+        self._session.close()
         await self._report(exc)
         if self._bridge is not None:
             self._bridge.close(str(exc))
 
-    def _server_clock(self) -> dt.datetime:
-        """Local time corrected by TWS's clock offset (measured at connect)."""
-        return dt.datetime.now(_UTC) + self._server_offset
-
-    async def _server_now(self, client: IBClient | None = None) -> dt.datetime:
-        client = client or self._client
-        if client is None:
-            raise ConnectionLost("not connected to TWS; call connect() first")
-        await self._paced(client)
-        seconds = await self._answer(client.request_current_time(), "REQ_CURRENT_TIME")
-        now = dt.datetime.fromtimestamp(seconds, _UTC)
-        self._server_offset = now - dt.datetime.now(_UTC)
-        self._supervisor.clock.server_offset(self._server_offset)
-        return now
+    async def _server_now(self) -> dt.datetime:
+        return await self._session.server_now()
 
     async def _paced(self, client: IBClient) -> None:
-        delay = client.prepay()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        await self._session.paced(client)
 
     def _backoff(self, attempt: int) -> float:
         return backoff_delay(attempt, self.config.reconnect_delay_seconds, self.config.max_reconnect_delay_seconds)
@@ -546,7 +449,7 @@ class IBWSFetcher(UserCallbacks):
         await self._paced(client)
         client.reqContractDetails(req_id, query)
         try:
-            rows: list[ContractDetails] = await self._answer(future, f"the contract details of {root}")
+            rows: list[ContractDetails] = await self._session.answer(future, f"the contract details of {root}")
         except RequestFailed:
             self._raised.add(req_id)  # raised to the caller; listen() need not report it again
             raise
@@ -796,13 +699,14 @@ class _Port:
 
     @property
     def generation(self) -> int:
-        return self._f._generation
+        return self._f._session.generation
 
     async def handshake(self) -> None:
-        await self._f._handshake()
+        await self._f._session.handshake()
 
     async def start_api(self) -> None:
-        await self._f._start_api()
+        bridge = self._f._require_bridge()
+        await self._f._session.start_api(bridge.put, bridge.put_batch)
 
     async def resubscribe(self, same_session: bool) -> None:
         f = self._f
