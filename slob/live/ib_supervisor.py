@@ -129,6 +129,11 @@ class Supervisor:
     def state(self) -> State:
         return self.machine.state
 
+    @property
+    def supervising(self) -> bool:
+        """Started and not final: a failed session will be recovered."""
+        return any(not t.done() for t in self._tasks) and not self.machine.final
+
     async def connect(self) -> None:
         """The first session, driven through the same states; a failure raises to the
         caller (nothing to recover yet), and the machine returns to idle."""

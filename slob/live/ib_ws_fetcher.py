@@ -270,13 +270,26 @@ class IBWSFetcher(UserCallbacks):
 
     async def subscribe(self, symbols: Sequence[str]) -> None:
         """Resolve each symbol through contract details and request its ticks. Raises
-        ContractNotFound (200) or MarketDataNotSubscribed (354, ...) with the fix."""
+        ContractNotFound (200) or MarketDataNotSubscribed (354, ...) with the fix.
+
+        A session that fails meanwhile (a drop, a request TWS never answers) does not fail
+        the call once connect() succeeded: the symbol stays subscribed, the session is
+        ended as a failure, and the supervisor requests the symbol on the next one.
+        """
         specs = [parse_symbol(s) for s in symbols]
         for spec in specs:
             feed = self._feeds.get(spec.text.upper()) or _Feed(spec)
             self._feeds[spec.text.upper()] = feed
             try:
                 await self._start_feed(feed)
+            except (ConnectionLost, RequestTimedOut) as exc:
+                if not self._supervisor.supervising:
+                    self._feeds.pop(spec.text.upper(), None)
+                    raise
+                log.warning("! subscribing %s failed (%s); the next session will", spec.text, exc)
+                client = self._client
+                if client is not None:
+                    client.abort(f"subscribing {spec.text} failed: {exc}")
             except BaseException:
                 self._feeds.pop(spec.text.upper(), None)
                 raise
