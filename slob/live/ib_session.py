@@ -130,10 +130,10 @@ class IBSession:
     def close_session(self) -> None:
         self.close()
 
-    def abort_session(self, cause: str) -> None:
+    def abort_session(self, cause: str, *, junk: bool = False) -> None:
         """End the session as a failure (the reader thread reports ``cause``)."""
         if self.client is not None:
-            self.client.abort(cause)
+            self.client.abort(cause, junk=junk)
 
     def received_age(self) -> float | None:
         client = self.client

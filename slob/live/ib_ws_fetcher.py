@@ -303,6 +303,7 @@ class IBWSFetcher(UserCallbacks):
         the session cannot be re-established. Nothing else leaves it."""
         bridge = self._require_bridge()
         supervisor = self._supervisor
+        outage = supervisor.outage
         guarded = self.config.tick_source == "market_data"
         while True:
             try:
@@ -325,7 +326,9 @@ class IBWSFetcher(UserCallbacks):
                     self.ticks += 1
                     if first_tick is None:
                         first_tick = item  # type: ignore[assignment]
-                        gap = supervisor.on_ticks(item.timestamp, time.monotonic())  # type: ignore[attr-defined]
+                        supervisor.on_batch(item.timestamp, time.monotonic())  # type: ignore[attr-defined]
+                    if outage.start is not None:
+                        gap = supervisor.during_outage(item.timestamp, time.monotonic())  # type: ignore[attr-defined]
                         if gap is not None:
                             await self._emit(gap)
                     if guarded:
