@@ -165,3 +165,44 @@ async def test_place_order_refuses_a_live_account_even_without_the_engine() -> N
             await fetcher.place_order(fetcher.next_valid_id, Contract(), order)
         assert not [r for r in tws.requests if r.name == "PLACE_ORDER"]
         await fetcher.disconnect()
+
+
+# -- items 1 and 2: faults inside a reconnect, at exact protocol moments -----------------------
+
+# (what to arm on the proxy, then the drop that starts the reconnect it lands in)
+RECONNECT_FAULTS = {
+    # item 1: a drop after the TCP connect but before nextValidId
+    "drop after START_API": lambda p: p.cut_after("START_API"),
+    "drop before NEXT_VALID_ID": lambda p: p.cut_after("NEXT_VALID_ID", direction="server", before=True),
+    # item 2: a request that goes unanswered while resubscribing, or a drop in the middle of it
+    "contract details unanswered": lambda p: p.swallow("REQ_CONTRACT_DATA"),
+    "current time unanswered": lambda p: p.swallow("REQ_CURRENT_TIME"),
+    "drop after the tick request": lambda p: p.cut_after("REQ_TICK_BY_TICK_DATA"),
+    "drop after contract details": lambda p: p.cut_after("CONTRACT_DATA_END", direction="server"),
+}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("fault", sorted(RECONNECT_FAULTS))
+async def test_a_fault_inside_a_reconnect_is_one_more_attempt_and_the_feed_goes_on(fault: str) -> None:
+    from slob.testing import FaultProxy
+
+    async with FakeTWS(speed=60) as tws:
+        with FaultProxy(upstream=("127.0.0.1", tws.port)) as proxy:
+            fetcher, rec = fetcher_for(proxy.port)
+            await fetcher.connect()
+            await fetcher.subscribe(["NQ"])
+            listener = asyncio.create_task(fetcher.listen())
+            await rec.until(lambda: len(rec.ticks) >= 5)
+            handle = RECONNECT_FAULTS[fault](proxy)
+            proxy.cut_now()  # the reconnect this starts meets the fault
+            await asyncio.to_thread(handle.wait, 30)
+            await rec.until(lambda: any(isinstance(e, Gap) for e in rec.events))
+            count = len(rec.ticks)
+            await rec.until(lambda: len(rec.ticks) >= count + 5)
+            stats = fetcher.get_stats()
+            assert not listener.done() and stats["state"] == "streaming"
+            assert stats["failures"] >= 2 and stats["outages"] == 1 and stats["gaps"] == 1  # one outage
+            assert all(isinstance(e, SlobError) for e in rec.errors)
+            await fetcher.disconnect()
+            await asyncio.wait_for(listener, 5)
