@@ -101,7 +101,7 @@ def test_new_database_is_wal_at_the_current_version(store: Store, db: Path) -> N
     assert db_rows(db, "PRAGMA journal_mode") == [("wal",)]
     assert db_rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert store.counts() == dict.fromkeys(
-        ["ticks", "candles", "setups", "orders", "fills", "connection_events"], 0)
+        ["ticks", "candles", "setups", "orders", "fills", "connection_events", "runs"], 0)
 
 
 # -- round trips ------------------------------------------------------------------------
@@ -350,7 +350,7 @@ def test_a_version_1_database_is_migrated(db: Path) -> None:
         store.add_fill(exec_id="e1", order_id=1, time=BASE, price=21000.0, quantity=1.0)
         store.flush()
         assert store.counts() == {"ticks": 2, "candles": 1, "setups": 0, "orders": 0, "fills": 1,
-                                  "connection_events": 0}
+                                  "connection_events": 0, "runs": 0}
     with Store(db) as again:  # already current: opens without migrating again
         assert again.counts()["ticks"] == 2
 
