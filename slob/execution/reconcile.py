@@ -41,7 +41,7 @@ from slob.execution.intents import ENTRY, EXIT_ROLES, STOP, TAKE_PROFIT, Intent,
 from slob.orders import CommissionReported, Execution, OpenOrder, PositionReported
 
 __all__ = ["CANCELLED", "CLOSED", "Difference", "KnownFill", "KnownOrder", "OPEN", "PLACED", "Protect",
-           "TERMINAL", "TwsState", "UNCONFIRMED", "Verdict", "decide", "differences"]
+           "TERMINAL", "TwsState", "UNCONFIRMED", "Verdict", "decide", "differences", "next_status"]
 
 #: IB's final statuses (TWS-FACTS §8).
 TERMINAL = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"})
@@ -49,6 +49,18 @@ TERMINAL = frozenset({"Filled", "Cancelled", "ApiCancelled", "Inactive"})
 UNCONFIRMED = frozenset({"Intent", "Sent"})
 PLACED, OPEN, CLOSED, CANCELLED = "placed", "open", "closed", "cancelled"
 _EPS = 1e-9
+
+
+def next_status(old: str, new: str) -> str:
+    """An order's status after ``new`` is reported over ``old``: a final status stays
+    (only Filled may replace another final one), and slob's own Intent/Sent never replace
+    a status TWS gave. Late or duplicate reports cannot move an order backwards. The store
+    applies the same rule in SQL."""
+    if old == "Filled" or (old in TERMINAL and new != "Filled"):
+        return old
+    if new in UNCONFIRMED and old and old not in UNCONFIRMED:
+        return old
+    return new or old
 
 
 @dataclass(frozen=True, slots=True)

@@ -346,7 +346,7 @@ _TERMINAL_SQL = "('Filled', 'Cancelled', 'ApiCancelled', 'Inactive')"
 #: The status guard of OrderRecord: final stays final (Filled may replace another final
 #: status), slob's own Intent/Sent never replace what TWS said.
 _STATUS_GUARD = f"""status = CASE
-    WHEN orders.status = 'Filled' THEN orders.status
+    WHEN excluded.status = '' OR orders.status = 'Filled' THEN orders.status
     WHEN orders.status IN {_TERMINAL_SQL} AND excluded.status != 'Filled' THEN orders.status
     WHEN excluded.status IN ('Intent', 'Sent') AND orders.status NOT IN ('Intent', 'Sent', '')
         THEN orders.status
