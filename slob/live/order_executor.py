@@ -17,7 +17,7 @@ setup id on every leg.
 legs exactly as they will be sent are committed to the store and fsynced
 (:meth:`Store.acommit`): a kill at any moment after that leaves a record of what may be at
 TWS. A connection that dies between two legs, or a session that changed under them, stops
-the bracket there (:class:`BracketInterrupted`); reconciliation decides what to do with it.
+the bracket there (ConnectionLost); reconciliation decides what to do with it.
 
 **Reconciliation** (:meth:`OrderExecutor.reconcile`; at start, after every reconnect and
 1101, and so after a restart, since the intents come from the store) compares the intents
@@ -57,28 +57,17 @@ from ibapi.order import Order
 from slob.execution.intents import ENTRY, Intent, Leg, OrderContract, bracket, repair_legs, role_of
 from slob.execution.reconcile import (CANCELLED, CLOSED, TERMINAL, Difference, KnownFill, KnownOrder, TwsState,
                                       Verdict, decide, differences, next_status)
-from slob.ib.errors import ConfigError, LiveTradingRefused, SlobError
+from slob.ib.errors import ConfigError, ConnectionLost, LiveTradingRefused, SlobError
 from slob.live.ib_ws_fetcher import IBWSFetcher
 from slob.live.setup_tracker import Direction, SetupChanged, SetupReady
 from slob.live.store import FillRecord, OrderRecord, OrderStatusRecord, SetupRecord, Store
 from slob.orders import CommissionReported, Execution, OpenOrder, OrderError, OrderUpdate
 
-__all__ = ["BracketInterrupted", "BracketPlaced", "OrderExecutor", "ReconciliationFailed", "RiskConfig",
-           "SetupSkipped", "TradePlan"]
+__all__ = ["BracketPlaced", "OrderExecutor", "RiskConfig", "SetupSkipped", "TradePlan"]
 
 log = logging.getLogger("slob.live.orders")
 _UTC = dt.timezone.utc
 Publish = Callable[[object], Awaitable[None]]
-
-
-class BracketInterrupted(SlobError):
-    """A bracket stopped between two legs (connection lost, or a new session under it);
-    its intent is in the store and the next reconciliation cancels or protects it."""
-
-
-class ReconciliationFailed(SlobError):
-    """Reconciliation could not finish (TWS did not answer, the store refused a write); it
-    runs again after the next reconnect, and nothing was placed twice."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -197,7 +186,9 @@ class OrderExecutor:
 
     async def reconcile(self) -> None:
         """Bring the store and this executor in line with TWS (see the module docstring).
-        Idempotent, safe to call concurrently with :meth:`place`; raises SlobErrors only."""
+        Idempotent, safe to call concurrently with :meth:`place`; raises SlobErrors only:
+        ConnectionLost when TWS does not answer or goes away (it runs again after the
+        reconnect), StoreError when the store refuses a write."""
         try:
             snapshot, ours, boundary = await self._reconcile_locked()
             await self._await_commissions(ours)
@@ -205,7 +196,7 @@ class OrderExecutor:
         except SlobError:
             raise
         except Exception as exc:  # a time-out, a socket error, a store failure
-            raise ReconciliationFailed(
+            raise ConnectionLost(
                 f"reconciliation with TWS failed ({type(exc).__name__}: {exc or 'no answer'}); "
                 "it runs again after the next reconnect, and nothing was placed twice") from exc
 
@@ -381,7 +372,7 @@ class OrderExecutor:
 
     async def place(self, setup: TradePlan) -> BracketPlaced | SetupSkipped:
         """Place ``setup``'s bracket once: intent first, then the three legs. Raises
-        LiveTradingRefused on a non-paper login, BracketInterrupted if the connection goes
+        LiveTradingRefused on a non-paper login, ConnectionLost if the connection goes
         between two legs (reconciliation then settles the bracket)."""
         async with self._lock:
             self.check_paper()
@@ -411,13 +402,13 @@ class OrderExecutor:
             session = self._session_key()
             for n, leg in enumerate(intent.legs, 1):
                 if self._session_key() != session:
-                    raise BracketInterrupted(
+                    raise ConnectionLost(
                         f"bracket for {setup.setup_id}: the session changed after leg {n - 1} of 3; "
                         "its intent is stored and reconciliation cancels or protects it")
                 try:
                     await self.fetcher.place_order(leg.order_id, contract, _ib_order(leg, setup.setup_id))
                 except SlobError as exc:
-                    raise BracketInterrupted(
+                    raise ConnectionLost(
                         f"bracket for {setup.setup_id} cut before leg {n} of 3 ({exc}); its intent is stored "
                         "and reconciliation after the reconnect cancels or protects it") from exc
                 self._mark_sent(leg.order_id, now)
@@ -449,6 +440,8 @@ class OrderExecutor:
                 self.store.add(OrderStatusRecord(order_id, "Sent", now))
 
     def _refusal(self, setup: TradePlan) -> str:
+        if not self.reconciliations:
+            return "not reconciled with TWS yet (start() or reconcile() first): what is at TWS is unknown"
         if setup.setup_id in self.placed:
             return "already placed (reconciled from TWS or the store)"
         if self.realized_pnl <= -self.risk.max_daily_loss:
