@@ -20,7 +20,8 @@ position open          ``open > 0``                      ``open``: a working sto
                                                          are kept; a missing one is placed
                                                          (:class:`Protect`), in the OCA group
                                                          of the exit still working
-closed                 ``F > 0``, ``open <= 0``          ``closed``: cancel what still works
+closed                 ``F > 0`` or an exit filled,      ``closed``: cancel what still works
+                       ``open <= 0``                     (more exits than entries: reported)
 =====================  ================================  =====================================
 
 Why cancel rather than complete a cut bracket: the strategy's entry is the open of the
@@ -156,7 +157,7 @@ def decide(intent: Intent, stored: Mapping[int, str], tws: TwsState) -> Verdict:
             protect = Protect(position, stop=not stops, target=not targets, oca_group=group)
             missing = " and ".join(n for n, gone in (("stop", not stops), ("target", not targets)) if gone)
             reason = f"position of {position:g} open without its {missing}: placing it"
-    elif entered > _EPS:
+    elif entered > _EPS or exited > _EPS:
         state = CLOSED
         cancel += [leg for leg in intent.legs if working(leg)]
         reason = "position closed" if position > -_EPS else f"exits filled {exited:g} > entry {entered:g}"
