@@ -45,7 +45,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -643,7 +643,8 @@ class Store:
                         break
                 rejected: set[int] = set()
                 if batch:
-                    rejected = self._write(conn, batch, reason)
+                    own = {id(r) for r in durable.records} if durable is not None else set()
+                    rejected = self._write(conn, batch, reason, own)
                 if durable is not None:
                     self._resolve_durable(durable, rejected)
                 if marker is not None:
@@ -657,10 +658,12 @@ class Store:
                 if isinstance(left, (_Marker, _Durable)) and not left.future.done():
                     left.future.set_exception(StoreClosed(f"store {self.path} writer stopped"))
 
-    def _write(self, conn: sqlite3.Connection, batch: list[object], reason: str) -> set[int]:
-        """Commit ``batch``; returns the ``id()`` of the records that were rejected."""
+    def _write(self, conn: sqlite3.Connection, batch: list[object], reason: str,
+               own: Collection[int] = ()) -> set[int]:
+        """Commit ``batch``; returns the ``id()`` of the records that were rejected. Errors
+        of ``own`` records are the caller's to report (a commit's future), not a flush's."""
         rows: list[tuple[str, Row, int]] = []
-        errors: list[str] = []
+        errors: list[tuple[int, str]] = []
         rejected: set[int] = set()
         for record in batch:
             try:
@@ -668,7 +671,7 @@ class Store:
                 kind, row = _ROWS[type(stored)](stored)
                 rows.append((kind, row, id(record)))
             except Exception as exc:  # a bad record must not take its batch down
-                errors.append(f"{record!r}: {exc}")
+                errors.append((id(record), f"{record!r}: {exc}"))
                 rejected.add(id(record))
         durable = reason == "urgent"
         if durable:
@@ -694,19 +697,19 @@ class Store:
                         conn.execute(_SQL[kind], row)  # autocommit: its own transaction
                         written += 1
                     except sqlite3.Error as exc:
-                        errors.append(f"{kind} {row!r}: {exc}")
+                        errors.append((key, f"{kind} {row!r}: {exc}"))
                         rejected.add(key)
         finally:
             if durable:
                 conn.execute("PRAGMA synchronous=NORMAL")
-        for message in errors:
+        for _, message in errors:
             log.error("store %s rejected %s", self.path, message)
         with self._lock:
             self._written += written
             self._rejected += len(errors)
             self._batches[reason] += 1
             self._largest = max(self._largest, len(batch))
-            self._errors.extend(errors)
+            self._errors.extend(message for key, message in errors if key not in own)
         return rejected
 
     def _resolve_durable(self, item: _Durable, rejected: set[int]) -> None:
