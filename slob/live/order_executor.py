@@ -32,7 +32,8 @@ are never reused (the next id is above TWS's ``nextValidId`` and every id in the
 legs waits for the bracket to finish or stop.
 
 Risk: ``contracts`` per trade, ``max_position`` contracts open at most, and no new entry
-once today's realized P&L (from commission reports) is below ``-max_daily_loss``.
+once the realized P&L (from commission reports) of the setup's CME trading day is below
+``-max_daily_loss`` (:class:`~slob.execution.daily_pnl.DailyPnl`).
 
 Paper only unless explicitly allowed: the fetcher's config already refuses live ports and
 non-paper accounts; the executor checks again on every :meth:`OrderExecutor.place` (and in
@@ -54,6 +55,7 @@ from typing import Any, Awaitable, Callable, Iterable
 from ibapi.contract import Contract
 from ibapi.order import Order
 
+from slob.execution.daily_pnl import DailyPnl
 from slob.execution.intents import ENTRY, Intent, Leg, OrderContract, bracket, repair_legs, role_of
 from slob.execution.reconcile import (CANCELLED, CLOSED, TERMINAL, Difference, KnownFill, KnownOrder, TwsState,
                                       Verdict, decide, differences, next_status)
@@ -96,12 +98,13 @@ class TradePlan:
     stop: float
     target: float
     entry: float | None  # the expected entry, when known
+    at: dt.datetime | None = None  # exchange time of the signal: its trading day's loss limit applies
 
     @classmethod
     def of(cls, setup: SetupChanged | SetupReady) -> "TradePlan":
         if setup.stop is None or setup.target is None:
             raise SlobError(f"setup {setup.setup_id} has no stop/target yet ({setup!r})")
-        return cls(setup.setup_id, setup.symbol, setup.direction, setup.stop, setup.target, setup.entry)
+        return cls(setup.setup_id, setup.symbol, setup.direction, setup.stop, setup.target, setup.entry, setup.at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,8 +155,10 @@ class OrderExecutor:
         #: Where the store and TWS disagreed after the last reconciliation (empty: they agree).
         self.store_differences: tuple[Difference, ...] = ()
         self.position: float = 0.0  # contracts, signed
-        self.realized_pnl: float = 0.0  # from commission reports (each counted once)
+        self.realized_pnl: float = 0.0  # from commission reports (each counted once), all days
         self.commissions: float = 0.0
+        #: Realized P&L per CME trading day: the daily loss limit's input.
+        self.daily = DailyPnl()
         self.reconciliations = 0
         self.cancels_sent = 0
         self.repairs_placed = 0
@@ -223,6 +228,7 @@ class OrderExecutor:
                 ours.add(e.exec_id)
                 if e.exec_id not in self._fills:
                     self._fills[e.exec_id] = e
+                    self._book(e.exec_id)
                 records.append(_fill_record(e, self._reports.get(e.exec_id)))
                 if e.order_id not in self._status:
                     records.append(_status_from_execution(e))
@@ -348,6 +354,12 @@ class OrderExecutor:
         if self.intents:
             log.info("= %d intent(s) from the store, next order id >= %d", len(self.intents), self._next_id)
 
+    def _book(self, exec_id: str) -> None:
+        """Realized P&L on its fill's trading day, once both the fill and its report are in."""
+        fill, report = self._fills.get(exec_id), self._reports.get(exec_id)
+        if fill is not None and report is not None and report.realized_pnl is not None:
+            self.daily.book(exec_id, fill.time, report.realized_pnl)
+
     def _remember(self, order_id: int, order_ref: str) -> None:
         if order_ref:
             self.placed.add(order_ref)
@@ -444,8 +456,9 @@ class OrderExecutor:
             return "not reconciled with TWS yet (start() or reconcile() first): what is at TWS is unknown"
         if setup.setup_id in self.placed:
             return "already placed (reconciled from TWS or the store)"
-        if self.realized_pnl <= -self.risk.max_daily_loss:
-            return f"daily loss limit reached (realized {self.realized_pnl:.2f} USD)"
+        today = self.daily.day(setup.at or dt.datetime.now(_UTC))
+        if today <= -self.risk.max_daily_loss:
+            return f"daily loss limit reached (realized {today:.2f} USD on this trading day)"
         if abs(self.position) + self.risk.contracts > self.risk.max_position:
             return f"position {self.position:g} + {self.risk.contracts} would exceed max_position {self.risk.max_position}"
         return ""
@@ -467,6 +480,7 @@ class OrderExecutor:
                 self._fills[record.exec_id] = record
                 self.position += record.shares if record.side == "BOT" else -record.shares
                 self._remember(record.order_id, record.order_ref)
+                self._book(record.exec_id)
                 if store is not None:
                     store.add(_fill_record(record, self._reports.get(record.exec_id)))
         elif isinstance(record, CommissionReported):
@@ -475,6 +489,7 @@ class OrderExecutor:
                 self.commissions += record.commission
                 if record.realized_pnl is not None:
                     self.realized_pnl += record.realized_pnl
+                self._book(record.exec_id)
                 fill = self._fills.get(record.exec_id)
                 if fill is not None and store is not None:
                     store.add(_fill_record(fill, record))
