@@ -386,52 +386,59 @@ class OrderExecutor:
         """Place ``setup``'s bracket once: intent first, then the three legs. Raises
         LiveTradingRefused on a non-paper login, ConnectionLost if the connection goes
         between two legs (reconciliation then settles the bracket)."""
+        placed: BracketPlaced | None = None
         async with self._lock:
             self.check_paper()
             await self._load()
             reason = self._refusal(setup)
-            if reason:
-                skipped = SetupSkipped(setup.setup_id, reason)
-                log.info("= setup %s not placed: %s", setup.setup_id, reason)
-                await self._emit(skipped)
-                return skipped
-            details = self.fetcher.details_for(setup.symbol)
-            if details is None:
-                raise SlobError(f"no contract for {setup.symbol}: subscribe to it before trading it")
-            contract: Contract = details.contract
-            ref = OrderContract(int(contract.conId), str(contract.localSymbol), str(contract.symbol),
-                                str(contract.exchange or "CME"), str(contract.currency or "USD"),
-                                str(contract.secType or "FUT"))
-            qty = self.risk.contracts
-            parent_id, tp_id, sl_id = self._take_ids(3)
-            intent = bracket(setup_id=setup.setup_id, symbol=setup.symbol, direction=setup.direction.value,
-                             contract=ref, quantity=float(qty), stop=setup.stop, target=setup.target,
-                             ids=(parent_id, tp_id, sl_id))
-            now = dt.datetime.now(_UTC)
-            self.placed.add(setup.setup_id)
-            self.intents[setup.setup_id] = intent
-            await self._write_intent(intent, intent.legs, state="intent", now=now, entry=setup.entry)
-            session = self._session_key()
-            for n, leg in enumerate(intent.legs, 1):
-                if self._session_key() != session:
-                    raise ConnectionLost(
-                        f"bracket for {setup.setup_id}: the session changed after leg {n - 1} of 3; "
-                        "its intent is stored and reconciliation cancels or protects it")
-                try:
-                    await self.fetcher.place_order(leg.order_id, contract, _ib_order(leg, setup.setup_id))
-                except SlobError as exc:
-                    raise ConnectionLost(
-                        f"bracket for {setup.setup_id} cut before leg {n} of 3 ({exc}); its intent is stored "
-                        "and reconciliation after the reconnect cancels or protects it") from exc
-                self._mark_sent(leg.order_id, now)
-            if self.store is not None:
-                self.store.add(_setup_record(intent, "placed", now, entry=setup.entry))
-            placed = BracketPlaced(setup.setup_id, contract.localSymbol, setup.direction.value, qty, parent_id, tp_id,
-                                   sl_id, setup.entry, setup.stop, setup.target, now)
-            log.info("= placed bracket for %s: %s %d %s at market, stop %.2f target %.2f (ids %d/%d/%d)",
-                     setup.setup_id, intent.entry_action, qty, contract.localSymbol, setup.stop, setup.target,
-                     parent_id, tp_id, sl_id)
+            if not reason:
+                placed = await self._place_bracket(setup)
+        if placed is None:
+            skipped = SetupSkipped(setup.setup_id, reason)
+            log.info("= setup %s not placed: %s", setup.setup_id, reason)
+            await self._emit(skipped)
+            return skipped
         await self._emit(placed)
+        return placed
+
+    async def _place_bracket(self, setup: TradePlan) -> BracketPlaced:
+        """Under the lock: the intent, then the legs in order."""
+        details = self.fetcher.details_for(setup.symbol)
+        if details is None:
+            raise SlobError(f"no contract for {setup.symbol}: subscribe to it before trading it")
+        contract: Contract = details.contract
+        ref = OrderContract(int(contract.conId), str(contract.localSymbol), str(contract.symbol),
+                            str(contract.exchange or "CME"), str(contract.currency or "USD"),
+                            str(contract.secType or "FUT"))
+        qty = self.risk.contracts
+        parent_id, tp_id, sl_id = self._take_ids(3)
+        intent = bracket(setup_id=setup.setup_id, symbol=setup.symbol, direction=setup.direction.value,
+                         contract=ref, quantity=float(qty), stop=setup.stop, target=setup.target,
+                         ids=(parent_id, tp_id, sl_id))
+        now = dt.datetime.now(_UTC)
+        self.placed.add(setup.setup_id)
+        self.intents[setup.setup_id] = intent
+        await self._write_intent(intent, intent.legs, state="intent", now=now, entry=setup.entry)
+        session = self._session_key()
+        for n, leg in enumerate(intent.legs, 1):
+            if self._session_key() != session:
+                raise ConnectionLost(
+                    f"bracket for {setup.setup_id}: the session changed after leg {n - 1} of 3; "
+                    "its intent is stored and reconciliation cancels or protects it")
+            try:
+                await self.fetcher.place_order(leg.order_id, contract, _ib_order(leg, setup.setup_id))
+            except SlobError as exc:
+                raise ConnectionLost(
+                    f"bracket for {setup.setup_id} cut before leg {n} of 3 ({exc}); its intent is stored "
+                    "and reconciliation after the reconnect cancels or protects it") from exc
+            self._mark_sent(leg.order_id, now)
+        if self.store is not None:
+            self.store.add(_setup_record(intent, "placed", now, entry=setup.entry))
+        placed = BracketPlaced(setup.setup_id, contract.localSymbol, setup.direction.value, qty, parent_id, tp_id,
+                               sl_id, setup.entry, setup.stop, setup.target, now)
+        log.info("= placed bracket for %s: %s %d %s at market, stop %.2f target %.2f (ids %d/%d/%d)",
+                 setup.setup_id, intent.entry_action, qty, contract.localSymbol, setup.stop, setup.target,
+                 parent_id, tp_id, sl_id)
         return placed
 
     async def _write_intent(self, intent: Intent, legs: Iterable[Leg], *, state: str, now: dt.datetime,
