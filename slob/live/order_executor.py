@@ -62,7 +62,7 @@ from slob.execution.reconcile import (CANCELLED, CLOSED, TERMINAL, Difference, K
 from slob.ib.errors import ConfigError, ConnectionLost, LiveTradingRefused, SlobError
 from slob.live.ib_ws_fetcher import IBWSFetcher
 from slob.live.setup_tracker import Direction, SetupChanged, SetupReady
-from slob.live.store import FillRecord, OrderRecord, OrderStatusRecord, SetupRecord, Store
+from slob.live.store import FillRecord, OrderRecord, OrderStatusRecord, SetupRecord, Store, StoreError
 from slob.orders import CommissionReported, Execution, OpenOrder, OrderError, OrderUpdate
 
 __all__ = ["BracketPlaced", "OrderExecutor", "RiskConfig", "SetupSkipped", "TradePlan"]
@@ -232,7 +232,7 @@ class OrderExecutor:
                 records.append(_fill_record(e, self._reports.get(e.exec_id)))
                 if e.order_id not in self._status:
                     records.append(_status_from_execution(e))
-                    self._status[e.order_id] = "Filled" if e.cum_qty else "Submitted"
+                    self._status[e.order_id] = "Filled"
             self.position = sum(p.position for p in positions)
             self._next_id = max(self._next_id, self.fetcher.next_valid_id)
             acted = 0
@@ -320,7 +320,10 @@ class OrderExecutor:
         if self.store is None:
             return
         store = self.store
-        await store.aflush()
+        try:
+            await store.aflush()
+        except StoreError as exc:  # records rejected earlier (logged by the writer): not ours to fail on
+            log.warning("! store: %s", exc)
         rows, fills = await asyncio.to_thread(lambda: (store.orders(), store.fills()))
         known = [KnownOrder(r.order_id, r.setup_id, r.status, r.quantity, r.con_id) for r in rows
                  if r.order_id < boundary]
