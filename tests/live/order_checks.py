@@ -75,3 +75,15 @@ def store_problems(store: Store, tws: FakeTWS) -> list[str]:
     if not math.isclose(held, position, abs_tol=1e-9):
         problems.append(f"position: store {held:g}, TWS {position:g}")
     return problems
+
+
+def report_pnl(store: Store, tws: FakeTWS) -> tuple[float, float]:
+    """(`slob report`'s total P&L over the FakeTWS executions' trading days, the sum of
+    FakeTWS's realized P&L): what a user would compare."""
+    from slob.commands.report import collect
+    from slob.report import build_report, trading_day
+
+    store.flush()
+    days = sorted({trading_day(e.time) for e in tws.executions})
+    report = build_report(collect(store, days[0], days[-1], tws.clock.now()))
+    return report.total.pnl, sum(e.realized_pnl or 0.0 for e in tws.executions)

@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator
 
 import pytest
 import pytest_asyncio
-from order_checks import bracket_problems, by_ref, store_problems
+from order_checks import bracket_problems, by_ref, report_pnl, store_problems
 
 from slob.config.ib_config import IBConfig
 from slob.ib.errors import ConnectionLost, LiveTradingRefused, SlobError
@@ -160,9 +160,8 @@ async def test_fills_while_away_reach_the_store_with_commissions_and_final_statu
         assert back.executor.verdicts[plan().setup_id].state == "closed"
         fills = back.store.fills()
         assert len(fills) == 2 and all(f.commission == 2.25 for f in fills)
-        tws_pnl = sum(e.realized_pnl or 0.0 for e in tws.executions)
-        assert sum(f.realized_pnl or 0.0 for f in fills) == pytest.approx(tws_pnl)
-        assert tws_pnl == pytest.approx((21000.0 - 20990.0) * 20 - 4.5)
+        reported, at_tws = report_pnl(back.store, tws)  # `slob report` agrees with TWS
+        assert reported == pytest.approx(at_tws) == pytest.approx((21000.0 - 20990.0) * 20 - 4.5)
     finally:
         await back.close()
 
