@@ -1,7 +1,8 @@
-"""Reconciliation against FakeTWS with IB's real client, in one process: a connection that
-dies after each leg of a bracket, fills that happen while slob is away, a position that
-lost its stop, the paper check on every place(), reconcile() twice and alongside place(),
-and a TWS that does not answer. After every reconciliation the store must equal FakeTWS's
+"""Reconciliation against FakeTWS with IB's real client, in one process: a connection cut
+(by a FaultProxy between the client and FakeTWS) after each leg of a bracket, fills that
+happen while the connection is cut or slob is away, a position that lost its stop, the
+paper check on every place(), reconcile() twice and alongside place(), and a TWS that does
+not answer. After every reconciliation the store must equal FakeTWS's
 own record (orders, fills, position), and no setup is ever placed twice or left half placed.
 The clock is paused: nothing fills unless a test advances it."""
 
@@ -23,7 +24,7 @@ from slob.live.order_executor import BracketPlaced, OrderExecutor, SetupSkipped,
 from slob.live.setup_tracker import Direction
 from slob.live.store import Store
 from slob.model import ConnectionRestored
-from slob.testing import FakeTWS, ScriptedScenario
+from slob.testing import FakeTWS, FaultProxy, ScriptedScenario
 
 UTC = dt.timezone.utc
 START = dt.datetime(2024, 12, 2, 15, 0, tzinfo=UTC)
@@ -47,8 +48,8 @@ async def tws() -> AsyncIterator[FakeTWS]:
 class Session:
     """A fetcher + executor on a store, listening (order records flow), reconnecting."""
 
-    def __init__(self, tws: FakeTWS, db: Path, **config: Any) -> None:
-        cfg = IBConfig(port=tws.port, client_id=1, reconnect_delay_seconds=0.05, **config)
+    def __init__(self, tws: FakeTWS, db: Path, *, port: int = 0, **config: Any) -> None:
+        cfg = IBConfig(port=port or tws.port, client_id=1, reconnect_delay_seconds=0.05, **config)
         self.fetcher = IBWSFetcher(config=cfg)
         self.store = Store(db)
         self.executor = OrderExecutor(self.fetcher, store=self.store)
@@ -86,34 +87,26 @@ def placing(tws: FakeTWS) -> int:
     return sum(r.name == "PLACE_ORDER" for r in tws.requests)
 
 
-def cut_after_leg(session: Session, tws: FakeTWS, n: int) -> None:
-    """Drop the connection once FakeTWS has received the n-th leg (test-side fault)."""
-    real = session.fetcher.place_order
-    base = placing(tws)
-    sent = 0
-
-    async def place_order(order_id: int, contract: Any, order: Any) -> None:
-        nonlocal sent
-        await real(order_id, contract, order)
-        sent += 1
-        if sent == n:
-            await asyncio.to_thread(tws.wait_until, lambda t: placing(t) >= base + n)
-            tws.drop()
-
-    setattr(session.fetcher, "place_order", place_order)
-
-
 @pytest.mark.asyncio
 @pytest.mark.parametrize("legs", [1, 2, 3])
 async def test_a_drop_after_each_leg_leaves_the_bracket_complete_or_cancelled(
         tws: FakeTWS, tmp_path: Path, legs: int) -> None:
-    s = await Session(tws, tmp_path / "s.db").open()
+    async with FaultProxy(upstream=("127.0.0.1", tws.port)) as proxy:
+        await drop_after_leg(tws, proxy, tmp_path, legs)
+
+
+async def drop_after_leg(tws: FakeTWS, proxy: FaultProxy, tmp_path: Path, legs: int) -> None:
+    s = await Session(tws, tmp_path / "s.db", port=proxy.port).open()
     try:
-        cut_after_leg(s, tws, legs)
+        cut = proxy.cut_after("PLACE_ORDER", legs)
         try:
             await s.executor.place(plan())
         except ConnectionLost:
             pass  # the legs after the drop could not be sent: the intent covers them
+        await asyncio.to_thread(cut.wait)
+        await asyncio.to_thread(tws.wait_until, lambda t: placing(t) >= legs)
+        await asyncio.wait_for(s.restored.wait(), 10)
+        assert placing(tws) == legs  # exactly: the proxy cut right after the n-th leg
         await asyncio.wait_for(s.restored.wait(), 10)
         await s.executor.reconcile()
         await s.settled(tws)
@@ -138,6 +131,36 @@ async def test_a_drop_after_each_leg_leaves_the_bracket_complete_or_cancelled(
         assert fresh.parent_id > max(o.order_id for o in tws.orders if o.order_ref == plan().setup_id)
     finally:
         await s.close()
+
+
+@pytest.mark.asyncio
+async def test_fills_during_a_cut_reach_the_store_after_the_reconnect(tws: FakeTWS, tmp_path: Path) -> None:
+    async with FaultProxy(upstream=("127.0.0.1", tws.port)) as proxy:
+        s = await Session(tws, tmp_path / "s.db", port=proxy.port).open()
+        try:
+            placed = await s.executor.place(plan())
+            assert isinstance(placed, BracketPlaced)
+            await s.settled(tws)
+            proxy.hold()  # nothing reaches the client any more, not even a new session's greeting
+            proxy.cut_now()
+            s.restored.clear()
+            tws.advance(120)  # entry and target fill, the stop is cancelled: no session hears it
+            await asyncio.to_thread(tws.settle)
+            assert sorted(o.status for o in by_ref(tws)[plan().setup_id]) == ["Cancelled", "Filled", "Filled"]
+            await s.store.aflush()
+            assert s.store.fills() == [] and s.executor.position == 0  # slob has not heard of them
+            proxy.release()
+            await asyncio.wait_for(s.restored.wait(), 10)
+            await s.executor.reconcile()  # what the engine does on ConnectionRestored
+            await s.settled(tws)
+            assert store_problems(s.store, tws) == [] and s.executor.store_differences == ()
+            assert s.executor.verdicts[plan().setup_id].state == "closed" and s.executor.position == 0
+            assert all(f.commission == 2.25 for f in s.store.fills())
+            assert {r.status for r in s.store.orders(plan().setup_id)} == {"Filled", "Cancelled"}
+            reported, at_tws = report_pnl(s.store, tws)
+            assert reported == pytest.approx(at_tws) == pytest.approx((21000.0 - 20990.0) * 20 - 4.5)
+        finally:
+            await s.close()
 
 
 @pytest.mark.asyncio
