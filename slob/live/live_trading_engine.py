@@ -15,6 +15,16 @@ every closed candle is stored, published as :class:`CandleClosed` and handed to
 the market goes quiet. ``stop()`` (or a signal) closes open candles, cancels the
 subscriptions, disconnects and flushes the store: nothing is lost on a clean stop.
 
+Orders: the OrderExecutor reconciles with TWS before any signal (at start, so after a
+restart too), and again after every reconnect or 1101: through the fetcher's
+``on_reconcile`` hook and on ``ConnectionRestored`` (reconciliation is idempotent).
+
+A restart is an outage too. Each run is recorded in the store's ``runs`` table and marked
+stopped by a clean :meth:`LiveTradingEngine.stop`; a run that started on a store whose
+previous run was never marked stopped (kill -9, OOM, power loss) records one
+:class:`~slob.model.Gap` in exchange time, from the last stored tick to the first tick of
+the new run, caused "engine restarted after an unclean stop".
+
 Paper is the default: ``paper_trading=False`` needs ``allow_live=True`` as well, and the
 fetcher's own configuration must agree.
 """
@@ -25,9 +35,11 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import os
 import signal
 import threading
 import time
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
@@ -40,14 +52,16 @@ from slob.live.ib_ws_fetcher import IBWSFetcher
 from slob.live.order_executor import OrderExecutor, RiskConfig, TradePlan
 from slob.live.sessions import CmeHours, us_equity_open
 from slob.live.setup_tracker import SetupChanged, SetupConfig, SetupReady, SetupTracker, State
-from slob.live.store import Store, default_db_path
-from slob.model import Candle, CandleClosed, ConnectionRestored, ErrorReported, Tick
+from slob.live.store import RunStarted, RunStopped, Store, default_db_path
+from slob.model import Candle, CandleClosed, ConnectionRestored, ErrorReported, Gap, Tick
 
 __all__ = ["DATA_SOURCES", "Fetcher", "LiveTradingEngine"]
 
 log = logging.getLogger("slob.live.engine")
 DATA_SOURCES = ("ib", "alpaca")
 _UTC = dt.timezone.utc
+#: The cause of the Gap a restart after an unclean stop records.
+RESTART_CAUSE = "engine restarted after an unclean stop (killed or crashed)"
 
 
 class Fetcher(Protocol):
@@ -129,6 +143,13 @@ class LiveTradingEngine:
         self._started = False
         self._failure: BaseException | None = None
         self._signals: list[signal.Signals] = []
+        self._run_id = ""
+        # Ticks that arrive while start() reconciles: delivered, in order, once it returns.
+        self._early: list[Tick] | None = []
+        self._drain: asyncio.Task[None] | None = None
+        self._restart_from: dt.datetime | None = None  # last data of a run that did not stop cleanly
+        #: The Gap recorded because the previous run did not stop cleanly (None: it did).
+        self.restart_gap: Gap | None = None
 
     def _make_fetcher(self, source: str, ib_fetcher: IBWSFetcher | None, ib_config: IBConfig | None,
                       alpaca_fetcher: Fetcher | None, key_id: str | None, secret: str | None,
@@ -163,22 +184,62 @@ class LiveTradingEngine:
             setattr(fetcher, "on_event", self._on_event)
         if self.executor is not None:
             setattr(fetcher, "on_order", self.executor.on_order)
+            # awaited by the session supervisor after every (re)connect and 1101
+            setattr(fetcher, "on_reconcile", self.executor.reconcile)
             self.executor.store = self.store
-        await fetcher.connect()
-        if self.executor is not None:
-            await self.executor.start()  # paper check and reconciliation before any signal
-        await fetcher.subscribe(self.symbols)
-        for symbol in self.symbols:
-            self.trackers[symbol.upper()] = SetupTracker(self.setup_config, symbol=symbol.upper())
-        for symbol in self.symbols:
-            self.aggregators[symbol.upper()] = CandleAggregator(
-                symbol.upper(), self.candle_intervals, is_trading=self._trading_hours(symbol))
+        await self._begin_run(self.store)
+        try:
+            await fetcher.connect()
+            if self.executor is not None:
+                self.executor.check_paper()
+            await fetcher.subscribe(self.symbols)
+            for symbol in self.symbols:
+                self.trackers[symbol.upper()] = SetupTracker(self.setup_config, symbol=symbol.upper())
+            for symbol in self.symbols:
+                self.aggregators[symbol.upper()] = CandleAggregator(
+                    symbol.upper(), self.candle_intervals, is_trading=self._trading_hours(symbol))
+            self._listener = asyncio.create_task(self._listen(), name="slob-engine-listen")
+            if self.executor is not None:
+                # Reconciled before any order: place() refuses until a reconciliation has
+                # completed. It runs while listening, because the commission reports of the
+                # executions it reads come as order records.
+                await self.executor.start()
+        except BaseException:
+            await self._abort_start()
+            raise
+        self._drain = asyncio.create_task(self._deliver_early_ticks(), name="slob-engine-early-ticks")
         self._install_signal_handlers()
-        self._listener = asyncio.create_task(self._listen(), name="slob-engine-listen")
         self._quiet_timer = asyncio.create_task(self._close_quiet_candles(), name="slob-engine-candles")
         self._started = True
         log.info("= engine started: %s %s, paper=%s, store %s", self.data_source, self.symbols,
                  self.paper_trading, self.store.path)
+
+    async def _begin_run(self, store: Store) -> None:
+        """Record this run; if the previous one never stopped cleanly, remember where its
+        data ends: the first tick of this run closes the Gap."""
+        runs = await asyncio.to_thread(store.runs)
+        if runs and runs[-1].stopped is None:
+            self._restart_from = await asyncio.to_thread(store.last_data_time)
+            log.warning("! the previous run (pid %d, started %s) did not stop cleanly; data until %s",
+                        runs[-1].pid, runs[-1].started.isoformat(timespec="seconds"),
+                        self._restart_from.isoformat() if self._restart_from else "none stored")
+        self._run_id = uuid.uuid4().hex
+        await store.acommit(RunStarted(self._run_id, dt.datetime.now(_UTC), os.getpid()))
+
+    async def _end_run(self, store: Store) -> None:
+        if self._run_id:
+            await store.acommit(RunStopped(self._run_id, dt.datetime.now(_UTC)))
+
+    async def _abort_start(self) -> None:
+        """A start that failed is a clean stop too: nothing was left half-done."""
+        with contextlib.suppress(Exception):
+            await self.fetcher.disconnect()
+        if self._listener is not None:
+            await asyncio.gather(self._listener, return_exceptions=True)
+            self._listener = None
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                await self._end_run(self.store)
 
     async def run(self) -> None:
         """Run until :meth:`stop`, SIGINT or SIGTERM; then stop cleanly. Re-raises a fatal
@@ -226,6 +287,10 @@ class LiveTradingEngine:
             await self.fetcher.disconnect()
             if self._listener is not None:
                 await asyncio.gather(self._listener, return_exceptions=True)
+            if self._drain is not None:
+                await asyncio.gather(self._drain, return_exceptions=True)
+            if self._early:  # stopped before they could be delivered
+                await self._deliver_early_ticks()
             for aggregator in self.aggregators.values():
                 for candle in aggregator.flush():
                     await self._candle(candle)
@@ -233,6 +298,7 @@ class LiveTradingEngine:
             self._remove_signal_handlers()
             if self.store is not None:
                 await self.store.aflush()
+                await self._end_run(self.store)
                 self.store.close()
             self._stopped.set()
             log.info("= engine stopped")
@@ -248,7 +314,24 @@ class LiveTradingEngine:
 
     # -- data flow ---------------------------------------------------------------------
 
+    async def _deliver_early_ticks(self) -> None:
+        """Ticks that came while start() ran, then the normal path. Ticks arriving during
+        this join the list, so the order is kept."""
+        early = self._early
+        while early:
+            await self._tick(early.pop(0))
+        self._early = None
+
     async def _on_tick(self, tick: Tick) -> None:
+        early = self._early
+        if early is not None:
+            early.append(tick)
+            return
+        await self._tick(tick)
+
+    async def _tick(self, tick: Tick) -> None:
+        if self._restart_from is not None:
+            await self._restart_gap(tick)
         self._last_tick[tick.symbol] = (tick.timestamp, time.monotonic())
         await self.bus.publish(tick)
         store = self.store
@@ -259,6 +342,13 @@ class LiveTradingEngine:
             return
         for candle in aggregator.add(tick):
             await self._candle(candle)
+
+    async def _restart_gap(self, tick: Tick) -> None:
+        start, self._restart_from = self._restart_from, None
+        if start is not None and tick.timestamp > start:
+            self.restart_gap = Gap(start, tick.timestamp, RESTART_CAUSE)
+            log.warning("! %s: gap %s -> %s", RESTART_CAUSE, start.isoformat(), tick.timestamp.isoformat())
+            await self._on_event(self.restart_gap)
 
     async def _candle(self, candle: Candle) -> None:
         self.candles_closed += 1
@@ -349,7 +439,11 @@ class LiveTradingEngine:
             "setups": len(self.setups_seen),
             "orders": None if self.executor is None else {
                 "placed_setups": len(self.executor.placed), "position": self.executor.position,
-                "realized_pnl": self.executor.realized_pnl, "commissions": self.executor.commissions},
+                "realized_pnl": self.executor.realized_pnl, "commissions": self.executor.commissions,
+                "intents": len(self.executor.intents), "reconciliations": self.executor.reconciliations,
+                "store_differences": len(self.executor.store_differences),
+                "cancels_sent": self.executor.cancels_sent, "repairs_placed": self.executor.repairs_placed},
+            "restart_gap": None if self.restart_gap is None else self.restart_gap.seconds,
             "feed": self.fetcher.get_stats(),
             "store": str(self.store.path) if self.store is not None else None,
         }

@@ -15,6 +15,12 @@ Why this shape:
   also undo the commits since the last WAL checkpoint, never corrupt the file. The queue is
   unbounded: the store never drops a record to keep up (DESIGN §2); :meth:`Store.stats`
   shows the backlog.
+* **Trading records go at once.** Setups, orders, order statuses, fills, runs and gaps are
+  rare and must not wait for a tick batch: such a record closes its batch on arrival
+  ("urgent"), and that batch commits with ``synchronous=FULL`` (fsync), so it also
+  survives an OS crash. :meth:`Store.commit` / :meth:`Store.acommit` additionally let the
+  caller wait until given records are durable -- the OrderExecutor writes a bracket's
+  intent that way before sending its first leg. Ticks and candles stay batched.
 * **Readers never block the writer.** WAL lets each query open its own short-lived
   connection; it sees what has been committed (call :meth:`Store.flush` first to include
   everything added so far). Queries also work after :meth:`Store.close`.
@@ -39,7 +45,7 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,8 +58,8 @@ from slob.model import (Candle, ConnectionLost, ConnectionRestored, ContractRoll
 
 __all__ = [
     "MIGRATIONS", "SCHEMA_VERSION", "ConnectionEvent", "ErrorEvent", "FillRecord", "OrderRecord",
-    "SetupRecord", "Store", "StoreClosed", "StoreError", "StoreStats", "StoreVersionError",
-    "default_db_path",
+    "OrderStatusRecord", "RunRecord", "RunStarted", "RunStopped", "SetupRecord", "Store", "StoreClosed",
+    "StoreError", "StoreStats", "StoreVersionError", "default_db_path",
 ]
 
 log = logging.getLogger(__name__)
@@ -103,15 +109,20 @@ class SetupRecord:
 
 @dataclass(frozen=True, slots=True)
 class OrderRecord:
-    """An order's latest state; stored by ``order_id`` (upsert keeps the first ``created``
-    and a known ``perm_id``). ``setup_id`` is IB's ``orderRef``."""
+    """An order: what was sent and its latest state; stored by ``order_id`` (upsert keeps
+    the first ``created`` and a known ``perm_id``). ``setup_id`` is IB's ``orderRef``.
+
+    Status guard (any upsert): a final status (Filled, Cancelled, ApiCancelled, Inactive) is
+    never replaced by a non-final one -- only ``Filled`` may replace another final status --
+    and slob's own ``Intent``/``Sent`` never replace a status TWS reported. Late or duplicate
+    reports therefore cannot move an order backwards."""
 
     order_id: int
     setup_id: str | None
     action: str  # "BUY" | "SELL"
     order_type: str  # "LMT" | "STP" | "MKT" ...
     quantity: float
-    status: str
+    status: str  # IB's, or slob's "Intent" (written, not sent) / "Sent" (handed to the socket)
     created: dt.datetime
     updated: dt.datetime
     perm_id: int | None = None
@@ -119,6 +130,65 @@ class OrderRecord:
     limit_price: float | None = None
     stop_price: float | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    # schema 3: the leg as sent (an intent can be sent again from these) and fill progress
+    con_id: int | None = None
+    contract: str | None = None  # local symbol
+    role: str | None = None  # "entry" | "take_profit" | "stop" for slob's legs
+    tif: str | None = None
+    oca_group: str | None = None
+    transmit: bool | None = None
+    filled: float | None = None
+    avg_fill_price: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OrderStatusRecord:
+    """A status TWS reported (or reconciliation concluded) for an order: updates status,
+    ``perm_id`` and fill progress only, never what was sent (the status guard of
+    :class:`OrderRecord` applies). For an order the store does not hold yet (one slob did
+    not place, or whose intent was lost) a row is inserted with what is known."""
+
+    order_id: int
+    status: str
+    updated: dt.datetime
+    perm_id: int | None = None
+    filled: float | None = None
+    avg_fill_price: float | None = None
+    setup_id: str | None = None
+    action: str = ""
+    order_type: str = ""
+    quantity: float = 0.0
+    con_id: int | None = None
+    contract: str | None = None
+    parent_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunStarted:
+    """The engine started on this store (schema 3's ``runs`` table)."""
+
+    run_id: str
+    at: dt.datetime
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunStopped:
+    """The engine stopped cleanly: a run without this record ended by a kill or a crash."""
+
+    run_id: str
+    at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One run of the engine as read back; ``stopped`` None: it did not end cleanly (or
+    is still running)."""
+
+    run_id: str
+    started: dt.datetime
+    stopped: dt.datetime | None
+    pid: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +215,11 @@ class ErrorEvent:
 
 ConnectionEvent = Union[ConnectionLost, ConnectionRestored, Gap, ContractRolled, ErrorEvent]
 StoreRecord = Union[Tick, Candle, Gap, ConnectionLost, ConnectionRestored, ContractRolled,
-                    ErrorReported, SetupRecord, OrderRecord, FillRecord]
+                    ErrorReported, SetupRecord, OrderRecord, OrderStatusRecord, FillRecord, RunStarted,
+                    RunStopped]
+#: Records that close their batch at once and commit with fsync (see the module docstring).
+URGENT: frozenset[type] = frozenset({SetupRecord, OrderRecord, OrderStatusRecord, FillRecord, RunStarted,
+                                     RunStopped, Gap})
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +235,7 @@ class StoreStats:
     batches_by_interval: int
     batches_by_flush: int
     largest_batch: int
+    batches_urgent: int = 0  # closed by a trading record, committed with fsync
 
 
 # -- schema ---------------------------------------------------------------------------------
@@ -199,9 +274,23 @@ MIGRATIONS: Sequence[Sequence[str]] = (
         "CREATE INDEX fills_order ON fills (order_id)",
         "CREATE INDEX fills_time ON fills (time_ns)",
     ),
+    (  # 3: orders as intents (each leg as sent), fill progress, and the engine's runs
+        "ALTER TABLE orders ADD COLUMN con_id INTEGER",
+        "ALTER TABLE orders ADD COLUMN contract TEXT",
+        "ALTER TABLE orders ADD COLUMN role TEXT",
+        "ALTER TABLE orders ADD COLUMN tif TEXT",
+        "ALTER TABLE orders ADD COLUMN oca_group TEXT",
+        "ALTER TABLE orders ADD COLUMN transmit INTEGER",
+        "ALTER TABLE orders ADD COLUMN filled REAL",
+        "ALTER TABLE orders ADD COLUMN avg_fill_price REAL",
+        "CREATE INDEX orders_status ON orders (status)",
+        """CREATE TABLE runs (id TEXT PRIMARY KEY, started_ns INTEGER NOT NULL, stopped_ns INTEGER,
+            pid INTEGER NOT NULL)""",
+        "CREATE INDEX runs_started ON runs (started_ns)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
-TABLES = ("ticks", "candles", "setups", "orders", "fills", "connection_events")
+TABLES = ("ticks", "candles", "setups", "orders", "fills", "connection_events", "runs")
 
 
 def _migrate(conn: sqlite3.Connection, path: Path) -> None:
@@ -253,6 +342,63 @@ def _insert(table: str, columns: str, key: str = "", keep: str = "", coalesce: s
     return f"{sql} ON CONFLICT ({', '.join(key.split())}) DO UPDATE SET {', '.join(sets)}"
 
 
+_TERMINAL_SQL = "('Filled', 'Cancelled', 'ApiCancelled', 'Inactive')"
+#: The status guard of OrderRecord: final stays final (Filled may replace another final
+#: status), slob's own Intent/Sent never replace what TWS said.
+_STATUS_GUARD = f"""status = CASE
+    WHEN excluded.status = '' OR orders.status = 'Filled' THEN orders.status
+    WHEN orders.status IN {_TERMINAL_SQL} AND excluded.status != 'Filled' THEN orders.status
+    WHEN excluded.status IN ('Intent', 'Sent') AND orders.status NOT IN ('Intent', 'Sent', '')
+        THEN orders.status
+    ELSE excluded.status END"""
+_ORDER_COLUMNS = ("order_id perm_id setup_id parent_id action order_type quantity limit_price stop_price"
+                  " status created_ns updated_ns details con_id contract role tif oca_group transmit filled"
+                  " avg_fill_price")
+
+
+def _order_upsert() -> str:
+    cols = _ORDER_COLUMNS.split()
+    coalesce = "perm_id setup_id parent_id limit_price stop_price con_id contract role tif oca_group transmit".split()
+    sets = [_STATUS_GUARD]
+    for c in cols:
+        if c in ("order_id", "created_ns", "status"):
+            continue
+        if c in coalesce:
+            sets.append(f"{c} = coalesce(excluded.{c}, orders.{c})")
+        elif c in ("filled", "avg_fill_price"):
+            sets.append(f"{c} = coalesce(excluded.{c}, orders.{c})")
+        else:
+            sets.append(f"{c} = excluded.{c}")
+    return (f"INSERT INTO orders ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+            f"ON CONFLICT (order_id) DO UPDATE SET {', '.join(sets)}")
+
+
+def _order_status_upsert() -> str:
+    cols = ("order_id perm_id setup_id parent_id action order_type quantity status created_ns updated_ns"
+            " details con_id contract filled avg_fill_price").split()
+    sets = [
+        _STATUS_GUARD,
+        "updated_ns = max(excluded.updated_ns, orders.updated_ns)",
+        "perm_id = coalesce(excluded.perm_id, orders.perm_id)",
+        "setup_id = coalesce(orders.setup_id, excluded.setup_id)",
+        "parent_id = coalesce(orders.parent_id, excluded.parent_id)",
+        "con_id = coalesce(orders.con_id, excluded.con_id)",
+        "contract = coalesce(orders.contract, excluded.contract)",
+        "action = CASE WHEN orders.action = '' THEN excluded.action ELSE orders.action END",
+        "order_type = CASE WHEN orders.order_type = '' THEN excluded.order_type ELSE orders.order_type END",
+        "quantity = CASE WHEN orders.quantity = 0 THEN excluded.quantity ELSE orders.quantity END",
+        """filled = CASE WHEN excluded.filled IS NULL THEN orders.filled WHEN orders.filled IS NULL
+            THEN excluded.filled ELSE max(orders.filled, excluded.filled) END""",
+        "avg_fill_price = coalesce(excluded.avg_fill_price, orders.avg_fill_price)",
+    ]
+    return (f"INSERT INTO orders ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
+            f"ON CONFLICT (order_id) DO UPDATE SET {', '.join(sets)}")
+
+
+def _opt_bool(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
 _SQL = {
     "tick": _insert("ticks", "symbol contract ts_ns price size exchange delayed received_ns"),
     "candle": _insert("candles", "symbol contract interval_seconds start_ns open high low close"
@@ -261,10 +407,10 @@ _SQL = {
                      " old_contract new_contract"),
     "setup": _insert("setups", "id symbol direction state created_ns updated_ns details",
                      key="id", keep="created_ns"),
-    "order": _insert("orders", "order_id perm_id setup_id parent_id action order_type quantity"
-                     " limit_price stop_price status created_ns updated_ns details",
-                     key="order_id", keep="created_ns",
-                     coalesce="perm_id setup_id parent_id limit_price stop_price"),
+    "order": _order_upsert(),
+    "order_status": _order_status_upsert(),
+    "run_started": "INSERT OR IGNORE INTO runs (id, started_ns, pid) VALUES (?, ?, ?)",
+    "run_stopped": "UPDATE runs SET stopped_ns = ? WHERE id = ?",
     "fill": _insert("fills", "exec_id order_id time_ns price quantity commission realized_pnl",
                     key="exec_id", coalesce="commission realized_pnl"),
 }
@@ -289,7 +435,15 @@ _ROWS: dict[type, Callable[[Any], tuple[str, Row]]] = {
     OrderRecord: lambda o: ("order", (o.order_id, o.perm_id, o.setup_id, o.parent_id, o.action,
                                       o.order_type, o.quantity, o.limit_price, o.stop_price,
                                       o.status, _ns(o.created), _ns(o.updated),
-                                      _json(o.details))),
+                                      _json(o.details), o.con_id, o.contract, o.role, o.tif,
+                                      o.oca_group, _opt_bool(o.transmit), o.filled,
+                                      o.avg_fill_price)),
+    OrderStatusRecord: lambda o: ("order_status", (o.order_id, o.perm_id, o.setup_id, o.parent_id,
+                                                   o.action, o.order_type, o.quantity, o.status,
+                                                   _ns(o.updated), _ns(o.updated), "{}", o.con_id,
+                                                   o.contract, o.filled, o.avg_fill_price)),
+    RunStarted: lambda r: ("run_started", (r.run_id, _ns(r.at), r.pid)),
+    RunStopped: lambda r: ("run_stopped", (_ns(r.at), r.run_id)),
     FillRecord: lambda f: ("fill", (f.exec_id, f.order_id, _ns(f.time), f.price, f.quantity,
                                     f.commission, f.realized_pnl)),
 }
@@ -316,6 +470,15 @@ class _Marker:
     future: concurrent.futures.Future[None] = field(default_factory=concurrent.futures.Future)
 
 
+@dataclass(eq=False)
+class _Durable:
+    """Records the caller waits for: committed (with fsync) in the batch they close;
+    the future fails with StoreError if any of them is rejected."""
+
+    records: tuple[object, ...]
+    future: concurrent.futures.Future[None] = field(default_factory=concurrent.futures.Future)
+
+
 class Store:
     """The SQLite store (see the module docstring for batching, loss bound and threads).
 
@@ -333,11 +496,12 @@ class Store:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.batch_size, self.batch_interval = batch_size, batch_interval_ms / 1000.0
         self._adapters: dict[type, Callable[[Any], Any]] = {t: lambda r: r for t in _ROWS}
+        self._urgent: set[type] = set(URGENT)
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
         self._enqueued = self._written = self._rejected = self._largest = 0
-        self._batches = {"size": 0, "interval": 0, "flush": 0}
+        self._batches = {"size": 0, "interval": 0, "flush": 0, "urgent": 0}
         self._errors: list[str] = []  # not yet reported by a flush/close
         # Opened here (not in the thread) so a bad path or a too-new file raises to the caller.
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -357,9 +521,12 @@ class Store:
         self._thread.start()
 
     # -- writing (any thread) --------------------------------------------------------------
-    def register(self, record_type: type, adapter: Callable[[Any], StoreRecord]) -> None:
-        """Accept ``record_type`` in :meth:`add`, stored as whatever ``adapter`` returns."""
+    def register(self, record_type: type, adapter: Callable[[Any], StoreRecord], *, urgent: bool = False) -> None:
+        """Accept ``record_type`` in :meth:`add`, stored as whatever ``adapter`` returns;
+        ``urgent``: it closes its batch at once and commits with fsync, as trading records do."""
         self._adapters[record_type] = adapter
+        if urgent:
+            self._urgent.add(record_type)
 
     def add(self, record: object) -> None:
         """Queue one record for writing: a slob.model record (Tick, Candle, Gap,
@@ -384,6 +551,24 @@ class Store:
     def add_fill(self, **fields: Any) -> None:
         """Keyword form of ``add(FillRecord(...))``."""
         self.add(FillRecord(**fields))
+
+    def commit(self, *records: object) -> concurrent.futures.Future[None]:
+        """Queue ``records`` to be committed together, at once and with fsync; the future
+        resolves when they are durable (StoreError if one was rejected). Never blocks."""
+        for record in records:
+            if type(record) not in self._adapters:
+                raise TypeError(f"the store cannot write {type(record).__name__} records")
+        item = _Durable(tuple(records))
+        with self._lock:
+            if self._closed:
+                raise StoreClosed(f"store {self.path} is closed")
+            self._queue.put(item)
+            self._enqueued += len(records)
+        return item.future
+
+    async def acommit(self, *records: object) -> None:
+        """:meth:`commit` for the asyncio loop: awaits durability without blocking it."""
+        await asyncio.wrap_future(self.commit(*records))
 
     def _request(self, stop: bool) -> concurrent.futures.Future[None]:
         marker = _Marker(stop)
@@ -424,7 +609,7 @@ class Store:
             b = self._batches
             return StoreStats(self._enqueued, self._written, self._rejected,
                               self._enqueued - self._written - self._rejected, sum(b.values()),
-                              b["size"], b["interval"], b["flush"], self._largest)
+                              b["size"], b["interval"], b["flush"], self._largest, b["urgent"])
 
     # -- the writer thread -----------------------------------------------------------------
     def _run(self, conn: sqlite3.Connection) -> None:
@@ -433,13 +618,21 @@ class Store:
             while not stopping:
                 item = self._queue.get()
                 batch: list[object] = []
-                reason, marker = "flush", None
+                reason, marker, durable = "flush", None, None
                 deadline = time.monotonic() + self.batch_interval
+                urgent = self._urgent
                 while True:
                     if isinstance(item, _Marker):
                         marker, stopping = item, item.stop
                         break
+                    if isinstance(item, _Durable):
+                        durable, reason = item, "urgent"
+                        batch.extend(item.records)
+                        break
                     batch.append(item)
+                    if type(item) in urgent:
+                        reason = "urgent"
+                        break
                     if len(batch) >= self.batch_size:
                         reason = "size"
                         break
@@ -448,8 +641,12 @@ class Store:
                     except queue.Empty:
                         reason = "interval"
                         break
+                rejected: set[int] = set()
                 if batch:
-                    self._write(conn, batch, reason)
+                    own = {id(r) for r in durable.records} if durable is not None else set()
+                    rejected = self._write(conn, batch, reason, own)
+                if durable is not None:
+                    self._resolve_durable(durable, rejected)
                 if marker is not None:
                     self._resolve(marker)
         finally:
@@ -458,45 +655,69 @@ class Store:
                 self._closed = True
             while not self._queue.empty():
                 left = self._queue.get_nowait()
-                if isinstance(left, _Marker) and not left.future.done():
+                if isinstance(left, (_Marker, _Durable)) and not left.future.done():
                     left.future.set_exception(StoreClosed(f"store {self.path} writer stopped"))
 
-    def _write(self, conn: sqlite3.Connection, batch: list[object], reason: str) -> None:
-        rows: list[tuple[str, Row]] = []
-        errors: list[str] = []
+    def _write(self, conn: sqlite3.Connection, batch: list[object], reason: str,
+               own: Collection[int] = ()) -> set[int]:
+        """Commit ``batch``; returns the ``id()`` of the records that were rejected. Errors
+        of ``own`` records are the caller's to report (a commit's future), not a flush's."""
+        rows: list[tuple[str, Row, int]] = []
+        errors: list[tuple[int, str]] = []
+        rejected: set[int] = set()
         for record in batch:
             try:
                 stored = self._adapters[type(record)](record)
-                rows.append(_ROWS[type(stored)](stored))
+                kind, row = _ROWS[type(stored)](stored)
+                rows.append((kind, row, id(record)))
             except Exception as exc:  # a bad record must not take its batch down
-                errors.append(f"{record!r}: {exc}")
-        grouped: dict[str, list[Row]] = {}
-        for kind, row in rows:
-            grouped.setdefault(kind, []).append(row)
+                errors.append((id(record), f"{record!r}: {exc}"))
+                rejected.add(id(record))
+        durable = reason == "urgent"
+        if durable:
+            conn.execute("PRAGMA synchronous=FULL")
         try:
-            conn.execute("BEGIN")
-            for kind, group in grouped.items():
-                conn.executemany(_SQL[kind], group)
-            conn.execute("COMMIT")
-            written = len(rows)
-        except sqlite3.Error:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            written = 0
-            for kind, row in rows:  # find the culprits: one transaction per row
-                try:
-                    conn.execute(_SQL[kind], row)  # autocommit: its own transaction
-                    written += 1
-                except sqlite3.Error as exc:
-                    errors.append(f"{kind} {row!r}: {exc}")
-        for message in errors:
+            # Grouped by kind for executemany, in the order each kind first appears: an
+            # order row is written before a status update of the same order.
+            grouped: dict[str, list[Row]] = {}
+            for kind, row, _ in rows:
+                grouped.setdefault(kind, []).append(row)
+            try:
+                conn.execute("BEGIN")
+                for kind, group in grouped.items():
+                    conn.executemany(_SQL[kind], group)
+                conn.execute("COMMIT")
+                written = len(rows)
+            except sqlite3.Error:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                written = 0
+                for kind, row, key in rows:  # find the culprits: one transaction per row
+                    try:
+                        conn.execute(_SQL[kind], row)  # autocommit: its own transaction
+                        written += 1
+                    except sqlite3.Error as exc:
+                        errors.append((key, f"{kind} {row!r}: {exc}"))
+                        rejected.add(key)
+        finally:
+            if durable:
+                conn.execute("PRAGMA synchronous=NORMAL")
+        for _, message in errors:
             log.error("store %s rejected %s", self.path, message)
         with self._lock:
             self._written += written
             self._rejected += len(errors)
             self._batches[reason] += 1
             self._largest = max(self._largest, len(batch))
-            self._errors.extend(errors)
+            self._errors.extend(message for key, message in errors if key not in own)
+        return rejected
+
+    def _resolve_durable(self, item: _Durable, rejected: set[int]) -> None:
+        bad = [r for r in item.records if id(r) in rejected]
+        if bad:
+            item.future.set_exception(StoreError(f"{len(bad)} record(s) not stored (see the log): {bad[0]!r}"))
+        else:
+            item.future.set_result(None)
 
     def _resolve(self, marker: _Marker) -> None:
         with self._lock:
@@ -563,8 +784,27 @@ class Store:
         return [OrderRecord(r["order_id"], r["setup_id"], r["action"], r["order_type"],
                             r["quantity"], r["status"], _time(r["created_ns"]),
                             _time(r["updated_ns"]), r["perm_id"], r["parent_id"], r["limit_price"],
-                            r["stop_price"], json.loads(r["details"]))
+                            r["stop_price"], json.loads(r["details"]), r["con_id"], r["contract"],
+                            r["role"], r["tif"], r["oca_group"],
+                            None if r["transmit"] is None else bool(r["transmit"]), r["filled"],
+                            r["avg_fill_price"])
                 for r in self._select("orders", "order_id", setup_id=setup_id)]
+
+    def runs(self) -> list[RunRecord]:
+        """The engine's runs on this store, oldest first."""
+        return [RunRecord(r["id"], _time(r["started_ns"]),
+                          None if r["stopped_ns"] is None else _time(r["stopped_ns"]), r["pid"])
+                for r in self._select("runs", "started_ns, id")]
+
+    def last_data_time(self) -> dt.datetime | None:
+        """Exchange time of the last market data stored: the last tick, else (ticks not
+        stored) the end of the last 1-minute candle with trades; None if there is none."""
+        with self._read() as conn:
+            ts = conn.execute("SELECT max(ts_ns) FROM ticks").fetchone()[0]
+            if ts is None:
+                ts = conn.execute("SELECT max(start_ns) + 60000000000 FROM candles "
+                                  "WHERE filled = 0 AND interval_seconds = 60").fetchone()[0]
+        return None if ts is None else _time(int(ts))
 
     def fills(self, order_id: int | None = None) -> list[FillRecord]:
         return [FillRecord(r["exec_id"], r["order_id"], _time(r["time_ns"]), r["price"],

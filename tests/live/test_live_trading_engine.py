@@ -4,6 +4,7 @@ clean stops by signal, and the construction errors."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import itertools
 import json
@@ -16,14 +17,18 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from order_checks import bracket_problems, store_problems
 
-from slob.ib.errors import ConfigError, LiveTradingRefused
+from slob.config.ib_config import IBConfig
+from slob.ib.errors import ConfigError, ConnectionLost, LiveTradingRefused
 from slob.live import IBWSFetcher
 from slob.live.candle_aggregator import CandleAggregator
-from slob.live.live_trading_engine import LiveTradingEngine
+from slob.live.live_trading_engine import RESTART_CAUSE, LiveTradingEngine
+from slob.live.order_executor import TradePlan
+from slob.live.setup_tracker import Direction
 from slob.live.store import Store
-from slob.model import Candle, CandleClosed, ErrorReported, Tick
-from slob.testing import FakeTWS, RandomWalkScenario
+from slob.model import Candle, CandleClosed, ErrorReported, Gap, Tick
+from slob.testing import FakeTWS, FaultProxy, RandomWalkScenario
 from slob.testing.scenario import to_ns
 
 UTC = dt.timezone.utc
@@ -202,3 +207,105 @@ def test_alpaca_without_credentials_is_a_clear_error(monkeypatch: pytest.MonkeyP
     monkeypatch.delenv("APCA_API_SECRET_KEY", raising=False)
     with pytest.raises(ConfigError, match="APCA_API_KEY_ID"):
         LiveTradingEngine(data_source="alpaca", symbols=["AAPL"])
+
+
+KILLED_ENGINE = textwrap.dedent("""
+    import asyncio, sys
+    from slob.live import IBWSFetcher
+    from slob.live.live_trading_engine import LiveTradingEngine
+    from slob.model import Tick
+
+    async def main():
+        engine = LiveTradingEngine(ib_fetcher=IBWSFetcher(port=int(sys.argv[1]), client_id=5), store=sys.argv[2])
+        first = asyncio.Event()
+        engine.bus.subscribe(Tick, lambda tick: first.set())
+        await engine.start()
+        await asyncio.wait_for(first.wait(), 20)
+        await engine.store.aflush()
+        print("stored", flush=True)
+        await asyncio.Event().wait()  # until the test kills it
+
+    asyncio.run(main())
+""")
+
+
+async def run_engine_until_a_tick(tws: FakeTWS, db: Path) -> tuple[list[Gap], list[Tick]]:
+    engine = LiveTradingEngine(ib_fetcher=IBWSFetcher(port=tws.port, client_id=5), store=db)
+    gaps: list[Gap] = []
+    ticks: list[Tick] = []
+    ticked = asyncio.Event()
+    engine.bus.subscribe(Gap, gaps.append)
+    engine.bus.subscribe(Tick, lambda t: (ticks.append(t), ticked.set()))
+    await engine.start()
+    runner = asyncio.create_task(engine.run())
+    tws.advance(10)
+    await asyncio.wait_for(ticked.wait(), 20)
+    await engine.stop()
+    await asyncio.wait_for(runner, 10)
+    return gaps, ticks
+
+
+@pytest.mark.asyncio
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+async def test_a_restart_after_a_kill_records_one_gap_and_a_clean_stop_none(tmp_path: Path) -> None:
+    db = tmp_path / "restart.sqlite3"
+    async with FakeTWS(start=MORNING, speed=0) as tws:
+        proc = subprocess.Popen([sys.executable, "-c", KILLED_ENGINE, str(tws.port), str(db)], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        try:
+            await asyncio.to_thread(tws.wait_for_request, "REQ_TICK_BY_TICK_DATA")
+            tws.advance(30)
+            assert proc.stdout is not None
+            assert (await asyncio.to_thread(proc.stdout.readline)).strip() == "stored"
+            os.kill(proc.pid, signal.SIGKILL)
+        finally:
+            proc.kill()
+            await asyncio.to_thread(proc.communicate, None, 10)
+        assert proc.returncode == -signal.SIGKILL
+        await asyncio.to_thread(tws.wait_for_clients, 0, ready=False)
+        with Store(db) as before:
+            last = before.last_data_time()
+            assert last is not None and [r.stopped for r in before.runs()] == [None]
+        tws.advance(120)  # the market goes on while no engine runs
+
+        gaps, ticks = await run_engine_until_a_tick(tws, db)
+        assert gaps == [Gap(last, ticks[0].timestamp, RESTART_CAUSE)]
+        assert gaps[0].seconds >= 120
+        with Store(db) as after:
+            assert [e for e in after.connection_events() if isinstance(e, Gap)] == gaps
+            runs = after.runs()
+            assert len(runs) == 2 and runs[0].stopped is None and runs[1].stopped is not None
+
+        gaps, _ = await run_engine_until_a_tick(tws, db)  # after a clean stop: no gap
+        assert gaps == []
+
+
+@pytest.mark.asyncio
+async def test_the_engine_reconciles_a_bracket_cut_by_a_drop_on_its_own(tmp_path: Path) -> None:
+    db = tmp_path / "cut.sqlite3"
+    async with FakeTWS(start=MORNING, speed=0) as tws, FaultProxy(upstream=("127.0.0.1", tws.port)) as proxy:
+        fetcher = IBWSFetcher(config=IBConfig(port=proxy.port, client_id=6, reconnect_delay_seconds=0.05))
+        engine = LiveTradingEngine(ib_fetcher=fetcher, store=db)
+        await engine.start()
+        runner = asyncio.create_task(engine.run())
+        assert engine.executor is not None
+        setup = TradePlan("NQ-20241202-short-0900-1", "NQ", Direction.SHORT, 21100.0, 20900.0, None)
+        cut = proxy.cut_after("PLACE_ORDER", 2)
+        with contextlib.suppress(ConnectionLost):
+            await engine.executor.place(setup)
+        await asyncio.to_thread(cut.wait)
+
+        def cancelled(t: FakeTWS) -> bool:
+            legs = [o for o in t.orders if o.order_ref == setup.setup_id]
+            return len(legs) == 2 and all(o.status == "Cancelled" for o in legs)
+
+        # nobody calls reconcile() here: the engine does after the reconnect
+        await asyncio.to_thread(tws.wait_until, cancelled)
+        await engine.executor.reconcile()  # queued behind the engine's: its writes are in
+        orders = engine.get_stats()["orders"]
+        assert orders["store_differences"] == 0 and orders["cancels_sent"] >= 3
+        await engine.stop()
+        await asyncio.wait_for(runner, 10)
+        with Store(db) as store:
+            assert store_problems(store, tws) == [] and bracket_problems(tws) == []
+            assert {s.id: s.state for s in store.setups()}[setup.setup_id] == "cancelled"

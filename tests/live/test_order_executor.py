@@ -4,6 +4,7 @@ rejections. The clock is paused, so no order fills unless a test advances it."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from pathlib import Path
 from typing import AsyncIterator
@@ -165,10 +166,13 @@ async def test_risk_limits_stop_new_entries(tws: FakeTWS) -> None:
         await listen_until(fetcher, lambda: executor.position == -1)
         skipped = await executor.place(plan(2, Direction.LONG))
         assert isinstance(skipped, SetupSkipped) and "max_position" in skipped.reason
-        executor.realized_pnl = -1000.0  # as if today's losses reached the limit
+        today = dt.datetime.now(UTC)
+        executor.daily.book("earlier-loss", today, -1000.0)  # as if today's losses reached the limit
         executor.position = 0
         skipped = await executor.place(plan(3))
         assert isinstance(skipped, SetupSkipped) and "daily loss" in skipped.reason
+        tomorrow = dataclasses.replace(plan(4), at=today + dt.timedelta(days=1))  # a new trading day
+        assert isinstance(await executor.place(tomorrow), BracketPlaced)
         assert [type(e).__name__ for e in events if isinstance(e, SetupSkipped)] == ["SetupSkipped"] * 2
     finally:
         await fetcher.disconnect()

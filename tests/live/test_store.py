@@ -25,10 +25,15 @@ from pathlib import Path
 import pytest
 
 from slob.live.store import (
+    MIGRATIONS,
     SCHEMA_VERSION,
     ErrorEvent,
     FillRecord,
     OrderRecord,
+    OrderStatusRecord,
+    RunRecord,
+    RunStarted,
+    RunStopped,
     SetupRecord,
     Store,
     StoreClosed,
@@ -101,7 +106,7 @@ def test_new_database_is_wal_at_the_current_version(store: Store, db: Path) -> N
     assert db_rows(db, "PRAGMA journal_mode") == [("wal",)]
     assert db_rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
     assert store.counts() == dict.fromkeys(
-        ["ticks", "candles", "setups", "orders", "fills", "connection_events"], 0)
+        ["ticks", "candles", "setups", "orders", "fills", "connection_events", "runs"], 0)
 
 
 # -- round trips ------------------------------------------------------------------------
@@ -229,6 +234,88 @@ def test_tick_queries_filter_by_time_and_limit(store: Store) -> None:
     assert len(store.ticks(limit=4)) == 4 and store.ticks("ES") == []
 
 
+# -- trading records: prompt and durable ------------------------------------------------
+def test_trading_records_commit_at_once_and_take_the_ticks_before_them(db: Path) -> None:
+    """Batches wait a minute here: only the trading record can close this one."""
+    with Store(db, batch_size=10_000, batch_interval_ms=60_000) as store:
+        for i in range(5):
+            store.add(tick(i))
+        store.add(OrderStatusRecord(7, "Submitted", BASE, setup_id="s-7", action="BUY", order_type="MKT",
+                                    quantity=1.0))
+        wait_for(lambda: db_rows(db, "SELECT count(*) FROM orders") == [(1,)])
+        assert db_rows(db, "SELECT count(*) FROM ticks") == [(5,)]  # in order: what came before is in
+        stats = store.stats()
+        assert (stats.batches_urgent, stats.written, stats.pending) == (1, 6, 0)
+        store.add_fill(exec_id="e1", order_id=7, time=BASE, price=21000.0, quantity=1.0)
+        wait_for(lambda: db_rows(db, "SELECT count(*) FROM fills") == [(1,)])
+        assert store.stats().batches_urgent == 2
+
+
+def test_commit_resolves_once_the_records_are_durable(db: Path) -> None:
+    with Store(db, batch_size=10_000, batch_interval_ms=60_000) as store:
+        intent = OrderRecord(1, "s-1", "SELL", "MKT", 1.0, "Intent", BASE, BASE, con_id=495512563,
+                             contract="NQZ4", role="entry", tif="DAY", oca_group="", transmit=False)
+        store.commit(SetupRecord("s-1", "NQ", "short", "intent", BASE, BASE, {"stop": 1.0}), intent).result(10)
+        # another connection (another process after a kill would open the file the same way)
+        assert db_rows(db, "SELECT order_id, status, role, transmit FROM orders") == [(1, "Intent", "entry", 0)]
+        assert store.orders() == [intent]
+        future = store.commit(OrderRecord(2, None, "BUY", "MKT", 1.0, "Intent", BASE,
+                                          dt.datetime(2024, 1, 1)))  # naive: rejected
+        with pytest.raises(StoreError, match="not stored"):
+            future.result(10)
+        with pytest.raises(TypeError):
+            store.commit(object())
+
+
+@pytest.mark.asyncio
+async def test_acommit_awaits_durability_on_the_loop(db: Path) -> None:
+    with Store(db, batch_size=10_000, batch_interval_ms=60_000) as store:
+        await store.acommit(FillRecord("e1", 1, BASE, 21000.0, -1.0, 2.25, None))
+        assert db_rows(db, "SELECT exec_id, quantity FROM fills") == [("e1", -1.0)]
+    with pytest.raises(StoreClosed):
+        await store.acommit(FillRecord("e2", 1, BASE, 21000.0, -1.0))
+
+
+def test_order_status_never_moves_backwards_and_keeps_what_was_sent(store: Store) -> None:
+    t = [BASE + dt.timedelta(seconds=i) for i in range(8)]
+    store.add(OrderRecord(5, "s-5", "BUY", "STP", 1.0, "Intent", t[0], t[0], stop_price=21010.0, parent_id=4,
+                          con_id=495512563, contract="NQZ4", role="stop", tif="GTC", oca_group="g", transmit=True))
+    for i, status in enumerate(["Sent", "PreSubmitted", "Sent", "Submitted", "Filled", "Submitted", "Cancelled"], 1):
+        store.add(OrderStatusRecord(5, status, t[i], perm_id=99 if i == 2 else None, filled=1.0 if i == 5 else None,
+                                    action="SELL", order_type="LMT", quantity=7.0))
+    store.flush()
+    [row] = store.orders()
+    assert (row.status, row.perm_id, row.filled, row.updated) == ("Filled", 99, 1.0, t[7])
+    assert (row.action, row.order_type, row.quantity, row.stop_price, row.role, row.oca_group) == (
+        "BUY", "STP", 1.0, 21010.0, "stop", "g")  # a status report never rewrites the leg
+    # an order the store did not hold: a row from what the report knows
+    store.add(OrderStatusRecord(9, "Filled", t[1], setup_id="s-9", action="SELL", order_type="", quantity=1.0,
+                                con_id=495512563, contract="NQZ4", filled=1.0, avg_fill_price=21000.5))
+    store.add(OrderStatusRecord(10, "Cancelled", t[1]))
+    store.add(OrderStatusRecord(10, "Submitted", t[2]))  # late: a final status stays
+    store.flush()
+    rows = {r.order_id: r for r in store.orders()}
+    assert (rows[9].setup_id, rows[9].action, rows[9].status, rows[9].con_id, rows[9].avg_fill_price) == (
+        "s-9", "SELL", "Filled", 495512563, 21000.5)
+    assert rows[10].status == "Cancelled"
+
+
+def test_runs_and_the_last_data_time(store: Store) -> None:
+    assert store.runs() == [] and store.last_data_time() is None
+    store.add(candle(3))
+    store.add(Candle("NQ", "NQZ4", 60, BASE + dt.timedelta(minutes=9), 1, 1, 1, 1, 0, 0, filled=True))
+    store.add(RunStarted("a", BASE, 41))
+    store.add(RunStopped("a", BASE + dt.timedelta(hours=1)))
+    store.add(RunStarted("b", BASE + dt.timedelta(hours=2), 42))
+    store.flush()
+    assert store.runs() == [RunRecord("a", BASE, BASE + dt.timedelta(hours=1), 41),
+                            RunRecord("b", BASE + dt.timedelta(hours=2), None, 42)]
+    assert store.last_data_time() == BASE + dt.timedelta(minutes=4)  # a flat candle is not data
+    store.add(tick(30))
+    store.flush()
+    assert store.last_data_time() == tick(30).timestamp
+
+
 # -- batching and flushing --------------------------------------------------------------
 def test_a_batch_commits_when_full(db: Path) -> None:
     with Store(db, batch_size=10, batch_interval_ms=3_600_000) as store:  # interval: never
@@ -350,9 +437,31 @@ def test_a_version_1_database_is_migrated(db: Path) -> None:
         store.add_fill(exec_id="e1", order_id=1, time=BASE, price=21000.0, quantity=1.0)
         store.flush()
         assert store.counts() == {"ticks": 2, "candles": 1, "setups": 0, "orders": 0, "fills": 1,
-                                  "connection_events": 0}
+                                  "connection_events": 0, "runs": 0}
     with Store(db) as again:  # already current: opens without migrating again
         assert again.counts()["ticks"] == 2
+
+
+def test_a_version_2_database_is_migrated_and_keeps_its_orders(db: Path) -> None:
+    db.parent.mkdir()
+    with closing(sqlite3.connect(db)) as conn:
+        conn.executescript(V1_SCHEMA)
+        for statement in MIGRATIONS[1]:
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 2")
+        conn.execute("INSERT INTO orders (order_id, perm_id, setup_id, parent_id, action, order_type, quantity, "
+                     "limit_price, stop_price, status, created_ns, updated_ns, details) VALUES "
+                     "(3, NULL, 's-3', NULL, 'SELL', 'MKT', 1.0, NULL, NULL, 'Sent', 1, 1, '{}')")
+        conn.commit()
+    with Store(db) as store:
+        assert db_rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)] and SCHEMA_VERSION == 3
+        [old] = store.orders()
+        assert (old.order_id, old.status, old.con_id, old.role, old.transmit, old.filled) == (
+            3, "Sent", None, None, None, None)
+        store.add(OrderStatusRecord(3, "Filled", BASE, filled=1.0))
+        store.add(RunStarted("r", BASE, 1))
+        store.flush()
+        assert store.orders()[0].status == "Filled" and store.runs()[0].run_id == "r"
 
 
 def test_a_newer_database_is_refused(db: Path) -> None:
