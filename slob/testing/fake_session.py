@@ -111,7 +111,10 @@ class Session(asyncio.Protocol):
         self.client_id: int | None = None
         self.peer = ""
         self.md_type = 1
+        self.number = 0  # the fake's count of accepted connections, from 1 (set by FakeTWS)
         self.held: list[bytes] | None = None
+        #: trade ticks among the held frames, recorded in the sent log once released
+        self._held_trades: list[tuple[int, str, int, float, int, str, bool, int]] = []
         self.futures_farm_announced = False
         self.positions_subscribed = False  # REQ_POSITIONS until CANCEL_POSITIONS
         self._writable = asyncio.Event()
@@ -199,14 +202,36 @@ class Session(asyncio.Protocol):
             return
         self.transport.write(frame)
 
+    def send_trade(self, frame: bytes, trade: tuple[int, str, int, float, int, str, bool, int]) -> None:
+        """Send a frame carrying one trade tick and write it down in the fake's sent log
+        when it goes to the transport. ``trade``: (req id, local symbol, Unix second,
+        price, size, kind, resend, trade number); see slob.testing.fake_market.SentTick."""
+        if self.state == "closed" or self.transport is None:
+            return
+        if self.held is not None:
+            self.held.append(frame)
+            self._held_trades.append(trade)
+            return
+        self.transport.write(frame)
+        self._log_trade(trade, time.monotonic_ns())
+
+    def _log_trade(self, trade: tuple[int, str, int, float, int, str, bool, int], sent_ns: int) -> None:
+        req_id, contract, unix_s, price, size, kind, resend, seq = trade
+        self.tws.market.sent.record(self.client_id or 0, self.number, req_id, contract, unix_s, price, size,
+                                    kind, resend, seq, sent_ns)
+
     def hold(self) -> None:
         if self.held is None:
             self.held = []
 
     def release(self) -> None:
         held, self.held = self.held, None
+        trades, self._held_trades = self._held_trades, []
         if held and self.transport is not None and self.state != "closed":
             self.transport.write(b"".join(held))
+            now = time.monotonic_ns()
+            for trade in trades:
+                self._log_trade(trade, now)
 
     def close(self) -> None:
         """Close after what is queued has been written."""

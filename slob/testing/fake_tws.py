@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 from slob.ib import wire
 from slob.testing import tws_messages as msg
-from slob.testing.fake_market import Market, default_scenarios
+from slob.testing.fake_market import Market, SentLog, SentTick, default_scenarios
 from slob.testing.fake_orders import OrderBook
 from slob.testing.fake_session import Session
 from slob.testing.loop_thread import LoopThread
@@ -40,7 +40,7 @@ from slob.testing.order_records import ExecutionRecord, OrderInfo, PositionRecor
 from slob.testing.scenario import Scenario, SimClock
 from slob.testing.tws_requests import Request
 
-__all__ = ["ClientInfo", "DEFAULT_START", "FakeTWS"]
+__all__ = ["ClientInfo", "DEFAULT_START", "FakeTWS", "SentTick"]
 
 log = logging.getLogger("slob.testing.fake_tws")
 
@@ -67,7 +67,9 @@ class FakeTWS(LoopThread):
     :meth:`advance`); ``scenarios`` maps a price family (``"NQ"``, ``"ES"``) to a
     :class:`~slob.testing.scenario.Scenario`; ``no_permission`` lists roots without a
     market-data subscription (354, or 10167 and delayed data); ``pacing`` is
-    ``"reject"`` (error 100, disconnect after three violations) or ``"count"``.
+    ``"reject"`` (error 100, disconnect after three violations) or ``"count"``;
+    ``record_sent`` keeps the log behind :meth:`sent_ticks` (on by default; about 60 bytes
+    a trade tick).
     """
 
     _label = "FakeTWS"
@@ -92,6 +94,7 @@ class FakeTWS(LoopThread):
         pacing: str = "reject",
         farm_notices: bool = True,
         time_zone: str = "America/New_York",
+        record_sent: bool = True,
     ) -> None:
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"FakeTWS binds loopback addresses only, not {host!r}")
@@ -128,6 +131,8 @@ class FakeTWS(LoopThread):
         self._pacing_violations = 0
         self._changed = threading.Condition()
         self._server: asyncio.Server | None = None
+        self._sessions_opened = 0
+        self._sent = SentLog(record_sent)
         self.book = OrderBook(self)
 
     # -- lifecycle (start, stop, with: see LoopThread) ----------------------------
@@ -143,7 +148,7 @@ class FakeTWS(LoopThread):
         return (self.host, self.port)
 
     async def _main(self, ready: threading.Event) -> None:
-        self.market = Market(self.clock, self.scenarios, md_interval=self.market_data_interval)
+        self.market = Market(self.clock, self.scenarios, md_interval=self.market_data_interval, sent=self._sent)
         self.market.on_trade = self.book.on_trade
         self.market.wants_trades = self.book.wants_trades
         await self._listen()
@@ -189,6 +194,8 @@ class FakeTWS(LoopThread):
     # -- bookkeeping (loop thread) ----------------------------------------------
 
     def _session_opened(self, session: Session) -> None:
+        self._sessions_opened += 1
+        session.number = self._sessions_opened
         self._sessions.append(session)
         self._notify()
 
@@ -254,6 +261,35 @@ class FakeTWS(LoopThread):
     def positions(self) -> list[PositionRecord]:
         """Each account's position per contract traded (0 once flat, as TWS lists it)."""
         return list(self.book.snapshot()[2])
+
+    def sent_ticks(self, client_id: int | None = None, *, since: int = 0) -> list[SentTick]:
+        """Every trade tick written to a client's socket, in the order written: for each
+        tick-by-tick Last/AllLast and market-data subscription, the client id, session,
+        request id, local symbol, exchange second, price, size, whether it repeats an
+        earlier trade (``resend``: a market-data subscription's initial snapshot) and the
+        market's trade number (:class:`~slob.testing.fake_market.SentTick`). Recorded at
+        the moment the frame is handed to the transport: a frame held by :meth:`stall` is
+        recorded when it is released, one held when its socket dies is never recorded.
+        ``client_id`` filters; ``since`` skips the first ``since`` records (see
+        :attr:`sent_tick_count`), so a test can look at what one step sent::
+
+            mark = tws.sent_tick_count
+            ...                                   # the step
+            step_ticks = tws.sent_ticks(client_id=1, since=mark)
+
+        A tick "sent" may still be lost to its client: bytes in the socket's buffers die
+        with a dropped connection. Compare what the client delivered against this list
+        with that in mind (slob soak does: losses must fall inside recorded gaps)."""
+        return self._sent.ticks(client_id, since)
+
+    @property
+    def sent_tick_count(self) -> int:
+        """How many trade ticks have been recorded (a mark for ``sent_ticks(since=)``)."""
+        return len(self._sent)
+
+    def clear_sent_ticks(self) -> None:
+        """Forget the recorded ticks (positions for ``since`` start again at 0)."""
+        self._sent.clear()
 
     @property
     def protocol_errors(self) -> list[str]:
