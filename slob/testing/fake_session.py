@@ -26,7 +26,7 @@ from slob.testing.futures import FutureContract, is_cme_open, resolve_contracts
 from slob.testing.tws_requests import Request, RequestError, decode_request
 
 if TYPE_CHECKING:
-    from slob.testing.fake_tws import FakeTWS
+    from slob.testing.fake_tws import FakeTWS, RequestFault
 
 log = logging.getLogger("slob.testing.fake_tws")
 
@@ -268,11 +268,18 @@ class Session(asyncio.Protocol):
         self.tws._record(request)
         if self._paced_out():
             return
-        handler = self._handlers.get(message.msg_id)
-        if handler is None:
-            self.error(-1, 320, detail=f"Unknown message id {message.msg_id}.")
+        fault = self.tws._request_fault(self, request)
+        if fault is not None:
+            self._fault(fault, request)
             return
-        if self.state != "ready" and message.msg_id != OUT.START_API:
+        self._handle(message.msg_id, request)
+
+    def _handle(self, msg_id: int, request: Request) -> None:
+        handler = self._handlers.get(msg_id)
+        if handler is None:
+            self.error(-1, 320, detail=f"Unknown message id {msg_id}.")
+            return
+        if self.state != "ready" and msg_id != OUT.START_API:
             log.info("! %s sent %s before START_API; ignored", self.peer, request.name)
             return
         try:
@@ -283,6 +290,20 @@ class Session(asyncio.Protocol):
         except Exception as exc:  # a fake-TWS bug must not take the server down
             log.exception("fake TWS failed on %s", request.name)
             self.error(-1, 322, detail=repr(exc))
+
+    def _fault(self, fault: "RequestFault", request: Request) -> None:
+        """An armed request fault (FakeTWS.reject_next_request and friends) meets its request."""
+        if fault.kind == "reject":
+            req_id = _safe_int(request.fields.get("reqId") or request.fields.get("orderId") or "-1")
+            log.info("! %s: %s answered with error %d (injected)", self.peer, request.name, fault.code)
+            self.error(req_id, fault.code)
+        elif fault.kind == "ignore":
+            log.info("! %s: %s left unanswered (injected)", self.peer, request.name)
+        else:
+            if fault.answered:
+                self._handle(request.msg_id, request)
+            log.info("! %s: connection closed at %s (injected)", self.peer, request.name)
+            self.abort()
 
     def _hello(self, payload: bytes) -> None:
         try:

@@ -40,7 +40,7 @@ from slob.testing.order_records import ExecutionRecord, OrderInfo, PositionRecor
 from slob.testing.scenario import Scenario, SimClock
 from slob.testing.tws_requests import Request
 
-__all__ = ["ClientInfo", "DEFAULT_START", "FakeTWS", "SentTick"]
+__all__ = ["ClientInfo", "DEFAULT_START", "FakeTWS", "FiredFault", "RequestFault", "SentTick"]
 
 log = logging.getLogger("slob.testing.fake_tws")
 
@@ -56,6 +56,34 @@ class ClientInfo:
     state: str  # "hello", "start" (greeted, no START_API yet), "ready"
     server_version: int
     client_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFault:
+    """A fault armed to meet the next request called ``name`` (IB's name, e.g.
+    ``REQ_CONTRACT_DATA``) from ``client_id`` (None: any client), after letting ``skip``
+    such requests pass. ``kind``: ``"reject"`` (answered with error ``code`` instead),
+    ``"ignore"`` (never answered), ``"drop"`` (the socket closed right there, after the
+    request was handled if ``answered``)."""
+
+    kind: str
+    name: str
+    code: int = 0
+    answered: bool = True
+    skip: int = 0
+    client_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FiredFault:
+    """An armed :class:`RequestFault` that met its request: when (simulated ``at``,
+    and ``time.monotonic_ns()``), on which client and session."""
+
+    fault: RequestFault
+    client_id: int | None
+    session: int
+    at: dt.datetime
+    monotonic_ns: int
 
 
 class FakeTWS(LoopThread):
@@ -132,6 +160,8 @@ class FakeTWS(LoopThread):
         self._changed = threading.Condition()
         self._server: asyncio.Server | None = None
         self._sessions_opened = 0
+        self._armed: list[tuple[RequestFault, list[int]]] = []  # (fault, [requests left to skip])
+        self._fired: list[FiredFault] = []
         self._sent = SentLog(record_sent)
         self.book = OrderBook(self)
 
@@ -211,6 +241,28 @@ class FakeTWS(LoopThread):
     def _client_id_taken(self, client_id: int, asking: Session) -> bool:
         return any(s is not asking and s.state == "ready" and s.client_id == client_id
                    for s in self._sessions)
+
+    def _request_fault(self, session: Session, request: Request) -> RequestFault | None:
+        """The armed fault that takes ``request`` (loop thread), if any."""
+        client_id = session.client_id
+        if client_id is None and request.name == "START_API":
+            try:
+                client_id = int(request.get("clientId"))
+            except ValueError:
+                client_id = None
+        with self._changed:
+            for i, (fault, skip) in enumerate(self._armed):
+                if fault.name != request.name or (fault.client_id is not None and fault.client_id != client_id):
+                    continue
+                if skip[0] > 0:
+                    skip[0] -= 1
+                    return None
+                del self._armed[i]
+                self._fired.append(FiredFault(fault, client_id, session.number, self.clock.now(),
+                                              time.monotonic_ns()))
+                self._changed.notify_all()
+                return fault
+        return None
 
     def _record(self, request: Request) -> None:
         with self._changed:
@@ -391,6 +443,54 @@ class FakeTWS(LoopThread):
         instead of taking the order (its id counts as used)."""
         self.book.reject_next(code, text)
 
+    def _arm(self, fault: RequestFault) -> RequestFault:
+        if fault.skip < 0:
+            raise ValueError(f"skip must be >= 0, not {fault.skip}")
+        with self._changed:
+            self._armed.append((fault, [fault.skip]))
+        return fault
+
+    def reject_next_request(self, name: str, code: int = 100, *, skip: int = 0,
+                            client_id: int | None = None) -> RequestFault:
+        """Answer the next request called ``name`` (IB's name: ``REQ_CONTRACT_DATA``,
+        ``REQ_TICK_BY_TICK_DATA``, ``REQ_CURRENT_TIME``...) with ERR_MSG ``code`` -- by
+        default 100, TWS's pacing rejection (TWS-FACTS §6) -- instead of serving it. The
+        error carries the request's id (reqId or orderId) where it has one, else -1.
+        ``skip`` lets that many such requests through first; ``client_id`` limits it to
+        one client. Armed faults meet requests in the order armed."""
+        return self._arm(RequestFault("reject", name, code=code, skip=skip, client_id=client_id))
+
+    def ignore_next_request(self, name: str, *, skip: int = 0, client_id: int | None = None) -> RequestFault:
+        """Leave the next request called ``name`` unanswered, as TWS sometimes does under
+        pacing (the client's time-out is all it gets)."""
+        return self._arm(RequestFault("ignore", name, skip=skip, client_id=client_id))
+
+    def drop_on_next_request(self, name: str, *, answered: bool = True, skip: int = 0,
+                             client_id: int | None = None) -> RequestFault:
+        """Close the client's socket abruptly when the next request called ``name``
+        arrives: after serving it (``answered``; e.g. ``PLACE_ORDER``: the order is taken,
+        then the connection dies before the next leg) or before (e.g. ``START_API``
+        unanswered: a drop after the greeting, before nextValidId)."""
+        return self._arm(RequestFault("drop", name, answered=answered, skip=skip, client_id=client_id))
+
+    @property
+    def armed_faults(self) -> list[RequestFault]:
+        """Request faults still waiting for their request."""
+        with self._changed:
+            return [fault for fault, _ in self._armed]
+
+    @property
+    def fired_faults(self) -> list[FiredFault]:
+        """Request faults that met their request, in order."""
+        with self._changed:
+            return list(self._fired)
+
+    def disarm(self) -> list[RequestFault]:
+        """Forget the armed request faults; returns them."""
+        with self._changed:
+            armed, self._armed = [fault for fault, _ in self._armed], []
+        return armed
+
     def send_garbage(self, kind: str = "bad_id", client_id: int | None = None) -> None:
         """Send a frame no client can read. ``bad_id``: a text message whose id is not a
         number; ``truncated``: a text payload without its final NUL; ``oversize``: a length
@@ -452,24 +552,40 @@ class FakeTWS(LoopThread):
     def listening(self) -> bool:
         return self._server is not None
 
-    def connectivity_lost(self) -> None:
-        """IB's servers unreachable from TWS: 1100 and farms broken; the socket stays up
-        and no market data flows."""
+    def connectivity_lost(self, *, all_farms: bool = False) -> None:
+        """IB's servers unreachable from TWS: farms broken, then 1100; the socket stays up
+        and no market data flows. ``all_farms``: the nightly reset's notices (TWS-FACTS
+        §7: 2103 market data, 2157 sec-def, 2105 HMDS), else 2103 alone. Called again
+        while lost, it repeats 1100 only, as TWS does every ~30 s during a long reset."""
         def go() -> None:
+            repeat = not self.market.flowing
             self.market.flowing = False
             for s in self._targets(None):
                 if s.state == "ready":
-                    s.error(-1, 2103, farm="usfarm")
+                    if not repeat:
+                        s.error(-1, 2103, farm="usfarm")
+                        if all_farms:
+                            s.error(-1, 2157, farm="secdefnj")
+                            s.error(-1, 2105, farm="ushmds")
                     s.error(-1, 1100)
         self._call(go)
 
-    def connectivity_restored(self, data_maintained: bool = True) -> None:
-        """Farms back, then 1102 (subscriptions kept) or 1101 (subscriptions lost: the
+    @property
+    def connectivity(self) -> bool:
+        """False between :meth:`connectivity_lost` and :meth:`connectivity_restored`."""
+        return self.market.flowing
+
+    def connectivity_restored(self, data_maintained: bool = True, *, all_farms: bool = False) -> None:
+        """Farms back (2104; ``all_farms``: also 2158 sec-def and 2106 HMDS, as after the
+        nightly reset), then 1102 (subscriptions kept) or 1101 (subscriptions lost: the
         client must request them again)."""
         def go() -> None:
             for s in self._targets(None):
                 if s.state != "ready":
                     continue
+                if all_farms:
+                    s.error(-1, 2158, farm="secdefnj")
+                    s.error(-1, 2106, farm="ushmds")
                 s.error(-1, 2104, farm="usfarm")
                 if data_maintained:
                     s.error(-1, 1102)
