@@ -201,6 +201,7 @@ class Market:
             self._next[family] = next(it, None)
         self.last: dict[str, Trade] = {}
         self.last_seq: dict[str, int] = {}
+        self._basis: dict[str, float] = {}
         self.stats: dict[str, DayStats] = {family: DayStats() for family in scenarios}
         self.subs: dict[tuple[int, int], Subscription] = {}  # (id(session), req_id)
         self.flowing = True  # False while IB<->TWS connectivity is "lost" (1100)
@@ -248,13 +249,18 @@ class Market:
     # -- prices ----------------------------------------------------------------
 
     def contract_price(self, contract: FutureContract, front_price: float, now_ns: int) -> float:
-        """Front price plus a carry basis of ~0.4 % a quarter, on the tick grid."""
+        """Front price plus a carry basis of ~0.4 % a quarter, on the tick grid. The basis
+        is fixed per family (from the price it first sees), so a later contract's prices
+        are the front's shifted by a constant: the same candles, setups included."""
         listed = active_contracts(contract.spec.root, from_ns(now_ns))
         quarters = contract.quarters_after(listed[0]) if listed else 0
         if quarters <= 0:
             return front_price
         tick = contract.spec.min_tick
-        basis = round(front_price * 0.004 / tick) * tick
+        family = contract.spec.family
+        basis = self._basis.get(family)
+        if basis is None:
+            basis = self._basis[family] = round(front_price * 0.004 / tick) * tick
         return front_price + quarters * basis
 
     def snapshot(self, sub: Subscription) -> None:
