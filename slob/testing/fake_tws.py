@@ -26,7 +26,7 @@ import ipaddress
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable, Iterable, Mapping, NoReturn
 from zoneinfo import ZoneInfo
 
@@ -40,7 +40,7 @@ from slob.testing.order_records import ExecutionRecord, OrderInfo, PositionRecor
 from slob.testing.scenario import Scenario, SimClock
 from slob.testing.tws_requests import Request
 
-__all__ = ["ClientInfo", "DEFAULT_START", "FakeTWS", "FiredFault", "RequestFault", "SentTick"]
+__all__ = ["ClientInfo", "Connection", "DEFAULT_START", "FakeTWS", "FiredFault", "RequestFault", "SentTick"]
 
 log = logging.getLogger("slob.testing.fake_tws")
 
@@ -56,6 +56,22 @@ class ClientInfo:
     state: str  # "hello", "start" (greeted, no START_API yet), "ready"
     server_version: int
     client_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """One accepted API socket over its life: ``session`` numbers them from 1 (as
+    :class:`SentTick` does); ``*_ns`` are ``time.monotonic_ns()`` when it was accepted,
+    when START_API made it ready (None: never) and when it closed (None: still open);
+    ``ready_at`` is the simulated time it became ready."""
+
+    session: int
+    peer: str
+    client_id: int | None
+    opened_ns: int
+    ready_ns: int | None = None
+    ready_at: dt.datetime | None = None
+    closed_ns: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +176,7 @@ class FakeTWS(LoopThread):
         self._changed = threading.Condition()
         self._server: asyncio.Server | None = None
         self._sessions_opened = 0
+        self._connections: dict[int, Connection] = {}
         self._armed: list[tuple[RequestFault, list[int]]] = []  # (fault, [requests left to skip])
         self._fired: list[FiredFault] = []
         self._sent = SentLog(record_sent)
@@ -226,6 +243,8 @@ class FakeTWS(LoopThread):
     def _session_opened(self, session: Session) -> None:
         self._sessions_opened += 1
         session.number = self._sessions_opened
+        with self._changed:
+            self._connections[session.number] = Connection(session.number, session.peer, None, time.monotonic_ns())
         self._sessions.append(session)
         self._notify()
 
@@ -233,9 +252,18 @@ class FakeTWS(LoopThread):
         if session in self._sessions:
             self._sessions.remove(session)
         self.market.remove_session(session)
+        with self._changed:
+            c = self._connections.get(session.number)
+            if c is not None and c.closed_ns is None:
+                self._connections[session.number] = replace(c, closed_ns=time.monotonic_ns())
         self._notify()
 
     def _session_ready(self, session: Session) -> None:
+        with self._changed:
+            c = self._connections.get(session.number)
+            if c is not None:
+                self._connections[session.number] = replace(c, client_id=session.client_id,
+                                                            ready_ns=time.monotonic_ns(), ready_at=self.clock.now())
         self._notify()
 
     def _client_id_taken(self, client_id: int, asking: Session) -> bool:
@@ -298,6 +326,13 @@ class FakeTWS(LoopThread):
             ClientInfo(s.peer, s.state, s.server_version, s.client_id)
             for s in self._sessions if s.state != "closed"
         ])
+
+    @property
+    def connections(self) -> list[Connection]:
+        """Every API socket accepted so far, open or closed, in order (see
+        :class:`Connection`): how often a client reconnected, and when."""
+        with self._changed:
+            return list(self._connections.values())
 
     @property
     def orders(self) -> list[OrderInfo]:

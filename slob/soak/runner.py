@@ -1,0 +1,429 @@
+"""Runs a soak: FakeTWS in this process, the engine in a child, the calendar and the
+faults applied at their simulated moments; returns everything the checks need.
+
+The timeline is simulated time on FakeTWS's clock, which runs at ``speed`` while CME is
+open and ``closed_speed`` while it is closed. The runner waits for each moment on that
+clock and applies what is due: a calendar event, a fault, a speed change. Follow-ups
+measured in real seconds (a port back up, 1101/1102 after an 1100, the engine started
+again after a kill) sit on a real-time timer list. While waiting it watches the engine's
+process: an exit the soak did not cause is recorded and the engine is started again (a
+supervisor would), so the rest of the run still tests something.
+
+At the end: pending follow-ups are applied at once, armed faults disarmed, the clock
+stopped; the engine is asked to ``sync`` (everything FakeTWS wrote has been delivered and
+committed) and stopped with SIGTERM. Then FakeTWS's records and the store are read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import heapq
+import itertools
+import logging
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from slob.live.setup_planting import PlantedSetup
+from slob.soak.calendar import NEW_YORK, CalendarConfig, CalendarEvent, ib_calendar, market_transitions
+from slob.soak.faults import Fault, FaultConfig, schedule_faults
+from slob.soak.market import SoakMarket, plant_days
+from slob.soak.process import Child, rss_kb
+from slob.testing.fake_tws import Connection, FakeTWS, FiredFault, RequestFault
+from slob.testing.futures import is_cme_open
+from slob.testing.scenario import to_ns
+
+__all__ = ["Applied", "ChildLife", "RunRecord", "SoakConfig", "run_soak"]
+
+log = logging.getLogger("slob.soak")
+_UTC = dt.timezone.utc
+#: A Monday with NQH5 the front month; 30 days from it include the March roll and both
+#: daylight-saving changes (New York on the 9th, London on the 30th).
+DEFAULT_START = dt.datetime(2025, 3, 3, 0, 0, tzinfo=_UTC)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SoakConfig:
+    days: float = 30.0
+    seed: int = 1
+    speed: float = 6000.0
+    closed_speed: float = 60000.0
+    night_speed: float = 2000.0
+    night: tuple[dt.time, dt.time] = (dt.time(23, 40), dt.time(1, 50))  # New York: restart, then reset
+    start: dt.datetime = DEFAULT_START
+    trades_per_minute: float = 20.0
+    plant_probability: float = 0.6
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    calendar: CalendarConfig = field(default_factory=CalendarConfig)
+    client_id: int = 1
+    work_dir: Path | None = None
+    keep: bool = False
+    ib_options: tuple[str, ...] = ()
+    child_log_level: str = "WARNING"
+    start_timeout: float = 60.0
+    settle_seconds: float = 2.0
+
+    @property
+    def end(self) -> dt.datetime:
+        return self.start + dt.timedelta(days=self.days)
+
+    def speed_at(self, t: dt.datetime) -> float:
+        """The clock's speed at ``t``: ``night_speed`` around the nightly restart and reset
+        (so their real-second outages stay minutes, not hours, of simulated time and do not
+        run into each other), else ``speed`` while CME is open and ``closed_speed`` while
+        it is closed."""
+        local = t.astimezone(NEW_YORK).time()
+        lo, hi = self.night
+        if (local >= lo or local < hi) if lo > hi else lo <= local < hi:
+            return self.night_speed
+        return self.speed if is_cme_open(t) else self.closed_speed
+
+    def speed_changes(self) -> list[tuple[dt.datetime, float]]:
+        """Every moment in the run where :meth:`speed_at` changes, with the new speed."""
+        moments = {m for m, _ in market_transitions(self.start, self.end)}
+        day = self.start.astimezone(NEW_YORK).date() - dt.timedelta(days=1)
+        while dt.datetime.combine(day, dt.time(0, 0), tzinfo=NEW_YORK) <= self.end:
+            for t in self.night:
+                moment = dt.datetime.combine(day, t, tzinfo=NEW_YORK).astimezone(_UTC)
+                if self.start < moment <= self.end:
+                    moments.add(moment)
+            day += dt.timedelta(days=1)
+        out, speed = [], self.speed_at(self.start)
+        for moment in sorted(moments):
+            new = self.speed_at(moment)
+            if new != speed:
+                out.append((moment, new))
+                speed = new
+        return out
+
+
+@dataclass
+class Applied:
+    """A calendar event or fault as applied: simulated and monotonic time it took effect.
+    ``armed``: the FakeTWS request fault it armed, if any (``fired`` once it met its
+    request)."""
+
+    label: str
+    kind: str
+    planned: dt.datetime
+    sim_at: dt.datetime
+    mono_ns: int
+    note: str = ""
+    armed: RequestFault | None = None
+    fired: FiredFault | None = None
+    until: dt.datetime | None = None  # the simulated end of a windowed event (weekend)
+
+
+@dataclass
+class ChildLife:
+    number: int
+    pid: int
+    started_ns: int
+    ended_ns: int | None
+    exit_code: int | None
+    why: str  # "killed" (a kill fault), "stopped" (the end), "" (exited by itself)
+    rss_start_kb: int | None
+    rss_end_kb: int | None
+    events: list[dict[str, Any]]
+    log_path: str
+    log_tail: list[str]
+
+
+@dataclass
+class RunRecord:
+    config: SoakConfig
+    planted: tuple[PlantedSetup, ...]
+    calendar: list[CalendarEvent]
+    faults: list[Fault]
+    applied: list[Applied]
+    children: list[ChildLife]
+    connections: list[Connection]
+    never_fired: list[RequestFault]
+    sim_start: dt.datetime
+    sim_end: dt.datetime
+    wall_seconds: float
+    store_path: Path
+    sent: list[Any]  # SentTick, of the soak's client
+    orders: list[Any]
+    executions: list[Any]
+    positions: list[Any]
+    problems: list[str]  # things the runner itself could not do (a start that never came...)
+
+
+class _Timers:
+    """Real-time follow-ups: (monotonic deadline, order, action)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Callable[[], None]]] = []
+        self._order = itertools.count()
+
+    def after(self, seconds: float, action: Callable[[], None]) -> None:
+        heapq.heappush(self._heap, (time.monotonic() + seconds, next(self._order), action))
+
+    def next_in(self) -> float | None:
+        return self._heap[0][0] - time.monotonic() if self._heap else None
+
+    def run_due(self, everything: bool = False) -> None:
+        while self._heap and (everything or self._heap[0][0] <= time.monotonic()):
+            heapq.heappop(self._heap)[2]()
+
+
+class Soak:
+    def __init__(self, config: SoakConfig, say: Callable[[str], None]) -> None:
+        self.cfg = config
+        self.say = say
+        self.planted = plant_days(config.seed, config.start, config.end, probability=config.plant_probability)
+        self.calendar = ib_calendar(config.start, config.end, config.seed, config.calendar)
+        self.faults = schedule_faults(config.start, config.end, config.seed, config=config.faults,
+                                      calendar=self.calendar, speed_at=config.speed_at)
+        self.applied: list[Applied] = []
+        self.children: list[Child] = []
+        self.problems: list[str] = []
+        self.timers = _Timers()
+        self._lost: dict[str, bool] = {}  # who holds connectivity "lost" -> data maintained at the end
+        self._restored_pending = False
+        self._dir = Path(config.work_dir) if config.work_dir else Path(tempfile.mkdtemp(prefix="slob-soak-"))
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self.store_path = self._dir / "soak.sqlite3"
+        self.tws: FakeTWS | None = None
+        self._port = 0
+
+    # -- the child -------------------------------------------------------------------
+
+    @property
+    def child(self) -> Child | None:
+        return self.children[-1] if self.children else None
+
+    def _start_child(self) -> Child:
+        n = len(self.children) + 1
+        args = ["--port", str(self._port), "--store", str(self.store_path), "--client-id", str(self.cfg.client_id),
+                "--log-level", self.cfg.child_log_level]
+        for option in self.cfg.ib_options:
+            args += ["--ib", option]
+        child = Child(n, args, self._dir / f"engine-{n}.log")
+        self.children.append(child)
+        return child
+
+    def _watch_child(self) -> None:
+        child = self.child
+        if child is None or child.alive or child.expected_exit:
+            return
+        code = child.reap()
+        self.say(f"! engine process {child.number} exited by itself (code {code}); starting it again")
+        assert self.tws is not None
+        now = self.tws.clock.now()
+        self._record(f"engine exit {child.number}", "unplanned_exit", now, f"exited by itself with code {code}")
+        self._start_child()
+
+    # -- waiting on the simulated clock --------------------------------------------------
+
+    def _wait_until(self, moment: dt.datetime) -> None:
+        assert self.tws is not None
+        clock = self.tws.clock
+        target = to_ns(moment)
+        while True:
+            self.timers.run_due()
+            self._watch_child()
+            if clock.now_ns() >= target:
+                return
+            wait = clock.real_seconds_until(target)
+            timer = self.timers.next_in()
+            step = min(x for x in (wait if wait is not None else 0.1, timer if timer is not None else 0.1, 0.1))
+            time.sleep(max(0.0, step))
+
+    # -- applying ------------------------------------------------------------------------
+
+    def _record(self, label: str, kind: str, planned: dt.datetime, note: str = "",
+                armed: RequestFault | None = None, until: dt.datetime | None = None) -> None:
+        assert self.tws is not None
+        self.applied.append(Applied(label, kind, planned, self.tws.clock.now(), time.monotonic_ns(), note, armed,
+                                    until=until))
+        log.info("= %s %s: %s", label, kind, note)
+
+    def _lose(self, holder: str) -> None:
+        assert self.tws is not None
+        self._lost[holder] = True
+        self.tws.connectivity_lost(all_farms=True)
+
+    def _restore(self, holder: str, data_maintained: bool) -> None:
+        assert self.tws is not None
+        if holder not in self._lost:
+            return
+        del self._lost[holder]
+        self._restored_pending = self._restored_pending or not data_maintained
+        if not self._lost:
+            self.tws.connectivity_restored(data_maintained=not self._restored_pending, all_farms=True)
+            self._restored_pending = False
+
+    def _calendar(self, e: CalendarEvent) -> None:
+        tws = self.tws
+        assert tws is not None
+        label = f"calendar {e.kind} {e.at:%m-%d %H:%M}"
+        if e.kind in ("restart", "reauth"):
+            tws.restart(e.down_seconds)
+        elif e.kind == "reset":
+            self._lose(label)
+            for i in range(e.repeats):
+                self.timers.after(e.down_seconds * (i + 1) / (e.repeats + 1),
+                                  lambda: tws.connectivity_lost(all_farms=True) if not tws.connectivity else None)
+            self.timers.after(e.down_seconds, lambda: self._restore(label, e.data_maintained))
+        elif e.kind == "weekend":
+            self._lose(label)
+        self._record(label, e.kind, e.at, e.describe(), until=e.until)
+
+    def _weekend_over(self, e: CalendarEvent) -> None:
+        self._restore(f"calendar {e.kind} {e.at:%m-%d %H:%M}", False)
+
+    def _fault(self, f: Fault) -> None:
+        tws, cid = self.tws, self.cfg.client_id
+        assert tws is not None
+        label = f"fault {f.id}"
+        armed: RequestFault | None = None
+        k = f.kind
+        if k == "handshake_drop":
+            armed = tws.drop_on_next_request("START_API", answered=f.answered, client_id=cid)
+        elif k == "resubscribe_drop":
+            armed = tws.drop_on_next_request(f.request, answered=f.answered, skip=f.skip, client_id=cid)
+        elif k == "pacing":
+            armed = tws.reject_next_request(f.request, 100, skip=f.skip, client_id=cid)
+        elif k == "unanswered":
+            armed = tws.ignore_next_request(f.request, skip=f.skip, client_id=cid)
+        elif k == "bracket_drop":
+            armed = tws.drop_on_next_request("PLACE_ORDER", skip=f.skip, client_id=cid)
+        self._record(label, k, f.at, f.describe(), armed)
+        if k == "drop" or f.trigger == "drop":
+            tws.drop(cid)
+        elif f.trigger == "1101":
+            self._lose(label)
+            self.timers.after(0.2, lambda: self._restore(label, False))
+        elif k == "stall":
+            tws.stall(f.seconds)
+        elif k == "junk":
+            tws.send_garbage(f.variant, client_id=cid)
+        elif k == "lost":
+            self._lose(label)
+            self.timers.after(f.seconds, lambda: self._restore(label, f.variant == "1102"))
+        elif k == "kill":
+            child = self.child
+            if child is not None:
+                child.kill("killed")
+                self.timers.after(f.seconds, self._restart_after_kill)
+        elif k not in ("handshake_drop", "resubscribe_drop", "pacing", "unanswered", "bracket_drop"):
+            self.problems.append(f"{label}: {k} needs FaultProxy, which this soak runs without")
+
+    def _restart_after_kill(self) -> None:
+        child = self.child
+        if child is not None:
+            child.proc.wait(10)
+            child.reap()
+        self._start_child()
+
+    # -- the run -------------------------------------------------------------------------
+
+    def run(self) -> RunRecord:
+        cfg = self.cfg
+        began = time.monotonic()
+        market = SoakMarket(cfg.seed, self.planted, trades_per_minute=cfg.trades_per_minute)
+        with FakeTWS(start=cfg.start, speed=cfg.speed_at(cfg.start), seed=cfg.seed, scenarios={"NQ": market}) as tws:
+            self.tws = tws
+            self._port = tws.port
+            try:
+                self._main(tws)
+            finally:
+                for child in self.children:
+                    if child.alive:
+                        child.kill("stopped")
+                        child.proc.wait(10)
+                    child.reap()
+            record = self._collect(tws, time.monotonic() - began)
+        return record
+
+    def _main(self, tws: FakeTWS) -> None:
+        cfg = self.cfg
+        self.say(f"soak: {cfg.days:g} simulated days from {cfg.start:%Y-%m-%d %H:%M} UTC, seed {cfg.seed}, "
+                 f"{cfg.speed:g}x ({cfg.closed_speed:g}x while CME is closed); {len(self.planted)} planted setups, "
+                 f"{len(self.calendar)} calendar events, {len(self.faults)} faults; work dir {self._dir}")
+        tws.set_speed(0)  # hold the market until the engine is up
+        first = self._start_child()
+        if first.wait_event("started", timeout=cfg.start_timeout) is None:
+            self.problems.append(f"the engine did not start within {cfg.start_timeout:g} s (see {first.log_path})")
+            return
+        first.rss_start_kb = rss_kb(first.pid)
+        tws.set_speed(cfg.speed_at(tws.clock.now()))
+        actions: list[tuple[dt.datetime, int, Callable[[], None]]] = []
+        for e in self.calendar:
+            actions.append((e.at, 1, lambda e=e: self._calendar(e)))  # type: ignore[misc]
+            if e.until is not None and e.until < cfg.end:
+                actions.append((e.until, 1, lambda e=e: self._weekend_over(e)))  # type: ignore[misc]
+        for f in self.faults:
+            actions.append((f.at, 2, lambda f=f: self._fault(f)))  # type: ignore[misc]
+        for moment, speed in cfg.speed_changes():
+            actions.append((moment, 0, lambda s=speed: tws.set_speed(s)))  # type: ignore[misc]
+        days_said = 0
+        for moment, _, action in sorted(actions, key=lambda a: (a[0], a[1])):
+            self._wait_until(moment)
+            action()
+            day = int((moment - cfg.start).total_seconds() // 86_400)
+            if day > days_said:
+                days_said = day
+                self.say(f"  day {day}: {moment:%Y-%m-%d %H:%M} UTC, {len(self.applied)} events applied, "
+                         f"engine process {self.child.number if self.child else 0}")
+        self._wait_until(cfg.end)
+        self._finish(tws)
+
+    def _finish(self, tws: FakeTWS) -> None:
+        """Heal everything, stop the clock, sync the engine, stop it cleanly."""
+        cfg = self.cfg
+        self.timers.run_due(everything=True)
+        for holder in list(self._lost):
+            self._restore(holder, True)
+        tws.wait_until(lambda t: t.listening, timeout=30)
+        self._watch_child()
+        child = self.child
+        assert child is not None
+        if child.wait_event("started", timeout=cfg.start_timeout) is None:
+            self.problems.append(f"engine process {child.number} did not start again before the end")
+        deadline = time.monotonic() + cfg.settle_seconds  # the market runs on a little: the last recovery
+        while time.monotonic() < deadline:
+            self._watch_child()
+            time.sleep(0.05)
+        tws.set_speed(0)
+        child = self.child
+        assert child is not None
+        mark = len(child.events)
+        if not child.send("sync") or child.wait_event("synced", after=mark, timeout=60) is None:
+            self.problems.append(f"engine process {child.number} did not confirm its final sync")
+        child.rss_end_kb = rss_kb(child.pid)
+        code = child.terminate()
+        if code not in (0, None):
+            self.problems.append(f"engine process {child.number} stopped with code {code}")
+
+    def _collect(self, tws: FakeTWS, wall: float) -> RunRecord:
+        never = tws.disarm()
+        fired = tws.fired_faults
+        for a in self.applied:
+            if a.armed is not None:
+                a.fired = next((x for x in fired if x.fault is a.armed), None)
+        lives = [ChildLife(c.number, c.pid, c.started_ns, c.ended_ns, c.proc.returncode, c.expected_exit,
+                           c.rss_start_kb, c.rss_end_kb, list(c.events), str(c.log_path), c.log_tail())
+                 for c in self.children]
+        return RunRecord(
+            config=self.cfg, planted=self.planted, calendar=self.calendar, faults=self.faults,
+            applied=self.applied, children=lives, connections=tws.connections, never_fired=never,
+            sim_start=self.cfg.start, sim_end=tws.clock.now(), wall_seconds=wall, store_path=self.store_path,
+            sent=tws.sent_ticks(client_id=self.cfg.client_id), orders=tws.orders, executions=tws.executions,
+            positions=tws.positions, problems=self.problems)
+
+    def cleanup(self) -> None:
+        if not self.cfg.keep and self.cfg.work_dir is None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def run_soak(config: SoakConfig, say: Callable[[str], None] = lambda _: None) -> tuple[RunRecord, Soak]:
+    """Run the soak; the caller reads the store (``record.store_path``) and then calls
+    ``soak.cleanup()`` to remove the work directory (kept with ``keep``)."""
+    soak = Soak(config, say)
+    return soak.run(), soak
