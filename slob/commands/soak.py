@@ -66,9 +66,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--start", type=when, default=None,
                    help="simulated start, ISO (default 2025-03-03T00:00Z, a Monday; 30 days include the NQ roll "
                         "and both daylight-saving changes)")
-    p.add_argument("--faults-per-day", type=_at_least_zero, default=4.0,
-                   help="random faults per simulated day, as many as fit 4 real seconds apart (default 4; 0 = "
-                        "the calendar only)")
+    p.add_argument("--faults-per-day", type=_at_least_zero, default=6.0,
+                   help="random faults per simulated day, as many as fit --fault-spacing real seconds apart and "
+                        "away from the calendar's events (default 6; 0 = the calendar only)")
+    p.add_argument("--fault-spacing", type=_positive, default=3.0,
+                   help="real seconds kept free after each fault and around calendar events (default 3)")
     p.add_argument("--fault-kinds", type=_kinds, default=None, metavar="KIND,...",
                    help="only these fault kinds (default all that can run here; see docs/soak.md)")
     p.add_argument("--no-kill", action="store_true", help="never kill -9 the engine")
@@ -109,7 +111,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         days=args.days, seed=args.seed, speed=args.speed, closed_speed=args.closed_speed or 10 * args.speed,
         start=args.start or DEFAULT_START, trades_per_minute=args.trades_per_minute,
         plant_probability=args.plant_probability,
-        faults=FaultConfig(per_day=args.faults_per_day, kinds=args.fault_kinds, kill=not args.no_kill, proxy=proxy),
+        faults=FaultConfig(per_day=args.faults_per_day, kinds=args.fault_kinds, kill=not args.no_kill, proxy=proxy,
+                           spacing_seconds=args.fault_spacing),
         work_dir=args.work_dir, keep=args.keep, ib_options=tuple(args.ib), child_log_level=args.engine_log_level,
     )
 

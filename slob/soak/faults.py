@@ -19,6 +19,7 @@ there (``FaultConfig.proxy``).
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import random
 from dataclasses import dataclass, field
@@ -132,13 +133,13 @@ class FaultConfig:
     fault's recovery is measured before the next one starts. ``proxy``: FaultProxy is
     in the path (its kinds can be drawn). ``kill``: kill -9 may be drawn."""
 
-    per_day: float = 4.0
+    per_day: float = 6.0
     weights: Mapping[str, float] = field(default_factory=lambda: dict(_DEFAULT_WEIGHTS))
     kinds: tuple[str, ...] | None = None
     stall_seconds: tuple[float, float] = (0.5, 3.0)
     kill_down_seconds: tuple[float, float] = (0.1, 1.5)
     lost_seconds: tuple[float, float] = (0.2, 1.5)
-    spacing_seconds: float = 4.0
+    spacing_seconds: float = 3.0
     proxy: bool = False
     kill: bool = True
 
@@ -181,24 +182,53 @@ def schedule_faults(start: dt.datetime, end: dt.datetime, seed: int, *, config: 
     if not kinds or wanted <= 0 or span <= 0:
         return []
     weights = [cfg.weights.get(k, 0.0) for k in kinds]
-    busy = [t for e in calendar for t in _busy(e)]
+    busy = sorted(t for e in calendar for t in _busy(e))
 
-    def room(t: dt.datetime) -> dt.timedelta:
-        return dt.timedelta(seconds=cfg.spacing_seconds * speed_at(t))
+    memo: dict[dt.datetime, dt.datetime] = {}
 
+    def after(t: dt.datetime) -> dt.datetime:
+        if t not in memo:
+            memo[t] = _after(t, cfg.spacing_seconds, speed_at)
+        return memo[t]
+
+    def near(t: dt.datetime, b: dt.datetime) -> bool:
+        return t < after(b) if t >= b else after(t) > b
+
+    def clash_at(t: dt.datetime) -> dt.datetime | None:
+        i = bisect.bisect_left(busy, t)
+        return next((b for b in busy[max(0, i - 2):i + 2] if near(t, b)), None)
+
+    # A renewal process: after each fault (and the start) comes a dead time of
+    # ``spacing_seconds`` of real time, then an exponential wait that makes the mean gap a
+    # day / per_day when it fits.
+    mean = 86_400 / cfg.per_day
     moments: list[dt.datetime] = []
-    for _ in range(wanted * 50):
-        if len(moments) >= wanted:
+    t = start
+    while len(moments) < wanted:
+        dead = after(t)
+        wait = max(0.0, mean - (dead - t).total_seconds())
+        t = dead + dt.timedelta(seconds=int(rng.expovariate(1 / wait)) if wait > 0 else 0)
+        clash = clash_at(t)
+        while clash is not None:  # past the calendar event, with room on its far side
+            t = after(max(t, clash))
+            clash = clash_at(t)
+        if after(t) > end:
             break
-        t = start + dt.timedelta(seconds=int(rng.random() * span))
-        gap = room(t)
-        if t - start < gap or end - t < gap:
-            continue
-        if any(abs(t - other) < max(gap, room(other)) for other in moments + busy):
-            continue
         moments.append(t)
     moments.sort()
     return [_draw(rng, i + 1, rng.choices(kinds, weights)[0], t, cfg) for i, t in enumerate(moments)]
+
+
+def _after(t: dt.datetime, real_seconds: float, speed_at: Callable[[dt.datetime], float]) -> dt.datetime:
+    """The simulated moment ``real_seconds`` of real time after ``t``, with the clock at
+    ``speed_at`` (integrated in steps of at most a simulated minute)."""
+    left = real_seconds
+    while left > 1e-9:
+        speed = speed_at(t)
+        step = min(60.0, left * speed)
+        t += dt.timedelta(seconds=step)
+        left -= step / speed
+    return t
 
 
 def _draw(rng: random.Random, fault_id: int, kind: str, at: dt.datetime, cfg: FaultConfig) -> Fault:

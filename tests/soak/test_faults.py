@@ -30,7 +30,7 @@ def test_same_seed_same_schedule_other_seed_other_schedule() -> None:
 
 def test_a_month_draws_every_kind_without_the_proxy_kinds() -> None:
     faults = schedule_faults(MONDAY, MONTH, 3, speed_at=_speed)
-    assert 60 < len(faults) <= 120  # as many of 4 a day as fit 4 real seconds apart
+    assert 120 < len(faults) <= 180  # as many of 6 a day as fit 3 real seconds apart
     assert {f.kind for f in faults} == set(FAULT_KINDS) - PROXY_KINDS
     with_proxy = schedule_faults(MONDAY, MONTH, 3, config=FaultConfig(proxy=True), speed_at=_speed)
     assert {f.kind for f in with_proxy} == set(FAULT_KINDS)
