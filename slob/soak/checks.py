@@ -328,14 +328,17 @@ def compare_store_with_tws(stored_orders: Sequence[StoredOrder], stored_fills: S
 @dataclass(frozen=True, slots=True)
 class RecoveryInput:
     """One fault or calendar event as the runner saw it: ``start_ns`` (monotonic) when it
-    took effect (an armed fault: when it fired; None: it never did), simulated
-    ``sim_at``, and whether CME was open then."""
+    took effect (None: an armed fault that never met its request), simulated ``sim_at``,
+    and whether CME was open then. An armed fault starts at its trigger (or, without one,
+    when it fired) and ``after_ns`` is when it fired: the feed has recovered at the first
+    tick after both."""
 
     label: str
     kind: str
     start_ns: int | None
     sim_at: dt.datetime
     market_open: bool
+    after_ns: int | None = None  # recovery counts from a tick after this too (an armed fault's firing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,8 +364,9 @@ def recoveries(events: Sequence[RecoveryInput], received_ns: Sequence[int], read
             out.append(FaultRecovery(e.label, e.kind, False, True, None, ""))
             continue
         start = e.start_ns
-        tick = _first_after(received_ns, start)
-        ready = _first_after(ready_ns, start)
+        effect = max(start, e.after_ns or start)
+        tick = _first_after(received_ns, effect)
+        ready = _first_after(ready_ns, effect)
         if e.market_open and tick is not None:
             done, by = tick, "tick"
         elif not e.market_open and ready is not None:

@@ -69,11 +69,17 @@ def _iso(t: dt.datetime | None) -> str | None:
     return None if t is None else t.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-def _start(a: Applied) -> tuple[int | None, dt.datetime | None]:
-    """When an applied event took effect: an armed fault when it fired (None: never)."""
-    if a.armed is not None:
-        return (a.fired.monotonic_ns, a.fired.at) if a.fired is not None else (None, None)
-    return a.mono_ns, a.sim_at
+def _start(a: Applied) -> tuple[int | None, dt.datetime | None, int | None]:
+    """When an applied event took effect (monotonic, simulated) and when its armed fault
+    fired: a triggered fault starts at its trigger, a bracket fault when it fired; one
+    that never fired has no start."""
+    if a.armed is None:
+        return a.mono_ns, a.sim_at, None
+    if a.fired is None:
+        return None, None, None
+    if "triggered by" in a.note:
+        return a.mono_ns, a.sim_at, a.fired.monotonic_ns
+    return a.fired.monotonic_ns, a.fired.at, a.fired.monotonic_ns
 
 
 def build_report(record: RunRecord, store: StoreData) -> dict[str, Any]:
@@ -87,13 +93,13 @@ def build_report(record: RunRecord, store: StoreData) -> dict[str, Any]:
     mine = [c for c in record.connections if c.client_id == cfg.client_id]
     inputs, outages = [], []
     for a in record.applied:
-        start_ns, sim = _start(a)
+        start_ns, sim, fired_ns = _start(a)
         if a.kind != "unplanned_exit":
             inputs.append(RecoveryInput(a.label, a.kind, start_ns, sim or a.sim_at,
-                                        is_cme_open(sim or a.sim_at)))
+                                        is_cme_open(sim or a.sim_at), fired_ns))
         if start_ns is None or sim is None:
             continue
-        i = _first_index_after(received, start_ns)
+        i = _first_index_after(received, max(start_ns, fired_ns or start_ns))
         end = ticks_by_received[i].timestamp if i is not None else record.sim_end
         back_ns = received[i] if i is not None else 2**62
         if a.until is not None:
@@ -103,8 +109,10 @@ def build_report(record: RunRecord, store: StoreData) -> dict[str, Any]:
     recovered = recoveries(inputs, received, ready, unplanned, end_ns or 2**62)
     by_label = {r.label: r for r in recovered}
 
-    tick_account = account_ticks(record.sent, store.ticks, store.gaps, store.rolls)
     gap_verdicts = explain_gaps(store.gaps, outages, run=(record.sim_start, record.sim_end))
+    # a gap in the wrong clock (inverted, or outside the run) explains no lost tick
+    tick_account = account_ticks(record.sent, store.ticks, [v.gap for v in gap_verdicts if not v.problem],
+                                 store.rolls)
     orders = account_orders(record.orders, record.positions, record.executions, cfg.client_id)
     diffs = compare_store_with_tws(store.orders, store.fills, record.orders, record.executions, record.positions,
                                    cfg.client_id)
