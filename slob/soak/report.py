@@ -154,6 +154,11 @@ def build_report(record: RunRecord, store: StoreData) -> dict[str, Any]:
         row["survived"] += r.fired and r.survived
         if r.seconds is not None:
             row["recovery"].append(r.seconds)
+    for a in record.applied:
+        if a.kind == "unplanned_exit":  # listed with the events; nothing to recover from
+            row = faults_by_kind.setdefault(a.kind, {"count": 0, "fired": 0, "survived": 0, "recovery": []})
+            row["count"] += 1
+            row["fired"] += 1
     for row in faults_by_kind.values():
         seconds = row.pop("recovery")
         row["recovery_p50_s"], row["recovery_max_s"] = percentile(seconds, 0.5), (max(seconds) if seconds else None)
