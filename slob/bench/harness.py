@@ -205,6 +205,10 @@ def _figures(kind: str, n: int, rate: float | None, info: dict[str, Any], stats:
     if stats.get("stream_end_ns") and stats.get("stream_start_ns") and sent:
         span = (stats["stream_end_ns"] - stats["stream_start_ns"]) / 1e9
         out["feed_send_rate"] = round(sent / span) if span > 0 else None
+        if out["ticks_per_s"] is None and delivered == sent and span > 0:
+            # Everything arrived in one read (a small run, a descheduled sink): no delivery
+            # span to time, so the rate is bounded by how fast the feed sent it.
+            out["ticks_per_s"] = out["feed_send_rate"]
     if rate is not None:
         out["rate"] = rate
         out["fell_behind"] = bool(out["ticks_per_s"] and out["ticks_per_s"] < 0.95 * rate)

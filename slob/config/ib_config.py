@@ -41,6 +41,17 @@ class IBConfig:
     request_timeout_seconds: float = 15.0
     max_messages_per_second: int = 45
     bridge_high_water: int = 100_000
+    #: Liveness: after this long with nothing received, TWS is asked the time...
+    liveness_idle_seconds: float = 10.0
+    #: ...and no answer within this long counts as a drop.
+    liveness_timeout_seconds: float = 10.0
+    #: A frame announced but still incomplete after this long counts as a drop.
+    frame_timeout_seconds: float = 10.0
+    #: Consecutive sessions ending in unreadable data tolerated before giving up (PeerNotTWS).
+    max_junk_sessions: int = 2
+    #: A recovered session counts as healthy (the attempt count starts again) after its first
+    #: tick, or after streaming this long without one (a closed market).
+    healthy_after_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -65,7 +76,10 @@ class IBConfig:
             raise ConfigError("reconnect delays must be >= 0 with max_reconnect_delay_seconds >= reconnect_delay_seconds")
         if not 0 <= self.roll_days_before_expiry <= 60:
             raise ConfigError(f"roll_days_before_expiry {self.roll_days_before_expiry} is outside 0..60")
-        for name in ("connect_timeout_seconds", "request_timeout_seconds"):
+        if self.max_junk_sessions < 0:
+            raise ConfigError("max_junk_sessions must be >= 0")
+        for name in ("connect_timeout_seconds", "request_timeout_seconds", "liveness_idle_seconds",
+                     "liveness_timeout_seconds", "frame_timeout_seconds", "healthy_after_seconds"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{name} {getattr(self, name)} must be positive")
         if not 1 <= self.max_messages_per_second <= 50:

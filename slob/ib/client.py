@@ -101,6 +101,11 @@ class ConnectionClosed:
     error: BaseException | None
     by_client: bool
 
+    @property
+    def junk(self) -> bool:
+        """The peer sent bytes that are not the TWS protocol (the stream lost its framing)."""
+        return isinstance(self.error, wire.WireError)
+
 
 @dataclass(eq=False)
 class Subscription:
@@ -178,7 +183,10 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         self._reader: threading.Thread | None = None
         self._sock: socket.socket | None = None
         self._closing = False
+        self._abort_cause = ""
         self._frame_ns = 0
+        #: monotonic ns since which the reader holds an incomplete frame (0: none)
+        self.partial_since_ns = 0
 
     # -- connection ------------------------------------------------------------
 
@@ -243,6 +251,24 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
                 log.error("! reader thread did not stop within %.1f s", self.join_timeout)
         self.setConnState(EClient.DISCONNECTED)
 
+    def abort(self, cause: str) -> None:
+        """End the session from outside as a failure (not a clean close): a liveness probe
+        went unanswered, a frame stayed incomplete. The reader ends with ``cause``."""
+        if self.closed.done() or self._closing:
+            return
+        self._abort_cause = cause
+        sock = self._sock
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    @property
+    def last_received_ns(self) -> int:
+        """monotonic ns of the last bytes received (or of the session's start)."""
+        return self._frame_ns
+
     def isConnected(self) -> bool:  # noqa: N802
         return bool(self.connState == EClient.CONNECTED and self._sock is not None and not self.closed.done())
 
@@ -268,9 +294,10 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
             while True:
                 data = recv(1 << 16)
                 if not data:
-                    cause = "disconnected by this client" if self._closing else "TWS closed the connection"
+                    cause = ("disconnected by this client" if self._closing else self._abort_cause
+                             or "TWS closed the connection")
                     break
-                self._frame_ns = time.monotonic_ns()
+                self._frame_ns = now = time.monotonic_ns()
                 try:
                     payloads = feed(data)
                 except wire.WireError as exc:
@@ -278,11 +305,22 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
                         dispatch(payload)
                     flush()
                     raise
+                # An incomplete frame's age is what the liveness check watches: a peer that
+                # announces a frame and never completes it is as dead as a silent one.
+                if decoder.buffered:
+                    if not self.partial_since_ns or not payloads:
+                        self.partial_since_ns = self.partial_since_ns or now
+                    else:
+                        self.partial_since_ns = now  # a new frame began in this read
+                else:
+                    self.partial_since_ns = 0
                 dispatch_all(payloads)
                 flush()
         except OSError as exc:
             if self._closing:
                 cause = "disconnected by this client"
+            elif self._abort_cause:
+                cause = self._abort_cause
             else:
                 cause, error = f"socket error: {exc}", exc
         except wire.WireError as exc:
@@ -447,7 +485,15 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         """Register a request whose answer (rows then an END) completes the future."""
         pending = _Pending(concurrent.futures.Future(), what)
         self._pending[req_id] = pending
+        self._fail_if_closed(pending.future)
         return pending.future
+
+    def _fail_if_closed(self, future: concurrent.futures.Future[Any]) -> None:
+        """A request made after the reader ended gets no answer: fail it now rather than
+        leave the caller to time out."""
+        closed = self.closed
+        if closed.done() and not future.done():
+            future.set_exception(ConnectionLost(f"the session is closed ({closed.result().cause})"))
 
     def subscribe(self, sub: Subscription) -> None:
         self.subscriptions[sub.req_id] = sub
@@ -515,7 +561,9 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         """Ask TWS for its clock (Unix seconds); the future completes with the answer."""
         future: concurrent.futures.Future[int] = concurrent.futures.Future()
         self._time_waiters.append(future)
-        self.reqCurrentTime()
+        self._fail_if_closed(future)
+        if not future.done():
+            self.reqCurrentTime()
         return future
 
     def currentTime(self, time: int) -> None:  # noqa: N802

@@ -8,7 +8,9 @@ The exception tree (every error slob raises on purpose derives from :class:`Slob
     │   ├── TWSNotRunning        connection refused / timed out at host:port
     │   ├── ClientIdInUse        326: another session uses this client id
     │   └── HandshakeFailed      the peer is not a TWS, or speaks no common version
-    ├── ConnectionLost           the session died and reconnecting gave up
+    ├── ConnectionLost           the session died and reconnecting gave up (or not connected)
+    │   └── PeerNotTWS           repeated unreadable data: the peer is not a TWS
+    ├── RequestTimedOut          TWS did not answer a request in time
     ├── RequestFailed            TWS answered a request with an error (code, req_id)
     │   ├── ContractNotFound     200: no such contract
     │   └── MarketDataNotSubscribed   354/10089/10168/10186/10189: no data permission
@@ -35,7 +37,9 @@ __all__ = [
     "IbError",
     "LiveTradingRefused",
     "MarketDataNotSubscribed",
+    "PeerNotTWS",
     "RequestFailed",
+    "RequestTimedOut",
     "Severity",
     "SlobError",
     "TWSNotRunning",
@@ -179,6 +183,22 @@ class HandshakeFailed(ConnectError):
 
 class ConnectionLost(SlobError):
     """The API session ended and could not be re-established."""
+
+
+class PeerNotTWS(ConnectionLost):
+    """Session after session ended in bytes that are not the TWS API: the circuit breaker
+    tripped rather than reconnect forever to something that is not a TWS."""
+
+
+class RequestTimedOut(SlobError):
+    """TWS did not answer a request within the configured time."""
+
+    def __init__(self, what: str, seconds: float) -> None:
+        self.what, self.seconds = what, seconds
+        super().__init__(
+            f"TWS did not answer {what} within {seconds:g} s. TWS may be overloaded or pacing requests; "
+            "slob retries on the next session. Raise request_timeout_seconds if this repeats on a slow link."
+        )
 
 
 class RequestFailed(SlobError):

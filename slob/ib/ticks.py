@@ -27,7 +27,9 @@ from slob.model import Quote, Tick, new_tick
 __all__ = [
     "ContractRef",
     "LastTradeMerger",
+    "REPLAYED",
     "Rejection",
+    "ReplayGuard",
     "check_price",
     "check_size",
     "quote",
@@ -70,6 +72,31 @@ class Rejection:
 
 
 Converted = Union[Tick, Rejection]
+
+#: The rejection reason of a trade a new market-data request sent again (see ReplayGuard).
+REPLAYED = "replayed"
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayGuard:
+    """What had been delivered for a symbol when a new market-data request was sent: the
+    newest exchange second and the (price, size) of each trade delivered in it.
+
+    TWS answers ``reqMktData`` with the current LAST price, size and time -- the last trade,
+    sent again. That first trade is a replay when it is older than the newest second
+    delivered, or in that second with a (price, size) delivered in it (one delivered trade
+    excuses one replay). Otherwise it is a trade that happened during the outage and is
+    delivered. Only a request's *first* trade is ever judged: everything after it is new.
+    Pure.
+    """
+
+    second: dt.datetime
+    seen: tuple[tuple[float, float], ...]
+
+    def is_replay(self, tick: Tick) -> bool:
+        if tick.timestamp != self.second:
+            return tick.timestamp < self.second
+        return (tick.price, tick.size) in self.seen
 
 
 # The latest conversion, (seconds, datetime): ticks come many to a second, so most
@@ -183,11 +210,13 @@ class LastTradeMerger:
     trade at the same price") and the time half (LAST_TIMESTAMP), in either order.
     """
 
-    __slots__ = ("ref", "exchange", "_price", "_half", "_time", "_first_ns")
+    __slots__ = ("ref", "exchange", "guard", "_price", "_half", "_time", "_first_ns")
 
-    def __init__(self, ref: ContractRef, exchange: str = "") -> None:
+    def __init__(self, ref: ContractRef, exchange: str = "", *, guard: ReplayGuard | None = None) -> None:
         self.ref = ref
         self.exchange = exchange
+        #: Judges this request's first trade (then cleared): see ReplayGuard.
+        self.guard = guard
         self._price: float | None = None  # last known LAST price
         self._half: tuple[float, Decimal | float | int] | None = None
         self._time: int | None = None
@@ -229,4 +258,10 @@ class LastTradeMerger:
         (price, size), unix_s, received = self._half, self._time, self._first_ns
         self._half = self._time = None
         self._first_ns = 0
-        return trade(self.ref, unix_s, price, size, self.exchange, received)
+        record = trade(self.ref, unix_s, price, size, self.exchange, received)
+        guard = self.guard
+        if guard is not None and type(record) is Tick:
+            self.guard = None
+            if guard.is_replay(record):
+                return Rejection(REPLAYED, f"first trade of a new request repeats one delivered: {record!r}")
+        return record

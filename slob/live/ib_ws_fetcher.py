@@ -10,17 +10,26 @@
 
 Behind it: an :class:`~slob.ib.client.IBClient` whose reader thread converts ticks and
 puts them in a :class:`~slob.ib.bridge.TickBridge`; :meth:`listen` drains the bridge in
-batches on the event loop. A supervisor task watches the session: when the socket dies
-it reconnects with exponential backoff and jitter, re-resolves contracts and resubscribes;
-TWS's own connectivity notices are handled as ../shared/DESIGN.md §5 says (1100 stale,
-1101 resubscribe, 1102 keep, farm notices logged). Every outage is recorded as a
-:class:`~slob.model.Gap`.
+batches on the event loop. The session's states and every transition between them live
+in one table (:mod:`slob.live.session_machine`), driven by one task
+(:class:`~slob.live.ib_supervisor.Supervisor`): any failure in any state -- a drop, junk,
+a time-out, an unanswered liveness probe, an exception of any type while reconnecting,
+resubscribing or reconciling -- is a counted attempt, followed by back-off and a new
+session. Only :meth:`disconnect` and a final :class:`~slob.ib.errors.ConnectionLost`
+(or :class:`~slob.ib.errors.PeerNotTWS`) end :meth:`listen`. Every outage is one
+:class:`~slob.model.Gap` in exchange time (:mod:`slob.live.outages`).
 
-Duplicates after a resubscription: IB does not replay trades on a new tick-by-tick
-request (numberOfTicks=0), but a trade can be in flight across the switch. A tick is
-recognised as a duplicate when it is older than the newest tick already delivered for
-the symbol, or has that same exchange second and a (price, size) already delivered in
-that second (see :class:`slob.live.dedupe.Deduplicator`).
+Duplicates, by construction (docs/reconnects.md states it in full). IB sends no history on
+a tick-by-tick request (``numberOfTicks=0``) and nothing twice on one request, so ticks can
+repeat only where two requests overlap. slob never lets them overlap for one contract:
+after a reconnect the old requests died with the old socket; after 1101 the old requests
+are cancelled and a REQ_CURRENT_TIME round trip (TWS answers in order) is awaited before
+the new ones are sent, so every trade reaches slob through exactly one request. A
+market-data request (``tick_source='market_data'``) does resend one trade: its first LAST
+is the current last trade. Its :class:`~slob.ib.ticks.ReplayGuard`, armed *before* the
+request is sent, drops it when it equals one already delivered (counted in
+``duplicates``). A roll overlaps two contracts by design; :class:`FeedSwitch` cuts them
+at one second (see its docstring).
 """
 
 from __future__ import annotations
@@ -30,15 +39,13 @@ import collections
 import concurrent.futures
 import datetime as dt
 import inspect
-import itertools
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 from ibapi.contract import Contract, ContractDetails
 from ibapi.order import Order
-from ibapi.order_cancel import OrderCancel
 
 from slob.config.ib_config import IBConfig
 from slob.ib import ticks
@@ -47,25 +54,26 @@ from slob.ib.client import ConnectionClosed, IBClient, Subscription, TwsMessage
 from slob.ib.errors import (
     Action,
     ClientIdInUse,
-    ConnectError,
     ConnectionLost,
     MarketDataNotSubscribed,
     RequestFailed,
+    RequestTimedOut,
     Severity,
     SlobError,
+    classify,
 )
-from slob.ib.handshake import open_session_async
 from slob.ib.version import ibapi_info
 from slob.live.backoff import backoff_delay
 from slob.live.callbacks import Callback, UserCallbacks
-from slob.live.dedupe import Deduplicator
 from slob.live.feed_switch import FeedSwitch, Route
 from slob.live.ib_contract_manager import ContractManager, Resolution
+from slob.live.ib_session import ClientFactory, IBSession
+from slob.live.ib_supervisor import Closed, Notice, Supervisor, SupervisorSettings
+from slob.live.session_machine import Event, State
 from slob.live.stats import percentile
 from slob.live.symbols import SymbolSpec, parse_symbol
 from slob.orders import CommissionReported, Execution, OpenOrder, OrderError, OrderUpdate, PositionReported
-from slob.model import ConnectionRestored, ContractRolled, Gap, Quote, Tick
-from slob.model import ConnectionLost as ConnectionLostEvent
+from slob.model import ContractRolled, Gap, Quote, Tick
 
 __all__ = ["IBWSFetcher"]
 
@@ -110,7 +118,7 @@ class IBWSFetcher(UserCallbacks):
         *,
         config: IBConfig | None = None,
         subscribe_confirm_seconds: float = 1.0,
-        client_factory: Callable[[Callable[[object], None], IBConfig], IBClient] | None = None,
+        client_factory: ClientFactory | None = None,
     ) -> None:
         """``client_factory`` replaces the socket for tests: called once per connection
         attempt with the sink (the tick bridge's ``put``) and the config, it returns an
@@ -125,8 +133,10 @@ class IBWSFetcher(UserCallbacks):
         self.on_order: Callback | None = None
         #: Receives ConnectionLost / ConnectionRestored / Gap events (sync or async).
         self.on_event: Callback | None = None
+        #: Awaited after every (re)connect and 1101 resubscription, before streaming resumes
+        #: (the engine reconciles its orders here). Raising counts as a failed attempt.
+        self.on_reconcile: Callable[[], Awaitable[None]] | None = None
         self.subscribe_confirm_seconds = subscribe_confirm_seconds
-        self._client_factory = client_factory
         #: How long the old contract may still deliver in-flight ticks after a roll switch.
         self.roll_grace_seconds = 2.0
         #: How long before a roll moment (exchange time) the next contract is requested.
@@ -135,57 +145,80 @@ class IBWSFetcher(UserCallbacks):
         self.roll_check_seconds = 5.0
         self.rolls = 0
         self._contracts = ContractManager(self._fetch_details, roll_days=self.config.roll_days_before_expiry,
-                                          clock=self._server_clock)
+                                          clock=lambda: self._session.server_clock())
         self._roll_watcher: asyncio.Task[None] | None = None
-        self._client: IBClient | None = None
+        self._session = IBSession(self.config, client_factory, on_start=self._session_started,
+                                  on_clock=lambda offset: self._supervisor.clock.server_offset(offset))
+        self._req_ids = self._session.req_ids
         self._bridge: TickBridge[object] | None = None
         self._feeds: dict[str, _Feed] = {}
-        self._req_ids = itertools.count(1000)
-        self._supervisor: asyncio.Task[None] | None = None
-        self._final_error: BaseException | None = None
+        self._supervisor = self._new_supervisor()
+        self._final_error: SlobError | None = None
         self._stopping = False
-        self._stale_since: dt.datetime | None = None
-        self._outage_start: dt.datetime | None = None
-        self._dedupe = Deduplicator()
+        self._guard_last: dict[str, tuple[dt.datetime, list[tuple[float, float]]]] = {}
         self._latency_us: collections.deque[float] = collections.deque(maxlen=20_000)
         self._last_tick_mono: float | None = None
-        self._server_offset = dt.timedelta(0)
         self._raised: set[int] = set()
-        self._totals: collections.Counter[str] = collections.Counter()
-        self._rejected: collections.Counter[str] = collections.Counter()
-        self.gaps: list[Gap] = []
-        self.reconnects = 0
         self.ticks = 0
         self.callback_errors = 0
         self.high_water_reports = 0
         self._ibapi_version = ""
 
+    def _new_supervisor(self) -> Supervisor:
+        cfg = self.config
+        settings = SupervisorSettings(
+            max_attempts=cfg.max_reconnect_attempts, max_junk_sessions=cfg.max_junk_sessions,
+            reconnect_delay=cfg.reconnect_delay_seconds, max_reconnect_delay=cfg.max_reconnect_delay_seconds,
+            liveness_idle=cfg.liveness_idle_seconds, liveness_timeout=cfg.liveness_timeout_seconds,
+            frame_timeout=cfg.frame_timeout_seconds, healthy_after=cfg.healthy_after_seconds,
+            where=f"{cfg.host}:{cfg.port}")
+        return Supervisor(_Port(self), settings)
+
     # -- public interface ----------------------------------------------------------
 
+    @property
+    def gaps(self) -> list[Gap]:
+        """Every outage so far, in exchange time (one Gap each)."""
+        return self._supervisor.gaps
+
+    @property
+    def reconnects(self) -> int:
+        return self._supervisor.reconnects
+
+    @property
+    def state(self) -> str:
+        """The session's state: idle, connecting, handshake, ready, resubscribing,
+        reconciling, streaming, stale, backoff, stopped or failed."""
+        return self._supervisor.state.value
+
     def is_connected(self) -> bool:
-        client = self._client
-        return client is not None and client.isConnected() and client.ready.done() and not client.ready.exception()
+        return self._session.is_connected()
+
+    @property
+    def _client(self) -> IBClient | None:
+        return self._session.client
 
     async def connect(self) -> None:
         """Open the session; returns once TWS has sent nextValidId and managedAccounts."""
-        if self._bridge is None:
+        if self._bridge is None or self._bridge.closed:
             self._bridge = TickBridge(high_water=self.config.bridge_high_water, on_high_water=self._high_water)
         self._stopping = False
         self._final_error = None
         self._ibapi_version = ibapi_info().version
+        if self._supervisor.machine.final:
+            self._supervisor = self._new_supervisor()
         attempt = 0
         while True:
             attempt += 1
             try:
-                await self._open()
+                await self._supervisor.connect()
                 break
             except ClientIdInUse:
                 # 326: TWS may hold the id for a while after an unclean exit; back off, retry.
                 if attempt >= max(1, self.config.client_id_retries):
                     raise ClientIdInUse(self.config.client_id, attempt) from None
                 await asyncio.sleep(self._backoff(attempt))
-        if self._supervisor is None or self._supervisor.done():
-            self._supervisor = asyncio.create_task(self._supervise(), name="slob-ib-supervisor")
+        self._supervisor.start()
         if self._roll_watcher is None or self._roll_watcher.done():
             self._roll_watcher = asyncio.create_task(self._roll_watch(), name="slob-roll-watch")
 
@@ -203,50 +236,33 @@ class IBWSFetcher(UserCallbacks):
 
     @property
     def accounts(self) -> list[str]:
-        client = self._client
-        return list(client.accounts) if client is not None else []
+        return self._session.accounts
 
     @property
     def next_valid_id(self) -> int:
         """TWS's next usable order id for this session (0 before connecting)."""
-        client = self._client
-        return client.next_order_id if client is not None else 0
+        return self._session.next_valid_id
+
+    def check_paper(self) -> None:
+        """Raise LiveTradingRefused if the login manages a non-paper account and live
+        trading was not enabled (every order is checked)."""
+        self._session.check_paper()
 
     async def place_order(self, order_id: int, contract: Contract, order: Order) -> None:
-        client = self._require_client()
-        client.track_order(order_id)
-        await self._paced(client)
-        client.placeOrder(order_id, contract, order)
+        await self._session.place_order(order_id, contract, order)
 
     async def cancel_order(self, order_id: int) -> None:
-        client = self._require_client()
-        await self._paced(client)
-        client.cancelOrder(order_id, OrderCancel())
+        await self._session.cancel_order(order_id)
 
     async def open_orders(self) -> list[OpenOrder]:
-        client = self._require_client()
-        await self._paced(client)
-        return await self._answer(client.request_open_orders())
+        return await self._session.open_orders()
 
     async def executions(self) -> list[Execution]:
         """Today's executions of this client (with their orderRef)."""
-        client = self._require_client()
-        await self._paced(client)
-        return await self._answer(client.request_executions(next(self._req_ids)))
+        return await self._session.executions()
 
     async def positions(self) -> list[PositionReported]:
-        client = self._require_client()
-        await self._paced(client)
-        return await self._answer(client.request_positions())
-
-    def _require_client(self) -> IBClient:
-        client = self._client
-        if client is None or not self.is_connected():
-            raise ConnectionLost("not connected to TWS; orders cannot be sent now")
-        return client
-
-    async def _answer(self, future: "concurrent.futures.Future[list[T]]") -> list[T]:
-        return await asyncio.wait_for(asyncio.wrap_future(future), self.config.request_timeout_seconds)
+        return await self._session.positions()
 
     async def server_time(self) -> dt.datetime:
         """TWS's clock (REQ_CURRENT_TIME), tz-aware UTC."""
@@ -267,8 +283,10 @@ class IBWSFetcher(UserCallbacks):
 
     async def listen(self) -> None:
         """Deliver ticks to ``on_tick`` until :meth:`disconnect`; raise ConnectionLost if
-        the session cannot be re-established."""
+        the session cannot be re-established. Nothing else leaves it."""
         bridge = self._require_bridge()
+        supervisor = self._supervisor
+        guarded = self.config.tick_source == "market_data"
         while True:
             try:
                 batch = await bridge.get()
@@ -290,6 +308,11 @@ class IBWSFetcher(UserCallbacks):
                     self.ticks += 1
                     if first_tick is None:
                         first_tick = item  # type: ignore[assignment]
+                        gap = supervisor.on_ticks(item.timestamp, time.monotonic())  # type: ignore[attr-defined]
+                        if gap is not None:
+                            await self._emit(gap)
+                    if guarded:
+                        self._remember(item)  # type: ignore[arg-type]
                     on_tick = self.on_tick
                     if on_tick is not None:
                         try:
@@ -305,7 +328,7 @@ class IBWSFetcher(UserCallbacks):
                 elif kind is TwsMessage:
                     await self._on_tws_message(item)  # type: ignore[arg-type]
                 elif kind is ConnectionClosed:
-                    pass  # the supervisor handles it; listen only delivers data
+                    pass  # the supervisor hears of it through the client's future
                 elif kind in _ORDER_RECORDS:
                     if self.on_order is not None:
                         await self._call(self.on_order, item)
@@ -326,9 +349,10 @@ class IBWSFetcher(UserCallbacks):
                 if feed.switch is not None:
                     for req in (feed.switch.current_req, feed.switch.incoming_req, feed.switch.retiring_req):
                         self._cancel_ticks(req)
-        tasks = [t for t in (self._supervisor, self._roll_watcher) if t is not None]
+        await self._supervisor.stop()
+        tasks = [t for t in (self._roll_watcher,) if t is not None]
         tasks += [f.roll_task for f in self._feeds.values() if f.roll_task is not None]
-        self._supervisor = self._roll_watcher = None
+        self._roll_watcher = None
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -339,23 +363,36 @@ class IBWSFetcher(UserCallbacks):
     def get_stats(self) -> dict[str, Any]:
         client = self._client
         lat = sorted(self._latency_us)
-        rejected = self._rejected + (client.rejected if client is not None else collections.Counter())
+        session = self._session
+        rejected = session.rejected + (client.rejected if client is not None else collections.Counter())
+        duplicates = rejected.pop(ticks.REPLAYED, 0)
         bridge = self._bridge
+        sup = self._supervisor
+        recovery = sorted(sup.recovery_seconds)
         return {
             "connected": self.is_connected(),
+            "state": sup.state.value,
             "server_version": client.serverVersion() if client is not None and client.isConnected() else None,
             "ibapi_version": self._ibapi_version,
             "client_id": self.config.client_id,
-            "messages_in": self._totals["messages_in"] + (client.messages_in if client else 0),
-            "messages_out": self._totals["messages_out"] + (client.messages_out if client else 0),
+            "messages_in": session.totals["messages_in"] + (client.messages_in if client else 0),
+            "messages_out": session.totals["messages_out"] + (client.messages_out if client else 0),
             "ticks": self.ticks,
             "rejected": sum(rejected.values()),
             "rejected_by_reason": dict(rejected),
-            "decode_errors": self._totals["decode_errors"] + (client.decode_errors if client else 0),
-            "duplicates": self._dedupe.duplicates,
-            "reconnects": self.reconnects,
-            "gaps": len(self.gaps),
-            "stale": self._stale_since is not None,
+            "decode_errors": session.totals["decode_errors"] + (client.decode_errors if client else 0),
+            "duplicates": duplicates,
+            "reconnects": sup.reconnects,
+            "failures": sup.machine.failures,
+            "attempts": sup.machine.attempts,
+            "outages": sup.outage.outages,
+            "gaps": len(sup.gaps),
+            "stale": sup.state is State.STALE,
+            "liveness_probes": sup.stats["liveness_probes"],
+            "liveness_timeouts": sup.stats["liveness_timeouts"],
+            "frame_timeouts": sup.stats["frame_timeouts"],
+            "recovery_p50_seconds": percentile(recovery, 0.50),
+            "recovery_max_seconds": recovery[-1] if recovery else None,
             "last_tick_age_seconds": None if self._last_tick_mono is None else time.monotonic() - self._last_tick_mono,
             "bridge_high_water": bridge.max_depth if bridge is not None else 0,
             "bridge_depth": len(bridge) if bridge is not None else 0,
@@ -367,132 +404,36 @@ class IBWSFetcher(UserCallbacks):
             "rolls": self.rolls,
         }
 
-    # -- session -------------------------------------------------------------------
+    # -- session (driven by the supervisor through _Port) ------------------------------
 
     def _require_bridge(self) -> TickBridge[object]:
         if self._bridge is None:
             raise SlobError("call connect() before subscribe() or listen()")
         return self._bridge
 
-    async def _open(self) -> None:
-        """One connection attempt: handshake, reader thread, wait until ready."""
-        cfg = self.config
-        bridge = self._require_bridge()
-        if self._client_factory is not None:
-            client = self._client_factory(bridge.put, cfg)  # in process: no socket, no reader thread
-        else:
-            session = await open_session_async(cfg.host, cfg.port, timeout=cfg.connect_timeout_seconds)
-            client = IBClient(bridge.put, batch_sink=bridge.put_batch,
-                              max_messages_per_second=cfg.max_messages_per_second)
-            client.start(session, cfg.client_id)
-        self._client = client
-        try:
-            await asyncio.wait_for(asyncio.wrap_future(client.ready), cfg.connect_timeout_seconds)
-        except asyncio.TimeoutError:
-            self._close_client()
-            raise ConnectError(
-                f"TWS at {cfg.host}:{cfg.port} accepted the connection but sent no nextValidId/managedAccounts "
-                f"within {cfg.connect_timeout_seconds:g} s; is TWS showing a dialog, or still starting?"
-            ) from None
-        except BaseException:
-            self._close_client()
-            raise
-        if cfg.account and cfg.account not in client.accounts:
-            accounts = ", ".join(client.accounts)
-            self._close_client()
-            raise ConnectError(f"account {cfg.account} is not managed by this login (it has {accounts}); "
-                               "set account to one of them")
-        await self._server_now(client)  # measures the clock offset
+    def _session_started(self, generation: int, client: IBClient) -> None:
+        self._supervisor.watch(generation, client.closed,  # type: ignore[arg-type]
+                               lambda c: Closed(generation, c.cause, c.junk, c.by_client))  # type: ignore[attr-defined]
 
     def _close_client(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            client.disconnect()
-            # keep the closed session's counts in the totals
-            self._totals["messages_in"] += client.messages_in
-            self._totals["messages_out"] += client.messages_out
-            self._totals["decode_errors"] += client.decode_errors
-            self._rejected.update(client.rejected)
+        self._session.close()
 
-    def _server_clock(self) -> dt.datetime:
-        """Local time corrected by TWS's clock offset (measured at connect)."""
-        return dt.datetime.now(_UTC) + self._server_offset
+    async def _give_up(self, exc: SlobError) -> None:
+        """The supervisor's final word: report ``exc``, then end listen() with it."""
+        self._final_error = exc
+        self._session.close()
+        await self._report(exc)
+        if self._bridge is not None:
+            self._bridge.close(str(exc))
 
-    async def _server_now(self, client: IBClient | None = None) -> dt.datetime:
-        client = client or self._client
-        assert client is not None
-        await self._paced(client)
-        seconds = await asyncio.wait_for(asyncio.wrap_future(client.request_current_time()),
-                                         self.config.request_timeout_seconds)
-        now = dt.datetime.fromtimestamp(seconds, _UTC)
-        self._server_offset = now - dt.datetime.now(_UTC)
-        return now
+    async def _server_now(self) -> dt.datetime:
+        return await self._session.server_now()
 
     async def _paced(self, client: IBClient) -> None:
-        delay = client.prepay()
-        if delay > 0:
-            await asyncio.sleep(delay)
-
-    async def _supervise(self) -> None:
-        while not self._stopping:
-            client = self._client
-            if client is None:
-                return
-            closed: ConnectionClosed = await asyncio.wrap_future(client.closed)
-            if self._stopping or closed.by_client:
-                return
-            start = dt.datetime.now(_UTC)
-            self._outage_start = self._outage_start or start
-            await self._emit(ConnectionLostEvent(start, closed.cause))
-            log.warning("! connection lost: %s; reconnecting", closed.cause)
-            try:
-                await self._reconnect(closed)
-            except BaseException as exc:
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-                self._final_error = exc
-                await self._report(exc)
-                if self._bridge is not None:
-                    self._bridge.close(str(exc))
-                return
-
-    async def _reconnect(self, closed: ConnectionClosed) -> None:
-        cfg = self.config
-        self._close_client()
-        attempt = 0
-        last: BaseException | None = closed.error
-        while attempt < cfg.max_reconnect_attempts:
-            attempt += 1
-            await asyncio.sleep(self._backoff(attempt))
-            try:
-                await self._open()
-            except (ConnectError, OSError, asyncio.TimeoutError) as exc:
-                last = exc
-                log.warning("! reconnect attempt %d/%d failed: %s", attempt, cfg.max_reconnect_attempts, exc)
-                continue
-            self.reconnects += 1
-            self._contracts.invalidate()  # details may have changed while away
-            await self._resubscribe_all()
-            await self._end_outage(closed.cause)
-            await self._emit(ConnectionRestored(dt.datetime.now(_UTC), closed.cause, data_lost=True))
-            return
-        if isinstance(last, ClientIdInUse):
-            raise ClientIdInUse(cfg.client_id, attempt) from last
-        raise ConnectionLost(
-            f"lost the connection to TWS at {cfg.host}:{cfg.port} ({closed.cause}) and {attempt} reconnect "
-            f"attempts failed{f' (last: {last})' if last else ''}. Check that TWS/Gateway is running; "
-            "raise max_reconnect_attempts to wait longer."
-        ) from last
+        await self._session.paced(client)
 
     def _backoff(self, attempt: int) -> float:
         return backoff_delay(attempt, self.config.reconnect_delay_seconds, self.config.max_reconnect_delay_seconds)
-
-    async def _end_outage(self, cause: str) -> None:
-        start, self._outage_start = self._outage_start, None
-        if start is not None:
-            gap = Gap(start, dt.datetime.now(_UTC), cause)
-            self.gaps.append(gap)
-            await self._emit(gap)
 
     # -- subscriptions -------------------------------------------------------------
 
@@ -508,8 +449,7 @@ class IBWSFetcher(UserCallbacks):
         await self._paced(client)
         client.reqContractDetails(req_id, query)
         try:
-            rows: list[ContractDetails] = await asyncio.wait_for(
-                asyncio.wrap_future(future), self.config.request_timeout_seconds)
+            rows: list[ContractDetails] = await self._session.answer(future, f"the contract details of {root}")
         except RequestFailed:
             self._raised.add(req_id)  # raised to the caller; listen() need not report it again
             raise
@@ -525,7 +465,6 @@ class IBWSFetcher(UserCallbacks):
         feed.resolution = res
         feed.switch = FeedSwitch(feed.symbol, res.contract.local_symbol, req_id)
         feed.failed = None
-        self._dedupe.resubscribed(feed.symbol)
 
     async def _request_ticks(self, feed: _Feed, res: Resolution, req_id: int) -> None:
         """Register the subscription with the reader, send the request, and wait briefly for
@@ -539,7 +478,11 @@ class IBWSFetcher(UserCallbacks):
         source = self.config.tick_source
         sub = Subscription(req_id, ref, source, delayed=delayed)
         if source == "market_data":
-            sub.merger = ticks.LastTradeMerger(ref, contract.exchange)
+            # Armed before the request goes out: the request's first trade is TWS's last
+            # trade, a replay when it is one already delivered.
+            seen = self._guard_last.get(feed.symbol)
+            guard = ticks.ReplayGuard(seen[0], tuple(seen[1])) if seen is not None else None
+            sub.merger = ticks.LastTradeMerger(ref, contract.exchange, guard=guard)
         client.subscribe(sub)
         if source == "market_data":
             if delayed:
@@ -564,33 +507,56 @@ class IBWSFetcher(UserCallbacks):
                                               f"{feed.spec.text} ({contract.localSymbol})") from None
             raise
 
-    def _cancel_ticks(self, req_id: int) -> None:
+    def _remember(self, tick: Tick) -> None:
+        """market_data only: the newest delivered second and its trades, for ReplayGuards."""
+        seen = self._guard_last.get(tick.symbol)
+        if seen is None or tick.timestamp > seen[0]:
+            self._guard_last[tick.symbol] = (tick.timestamp, [(tick.price, tick.size)])
+        elif tick.timestamp == seen[0]:
+            seen[1].append((tick.price, tick.size))
+
+    def _cancel_ticks(self, req_id: int, *, forget: bool = True) -> None:
         client = self._client
-        if client is None or not req_id or client.unsubscribe(req_id) is None:
+        if client is None or not req_id:
+            return
+        if forget and client.unsubscribe(req_id) is None:
             return
         if self.config.tick_source == "market_data":
             client.cancelMktData(req_id)
         else:
             client.cancelTickByTickData(req_id)
 
-    async def _resubscribe_all(self) -> None:
-        for feed in list(self._feeds.values()):
+    async def _resubscribe_all(self, same_session: bool) -> None:
+        """Every feed again: after a reconnect (the old requests died with the old socket),
+        or on the same session after 1101 -- then the old requests are cancelled first and
+        a REQ_CURRENT_TIME round trip awaited, so whatever they still had in flight has
+        arrived (TWS answers in order) before the new requests exist: the two never
+        overlap, no trade comes twice. A request TWS refuses for good (200, 354...) marks
+        its feed failed and is reported; anything else (a time-out, pacing, a drop) fails
+        the attempt."""
+        feeds = list(self._feeds.values())
+        client = self._client
+        if same_session and client is not None:
+            old = [req for f in feeds if f.switch is not None
+                   for req in (f.switch.current_req, f.switch.incoming_req, f.switch.retiring_req) if req]
+            for req in old:
+                await self._paced(client)
+                self._cancel_ticks(req, forget=False)
+            await self._server_now()
+            for req in old:
+                client.unsubscribe(req)
+        for feed in feeds:
+            if feed.roll_task is not None:
+                feed.roll_task.cancel()
+                feed.roll_task = None
+            feed.next_resolution = None
             try:
                 await self._start_feed(feed)
             except RequestFailed as exc:
+                if classify(exc.code).action is Action.BACK_OFF:
+                    raise
                 feed.failed = exc
                 await self._report(exc)
-
-    async def _resubscribe_after_data_loss(self) -> None:
-        client = self._client
-        if client is None:
-            return
-        for feed in self._feeds.values():
-            if feed.switch is not None:
-                for req in (feed.switch.current_req, feed.switch.incoming_req, feed.switch.retiring_req):
-                    if req:
-                        client.unsubscribe(req)
-        await self._resubscribe_all()
 
     # -- rolling -----------------------------------------------------------------------
 
@@ -627,7 +593,7 @@ class IBWSFetcher(UserCallbacks):
             feed.next_resolution = nxt
             try:
                 await self._request_ticks(feed, nxt, req_id)
-            except (RequestFailed, ConnectionLost, asyncio.TimeoutError) as exc:
+            except (RequestFailed, ConnectionLost, RequestTimedOut) as exc:
                 switch.abandon()
                 feed.next_resolution = None
                 await self._report(SlobError(f"could not roll {feed.symbol} to {nxt.contract.local_symbol}: {exc}"))
@@ -662,8 +628,8 @@ class IBWSFetcher(UserCallbacks):
                 continue
             try:
                 now = await self._server_now()
-            except (ConnectionLost, asyncio.TimeoutError):
-                continue
+            except (ConnectionLost, RequestTimedOut):
+                continue  # the supervisor deals with a session that does not answer
             for feed in due:
                 if self._roll_due(feed, now):
                     self._start_roll(feed)
@@ -683,30 +649,23 @@ class IBWSFetcher(UserCallbacks):
             feed.failed = exc
             await self._report(exc)
             return
+        text = f"IB {code}: {msg.text}"
         if action is Action.MARK_STALE:
-            self._stale_since = self._stale_since or msg.time
-            self._outage_start = self._outage_start or msg.time
-            await self._emit(ConnectionLostEvent(msg.time, f"IB {code}: {msg.text}"))
+            self._supervisor.notice(Notice(Event.IB_LOST, code, text))
         elif action is Action.RESUBSCRIBE:
             if code == 10182 and feed is None:
-                return
-            self._stale_since = None
-            await self._resubscribe_after_data_loss()
-            await self._end_outage(f"IB {code}: {msg.text}")
-            await self._emit(ConnectionRestored(msg.time, f"IB {code}", data_lost=True))
+                return  # a request of a session already replaced
+            self._supervisor.notice(Notice(Event.DATA_LOST, code, text))
         elif action is Action.KEEP:
-            self._stale_since = None
-            await self._end_outage(f"IB 1100..1102: {msg.text}")
-            await self._emit(ConnectionRestored(msg.time, f"IB {code}", data_lost=False))
+            self._supervisor.notice(Notice(Event.IB_RESTORED, code, text))
         elif msg.severity in (Severity.ERROR, Severity.FATAL) and code not in (326,):
             await self._report(RequestFailed(code, msg.req_id, msg.text))
 
     # -- delivery -------------------------------------------------------------------
 
     def _admit(self, tick: Tick) -> int:
-        """Route and de-duplicate one tick: ``_DELIVER`` if it goes to ``on_tick``, plus
-        ``_SWITCHED`` if it made the next contract current (await :meth:`_switched` first)."""
-        flags = 0
+        """Route one tick: ``_DELIVER`` if it goes to ``on_tick``, plus ``_SWITCHED`` if it
+        made the next contract current (await :meth:`_switched` first)."""
         feed = self._feeds.get(tick.symbol)
         if feed is not None and feed.switch is not None:
             route = feed.switch.route(tick)
@@ -716,12 +675,10 @@ class IBWSFetcher(UserCallbacks):
                 if route is Route.RETIRE:
                     self._retire(feed)
                     return 0
-                flags = _SWITCHED
-            elif self._roll_due(feed, tick.timestamp):
+                return _DELIVER | _SWITCHED
+            if self._roll_due(feed, tick.timestamp):
                 self._start_roll(feed)  # this tick still belongs to the old contract
-        if self._dedupe.accept(tick):
-            flags |= _DELIVER
-        return flags
+        return _DELIVER
 
     def _high_water(self, depth: int) -> None:
         """Reader thread: the consumer is falling behind. Reported, nothing dropped."""
@@ -734,9 +691,67 @@ class IBWSFetcher(UserCallbacks):
                                   dt.datetime.now(_UTC), Severity.WARNING, Action.NONE))
 
 
+class _Port:
+    """The session as the supervisor drives it (:class:`~slob.live.ib_supervisor.SessionPort`)."""
+
+    def __init__(self, fetcher: IBWSFetcher) -> None:
+        self._f = fetcher
+
+    @property
+    def generation(self) -> int:
+        return self._f._session.generation
+
+    async def handshake(self) -> None:
+        await self._f._session.handshake()
+
+    async def start_api(self) -> None:
+        bridge = self._f._require_bridge()
+        await self._f._session.start_api(bridge.put, bridge.put_batch)
+
+    async def resubscribe(self, same_session: bool) -> None:
+        f = self._f
+        f._contracts.invalidate()  # details may have changed while away
+        await f._resubscribe_all(same_session)
+
+    async def reconcile(self) -> None:
+        hook = self._f.on_reconcile
+        if hook is not None:
+            await hook()
+
+    async def ping(self) -> None:
+        await self._f._server_now()
+
+    def close_session(self) -> None:
+        self._f._close_client()
+
+    def abort_session(self, cause: str) -> None:
+        client = self._f._client
+        if client is not None:
+            client.abort(cause)
+
+    def received_age(self) -> float | None:
+        client = self._f._client
+        if client is None or not client.isConnected():
+            return None
+        return (time.monotonic_ns() - client.last_received_ns) / 1e9
+
+    def partial_frame_age(self) -> float | None:
+        client = self._f._client
+        since = client.partial_since_ns if client is not None else 0
+        return (time.monotonic_ns() - since) / 1e9 if since else None
+
+    async def emit(self, event: object) -> None:
+        await self._f._emit(event)
+
+    async def report(self, exc: BaseException) -> None:
+        await self._f._report(exc)
+
+    async def give_up(self, exc: SlobError) -> None:
+        await self._f._give_up(exc)
+
+
 def _subscription_error(msg: TwsMessage, feed: _Feed) -> RequestFailed:
     what = f"{feed.spec.text} ({feed.switch.current})" if feed.switch else feed.spec.text
     if msg.code in (354, 10089, 10168, 10186, 10189):
         return MarketDataNotSubscribed(msg.code, msg.req_id, msg.text, what)
     return RequestFailed(msg.code, msg.req_id, msg.text)
-

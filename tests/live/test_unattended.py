@@ -1,0 +1,166 @@
+"""Unattended operation (issue 13): faults at the moments the real world picks, end to end.
+
+IBWSFetcher with IB's client over loopback, against FakeTWS (directly, or through
+slob.testing.FaultProxy for faults at exact protocol moments) and against peers that are
+not a TWS (tests/support/raw_peer.py). Whatever happens, listen() either goes on or ends
+with one SlobError; it never hangs and never loops without end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+import pytest
+from support.raw_peer import AFTER_READY, BEFORE_READY, RawPeer
+from support.recorder import Recorder
+
+from slob.config.ib_config import IBConfig
+from slob.ib.errors import ConnectionLost, LiveTradingRefused, PeerNotTWS, SlobError
+from slob.live import IBWSFetcher
+from slob.model import Gap
+from slob.testing import FakeTWS, ScriptedScenario
+
+FAST = dict(reconnect_delay_seconds=0.05, max_reconnect_delay_seconds=0.2, connect_timeout_seconds=3.0,
+            request_timeout_seconds=2.0, liveness_idle_seconds=0.3, liveness_timeout_seconds=0.5,
+            frame_timeout_seconds=0.6)
+HANG_GUARD = 60  # seconds: only against a hang; nothing here waits for a time to pass
+
+
+def fetcher_for(port: int, **config: Any) -> tuple[IBWSFetcher, Recorder]:
+    fetcher = IBWSFetcher(config=IBConfig(port=port, **{**FAST, **config}))
+    rec = Recorder(timeout=30.0)
+    fetcher.on_tick, fetcher.on_error, fetcher.on_event = rec.tick, rec.error, rec.event
+    return fetcher, rec
+
+
+# -- peers that are not a TWS: a SlobError, never a hang, never an endless loop ----------------
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("behaviour", BEFORE_READY)
+async def test_connect_to_a_peer_that_is_not_a_tws_raises_a_slob_error(behaviour: str) -> None:
+    with RawPeer(behaviour) as peer:
+        fetcher, _ = fetcher_for(peer.port, connect_timeout_seconds=1.0)
+        with pytest.raises(SlobError):
+            await asyncio.wait_for(fetcher.connect(), HANG_GUARD)
+        await fetcher.disconnect()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("behaviour", AFTER_READY)
+async def test_a_peer_that_goes_wrong_after_the_handshake_ends_listen_with_a_slob_error(behaviour: str) -> None:
+    with RawPeer(behaviour) as peer:
+        fetcher, rec = fetcher_for(peer.port, max_reconnect_attempts=3, max_junk_sessions=1)
+        await fetcher.connect()
+        with pytest.raises(ConnectionLost) as caught:
+            await asyncio.wait_for(fetcher.listen(), HANG_GUARD)
+        stats = fetcher.get_stats()
+        junk = behaviour in ("oversize", "random")
+        if junk:  # the circuit breaker: two sessions in a row ended in junk
+            assert isinstance(caught.value, PeerNotTWS) and peer.connections == 2
+            assert "not the TWS API" in str(caught.value)
+        else:  # silence or a frame never completed: each session is a counted attempt
+            assert not isinstance(caught.value, PeerNotTWS) and peer.connections == 4
+            key = "liveness_timeouts" if behaviour == "silent" else "frame_timeouts"
+            assert stats[key] == 4
+            assert ("liveness probe" if behaviour == "silent" else "incomplete") in str(caught.value)
+        assert stats["state"] == "failed"
+        assert any(isinstance(e, ConnectionLost) for e in rec.errors)  # on_error heard the end
+        assert all(isinstance(e, SlobError) for e in rec.errors)
+        await fetcher.disconnect()
+
+
+# -- item 4: a silent socket is a drop -------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_stalled_tws_is_noticed_by_the_liveness_probe_and_the_feed_goes_on() -> None:
+    async with FakeTWS(speed=60) as tws:
+        fetcher, rec = fetcher_for(tws.port)
+        await fetcher.connect()
+        await fetcher.subscribe(["NQ"])
+        listener = asyncio.create_task(fetcher.listen())
+        await rec.until(lambda: len(rec.ticks) >= 5)
+        tws.stall(3)  # the open sockets stay open and silent (and the market quiet) for 3 s
+        await rec.until(lambda: any(isinstance(e, Gap) for e in rec.events))
+        stats = fetcher.get_stats()
+        assert stats["liveness_timeouts"] >= 1 and stats["reconnects"] >= 1
+        count = len(rec.ticks)
+        await rec.until(lambda: len(rec.ticks) >= count + 5)
+        assert not listener.done()
+        await fetcher.disconnect()
+        await asyncio.wait_for(listener, 5)
+
+
+# -- item 6: gaps in one clock ----------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_a_gap_is_in_exchange_time_and_ends_at_the_first_tick_after_recovery() -> None:
+    async with FakeTWS(speed=60) as tws:  # simulated 2024: the local clock is years away
+        fetcher, rec = fetcher_for(tws.port)
+        await fetcher.connect()
+        await fetcher.subscribe(["NQ"])
+        listener = asyncio.create_task(fetcher.listen())
+        await rec.until(lambda: len(rec.ticks) >= 5)
+        before = rec.ticks[-1].timestamp
+        tws.drop()
+        await rec.until(lambda: any(isinstance(e, Gap) for e in rec.events))
+        gap = next(e for e in rec.events if isinstance(e, Gap))
+        after = [t for t in rec.ticks if t.timestamp > before]
+        assert before <= gap.start <= gap.end
+        assert gap.end == after[0].timestamp  # the first tick after recovery
+        assert gap.seconds < 3600  # minutes of simulated time, not years of clock difference
+        await fetcher.disconnect()
+        await asyncio.wait_for(listener, 5)
+
+
+# -- item 5: identical trades around a resubscription -----------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_identical_trades_after_a_1101_resubscription_are_all_delivered() -> None:
+    start = dt.datetime(2024, 12, 2, 15, 0, tzinfo=dt.timezone.utc)
+    # three identical trades in every second for ten minutes
+    script = ScriptedScenario.from_prices(start, [(i / 3, 21000.0, 1) for i in range(1800)])
+    async with FakeTWS(speed=5, start=start, scenarios={"NQ": script}) as tws:
+        fetcher, rec = fetcher_for(tws.port)
+        await fetcher.connect()
+        await fetcher.subscribe(["NQ"])
+        listener = asyncio.create_task(fetcher.listen())
+        await rec.until(lambda: len(rec.ticks) >= 6)
+        tws.connectivity_lost()
+        tws.connectivity_restored(data_maintained=False)  # 1101: subscribe again, same socket
+        await rec.until(lambda: any(isinstance(e, Gap) for e in rec.events))
+        gap = next(e for e in rec.events if isinstance(e, Gap))
+        await rec.until(lambda: rec.ticks[-1].timestamp >= gap.end + dt.timedelta(seconds=4))
+        per_second: dict[dt.datetime, int] = {}
+        for t in rec.ticks:
+            per_second[t.timestamp] = per_second.get(t.timestamp, 0) + 1
+        assert max(per_second.values()) <= 3  # nothing twice
+        after = sorted(s for s in per_second if s > gap.end)[:-1]  # whole seconds after the gap
+        assert after and all(per_second[s] == 3 for s in after)  # nothing dropped
+        assert fetcher.get_stats()["duplicates"] == 0
+        await fetcher.disconnect()
+        await asyncio.wait_for(listener, 5)
+
+
+# -- item 10: the paper check in the placing path itself --------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_place_order_refuses_a_live_account_even_without_the_engine() -> None:
+    from ibapi.contract import Contract
+    from ibapi.order import Order
+
+    async with FakeTWS(speed=60, accounts=("U7654321",)) as tws:
+        fetcher, _ = fetcher_for(tws.port)
+        await fetcher.connect()
+        order = Order()
+        order.action, order.orderType, order.totalQuantity = "BUY", "MKT", 1
+        with pytest.raises(LiveTradingRefused):
+            await fetcher.place_order(fetcher.next_valid_id, Contract(), order)
+        assert not [r for r in tws.requests if r.name == "PLACE_ORDER"]
+        await fetcher.disconnect()
