@@ -15,8 +15,8 @@ snapshot repeating the last trade) and trades of another contract (the next cont
 requested before a roll, the old one still streaming after it) *may* be delivered, once.
 The comparison is an exact multiset per (contract, exchange second, price, size):
 ``missing`` = expected - delivered, ``duplicates`` = delivered beyond expected + optional.
-A missing trade is *lost* unless its second lies inside a recorded gap
-(``floor(start) <= second <= ceil(end)``).
+A missing trade is *lost* unless its second overlaps a recorded gap
+(``floor(start) <= second <= floor(end)``: the trade happened during the outage).
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ __all__ = [
     "closed_market_ticks",
     "compare_store_with_tws",
     "explain_gaps",
+    "first_tick_after",
     "outages_without_gap",
     "percentile",
     "recoveries",
@@ -136,8 +137,7 @@ def account_ticks(sent: Iterable[SentTick], delivered: Iterable[Tick], gaps: Seq
     expected = {k: len(v) for k, v in live.items()}
     optional = {k: len(v - live.get(k, set())) for k, v in extra.items()}
     got = collections.Counter(_key(t.contract, _second(t.timestamp), t.price, t.size) for t in delivered)
-    spans = _merged((math.floor((g.start - _EPOCH).total_seconds()), math.ceil((g.end - _EPOCH).total_seconds()))
-                    for g in gaps)
+    spans = _merged((_second(g.start), _second(g.end)) for g in gaps)
     starts = [lo for lo, _ in spans]
     missing = in_gaps = lost = dups = unexpected = 0
     lost_ex: list[dict[str, Any]] = []
@@ -352,12 +352,15 @@ class FaultRecovery:
 
 
 def recoveries(events: Sequence[RecoveryInput], received_ns: Sequence[int], ready_ns: Sequence[int],
-               unplanned_exit_ns: Sequence[int], end_ns: int) -> list[FaultRecovery]:
+               unplanned_exit_ns: Sequence[int], end_ns: int,
+               stamps: Sequence[int] | None = None) -> list[FaultRecovery]:
     """Recovery of each event: real seconds from it to the first tick delivered afterwards
-    (``received_ns`` sorted: the engine's receive times), or, when the market was closed
-    then, to the engine's next ready session at FakeTWS (``ready_ns`` sorted). Survived:
-    the feed delivered again (or, closed market, reconnected or never lost its session)
-    without an engine exit the soak did not cause, before the run ended."""
+    (``received_ns`` sorted: the engine's receive times; with ``stamps``, their exchange
+    seconds in the same order, the first tick that also traded after the event -- not one
+    already in flight), or, when the market was closed then, to the engine's next ready
+    session at FakeTWS (``ready_ns`` sorted). Survived: the feed delivered again (or,
+    closed market, reconnected or never lost its session) without an engine exit the soak
+    did not cause, before the run ended."""
     out = []
     for e in events:
         if e.start_ns is None:
@@ -365,7 +368,7 @@ def recoveries(events: Sequence[RecoveryInput], received_ns: Sequence[int], read
             continue
         start = e.start_ns
         effect = max(start, e.after_ns or start)
-        tick = _first_after(received_ns, effect)
+        tick = first_tick_after(received_ns, stamps, effect, _second(e.sim_at))
         ready = _first_after(ready_ns, effect)
         if e.market_open and tick is not None:
             done, by = tick, "tick"
@@ -380,6 +383,17 @@ def recoveries(events: Sequence[RecoveryInput], received_ns: Sequence[int], read
         seconds = (done - start) / 1e9 if done is not None else None
         out.append(FaultRecovery(e.label, e.kind, True, survived, seconds, by))
     return out
+
+
+def first_tick_after(received_ns: Sequence[int], stamps: Sequence[int] | None, after_ns: int,
+                     after_second: int) -> int | None:
+    """The receive time of the first tick received after ``after_ns`` that traded after
+    exchange second ``after_second`` (any exchange time when ``stamps`` is None)."""
+    i = bisect.bisect_right(received_ns, after_ns)
+    if stamps is not None:
+        while i < len(received_ns) and stamps[i] <= after_second:
+            i += 1
+    return received_ns[i] if i < len(received_ns) else None
 
 
 def _first_after(sorted_ns: Sequence[int], after: int) -> int | None:

@@ -30,10 +30,12 @@ __all__ = ["ib_config", "main", "parse_options"]
 log = logging.getLogger("slob.soak.child")
 
 #: IBConfig values the soak uses: reconnect at once and keep trying (the soak's outages are
-#: real seconds long), short time-outs so an unanswered request costs little.
+#: real seconds long), short time-outs so an unanswered request costs little, and a
+#: liveness probe after a second of silence so a stall of a few seconds is noticed.
 SOAK_IB: dict[str, Any] = dict(reconnect_delay_seconds=0.05, max_reconnect_delay_seconds=0.5,
                                max_reconnect_attempts=40, client_id_retries=20, connect_timeout_seconds=3.0,
-                               request_timeout_seconds=3.0)
+                               request_timeout_seconds=3.0, liveness_idle_seconds=1.0,
+                               liveness_timeout_seconds=1.5, frame_timeout_seconds=1.5)
 
 
 def parse_options(items: Sequence[str]) -> dict[str, Any]:
@@ -58,9 +60,12 @@ def parse_options(items: Sequence[str]) -> dict[str, Any]:
 
 
 def ib_config(port: int, client_id: int, options: dict[str, Any]) -> Any:
+    """The engine's IBConfig: :data:`SOAK_IB` (those fields this slob has) and ``options``."""
     from slob.config.ib_config import IBConfig
 
-    return IBConfig(host="127.0.0.1", port=port, client_id=client_id, **{**SOAK_IB, **options})
+    names = {f.name for f in dataclasses.fields(IBConfig)}
+    base = {k: v for k, v in SOAK_IB.items() if k in names}
+    return IBConfig(host="127.0.0.1", port=port, client_id=client_id, **{**base, **options})
 
 
 def _say(event: str, **fields: Any) -> None:

@@ -8,8 +8,8 @@ file); :func:`render` prints it. The verdict is PASS when every check in
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -25,6 +25,7 @@ from slob.soak.checks import (
     closed_market_ticks,
     compare_store_with_tws,
     explain_gaps,
+    first_tick_after,
     outages_without_gap,
     percentile,
     recoveries,
@@ -86,6 +87,8 @@ def build_report(record: RunRecord, store: StoreData) -> dict[str, Any]:
     cfg = record.config
     ticks_by_received = sorted(store.ticks, key=lambda t: t.received_ns)
     received = [t.received_ns for t in ticks_by_received]
+    stamps = [_unix(t.timestamp) for t in ticks_by_received]
+    by_received = {ns: t for ns, t in zip(received, ticks_by_received)}
     ready = sorted(c.ready_ns for c in record.connections if c.client_id == cfg.client_id and c.ready_ns)
     unplanned = sorted(c.ended_ns for c in record.children if c.why == "" and c.ended_ns is not None)
     end_ns = max([c.ended_ns for c in record.children if c.ended_ns] + [0])
@@ -99,14 +102,14 @@ def build_report(record: RunRecord, store: StoreData) -> dict[str, Any]:
                                         is_cme_open(sim or a.sim_at), fired_ns))
         if start_ns is None or sim is None:
             continue
-        i = _first_index_after(received, max(start_ns, fired_ns or start_ns))
-        end = ticks_by_received[i].timestamp if i is not None else record.sim_end
-        back_ns = received[i] if i is not None else 2**62
+        back = first_tick_after(received, stamps, max(start_ns, fired_ns or start_ns), _unix(sim))
+        end = by_received[back].timestamp if back is not None else record.sim_end
+        back_ns = back if back is not None else 2**62
         if a.until is not None:
             end = max(end, a.until)
         outages.append(Outage(f"{a.label} ({a.kind})", sim, max(end, sim),
                               _interrupted(a, start_ns, back_ns, mine)))
-    recovered = recoveries(inputs, received, ready, unplanned, end_ns or 2**62)
+    recovered = recoveries(inputs, received, ready, unplanned, end_ns or 2**62, stamps)
     by_label = {r.label: r for r in recovered}
 
     gap_verdicts = explain_gaps(store.gaps, outages, run=(record.sim_start, record.sim_end))
@@ -234,9 +237,8 @@ def _interrupted(a: Applied, start_ns: int, back_ns: int, connections: Sequence[
     return any(c.closed_ns is not None and start_ns <= c.closed_ns <= back_ns for c in connections)
 
 
-def _first_index_after(received: Sequence[int], after: int) -> int | None:
-    i = bisect.bisect_right(received, after)
-    return i if i < len(received) else None
+def _unix(t: dt.datetime) -> int:
+    return math.floor(t.timestamp())
 
 
 def _kind_order(kind: str) -> tuple[int, str]:

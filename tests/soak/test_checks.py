@@ -249,3 +249,13 @@ def test_percentile_and_verdict() -> None:
     assert percentile([3.0, 1.0, 2.0], 0.5) == 2.0 and percentile([3.0, 1.0, 2.0], 1.0) == 3.0
     assert verdict([Check("a", 0), Check("b", 1, want=1)]) == "PASS"
     assert verdict([Check("a", 0), Check("b", 2)]) == "FAIL"
+
+
+def test_a_tick_already_in_flight_is_not_a_recovery() -> None:
+    stall = RecoveryInput("s", "stall", 1_000, at(T0 + 100), True)
+    received = [1_500, 2_000, 3_000]
+    stamps = [T0 + 99, T0 + 100, T0 + 101]  # the first two traded before (or in the second of) the fault
+    (r,) = recoveries([stall], received, [], [], 10_000, stamps)
+    assert (r.seconds, r.by) == (2e-6, "tick")
+    (plain,) = recoveries([stall], received, [], [], 10_000)
+    assert plain.seconds == 5e-7
