@@ -74,6 +74,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fault-kinds", type=_kinds, default=None, metavar="KIND,...",
                    help="only these fault kinds (default all that can run here; see docs/soak.md)")
     p.add_argument("--no-kill", action="store_true", help="never kill -9 the engine")
+    p.add_argument("--no-proxy", action="store_true",
+                   help="connect the engine straight to the fake TWS: no FaultProxy in between, none of its fault "
+                        "kinds (by default the proxy is used when this slob has slob.testing.FaultProxy)")
     p.add_argument("--trades-per-minute", type=_positive, default=20.0, help="NQ trades per minute (default 20)")
     p.add_argument("--plant-probability", type=float, default=0.6,
                    help="chance a weekday gets a planted SLOB setup (the first weekday always does; default 0.6)")
@@ -94,7 +97,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     from slob.soak.child import parse_options
     from slob.soak.faults import FaultConfig
     from slob.soak.report import build_report, load_store, render
-    from slob.soak.runner import DEFAULT_START, SoakConfig, run_soak
+    from slob.soak.runner import DEFAULT_START, SoakConfig, proxy_available, run_soak
 
     if not 0 <= args.plant_probability <= 1:
         raise ConfigError(f"--plant-probability {args.plant_probability} is outside 0..1")
@@ -102,11 +105,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         parse_options(args.ib)
     except ValueError as exc:
         raise ConfigError(f"--ib: {exc}") from None
-    try:
-        from slob.testing import fault_proxy  # noqa: F401  (FaultProxy, when installed)
-        proxy = False  # wired in once its API is settled; see docs/soak.md
-    except ImportError:
-        proxy = False
+    proxy = proxy_available() and not args.no_proxy
     config = SoakConfig(
         days=args.days, seed=args.seed, speed=args.speed, closed_speed=args.closed_speed or 10 * args.speed,
         start=args.start or DEFAULT_START, trades_per_minute=args.trades_per_minute,

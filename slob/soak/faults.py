@@ -59,6 +59,9 @@ ARMED_REQUESTS = ("REQ_CONTRACT_DATA", "REQ_TICK_BY_TICK_DATA", "REQ_CURRENT_TIM
                   "REQ_EXECUTIONS", "REQ_POSITIONS")
 _ARMED = frozenset({"handshake_drop", "resubscribe_drop", "pacing", "unanswered"})
 _GARBAGE = ("bad_id", "truncated", "oversize")
+#: Frames a proxy cut may wait for: TWS -> client (IN names) and client -> TWS (OUT names).
+_PROXY_CUTS = ("TICK_BY_TICK", "CURRENT_TIME", "NEXT_VALID_ID", "CONTRACT_DATA", "ORDER_STATUS", "REQ_CURRENT_TIME",
+               "REQ_TICK_BY_TICK_DATA", "PLACE_ORDER", "START_API")
 _DEFAULT_WEIGHTS: Mapping[str, float] = {
     "drop": 2, "handshake_drop": 2, "resubscribe_drop": 2, "pacing": 2, "unanswered": 2, "bracket_drop": 2,
     "stall": 2, "junk": 1.5, "lost": 1.5, "kill": 2,
@@ -114,9 +117,10 @@ class Fault:
         if k == "kill":
             return f"kill -9 of the engine, restarted after {self.seconds:g} s"
         if k == "proxy_cut":
-            return f"FaultProxy cut after {self.variant}"
+            return f"FaultProxy cut {'after' if self.answered else 'instead of'} the next {self.variant}"
         if k == "proxy_junk":
-            return "FaultProxy injects junk bytes to the client"
+            what = "a 2 GB length prefix" if self.variant == "oversize" else "random bytes"
+            return f"FaultProxy injects {what} into the stream to the client"
         return k
 
 
@@ -253,6 +257,7 @@ def _draw(rng: random.Random, fault_id: int, kind: str, at: dt.datetime, cfg: Fa
     if kind == "junk":
         return Fault(fault_id, kind, at, variant=rng.choice(_GARBAGE))
     if kind == "proxy_cut":
-        return Fault(fault_id, kind, at, variant=rng.choice(("TICK_BY_TICK", "CURRENT_TIME", "ORDER_STATUS",
-                                                             "REQ_CURRENT_TIME")))
+        return Fault(fault_id, kind, at, answered=rng.random() < 0.5, variant=rng.choice(_PROXY_CUTS))
+    if kind == "proxy_junk":
+        return Fault(fault_id, kind, at, variant=rng.choice(("oversize", "random")))
     return Fault(fault_id, kind, at)

@@ -192,7 +192,7 @@ def build_report(record: RunRecord, store: StoreData) -> dict[str, Any]:
             "by_kind": {k: faults_by_kind[k] for k in sorted(faults_by_kind, key=_kind_order)},
             "scheduled": len(record.faults),
             "applied": sum(1 for a in record.applied if a.label.startswith("fault")),
-            "armed_never_fired": [f"{f.kind} {f.name}" for f in record.never_fired],
+            "armed_never_fired": list(record.never_fired),
             "recovery_p50_s": percentile(measured, 0.5), "recovery_max_s": max(measured) if measured else None,
         },
         "ticks": {

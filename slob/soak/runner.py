@@ -16,10 +16,13 @@ committed) and stopped with SIGTERM. Then FakeTWS's records and the store are re
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import heapq
+import importlib
 import itertools
 import logging
+import random
 import shutil
 import tempfile
 import time
@@ -29,14 +32,14 @@ from typing import Any, Callable
 
 from slob.live.setup_planting import PlantedSetup
 from slob.soak.calendar import NEW_YORK, CalendarConfig, CalendarEvent, ib_calendar, market_transitions
-from slob.soak.faults import Fault, FaultConfig, schedule_faults
+from slob.soak.faults import PROXY_KINDS, Fault, FaultConfig, schedule_faults
 from slob.soak.market import SoakMarket, plant_days
 from slob.soak.process import Child, rss_kb
-from slob.testing.fake_tws import Connection, FakeTWS, FiredFault, RequestFault
+from slob.testing.fake_tws import Connection, FakeTWS, RequestFault
 from slob.testing.futures import is_cme_open
-from slob.testing.scenario import to_ns
+from slob.testing.scenario import from_ns, to_ns
 
-__all__ = ["Applied", "ChildLife", "RunRecord", "SoakConfig", "run_soak"]
+__all__ = ["Applied", "ChildLife", "Fired", "RunRecord", "SoakConfig", "make_proxy", "proxy_available", "run_soak"]
 
 log = logging.getLogger("slob.soak")
 _UTC = dt.timezone.utc
@@ -100,11 +103,19 @@ class SoakConfig:
         return out
 
 
+@dataclass(frozen=True, slots=True)
+class Fired:
+    """When an armed fault met its moment: simulated and monotonic time."""
+
+    at: dt.datetime
+    monotonic_ns: int
+
+
 @dataclass
 class Applied:
     """A calendar event or fault as applied: simulated and monotonic time it took effect.
-    ``armed``: the FakeTWS request fault it armed, if any (``fired`` once it met its
-    request)."""
+    ``armed``: what it armed (a FakeTWS RequestFault, a FaultProxy handle), if anything;
+    ``fired`` once that met its request or frame."""
 
     label: str
     kind: str
@@ -112,8 +123,8 @@ class Applied:
     sim_at: dt.datetime
     mono_ns: int
     note: str = ""
-    armed: RequestFault | None = None
-    fired: FiredFault | None = None
+    armed: object | None = None
+    fired: Fired | None = None
     until: dt.datetime | None = None  # the simulated end of a windowed event (weekend)
 
 
@@ -141,7 +152,7 @@ class RunRecord:
     applied: list[Applied]
     children: list[ChildLife]
     connections: list[Connection]
-    never_fired: list[RequestFault]
+    never_fired: list[str]
     sim_start: dt.datetime
     sim_end: dt.datetime
     wall_seconds: float
@@ -189,7 +200,9 @@ class Soak:
         self._dir.mkdir(parents=True, exist_ok=True)
         self.store_path = self._dir / "soak.sqlite3"
         self.tws: FakeTWS | None = None
+        self.proxy: Any = None
         self._port = 0
+        self._samples: list[tuple[int, int]] = []  # (monotonic ns, simulated ns), to map one to the other
 
     # -- the child -------------------------------------------------------------------
 
@@ -215,7 +228,8 @@ class Soak:
         self.say(f"! engine process {child.number} exited by itself (code {code}); starting it again")
         assert self.tws is not None
         now = self.tws.clock.now()
-        self._record(f"engine exit {child.number}", "unplanned_exit", now, f"exited by itself with code {code}")
+        self._record(f"engine exit {child.number}", "unplanned_exit", now, f"exited by itself with code {code}: "
+                     + " | ".join(child.log_tail(2)))
         self._start_child()
 
     # -- waiting on the simulated clock --------------------------------------------------
@@ -227,17 +241,32 @@ class Soak:
         while True:
             self.timers.run_due()
             self._watch_child()
-            if clock.now_ns() >= target:
+            now = clock.now_ns()
+            self._samples.append((time.monotonic_ns(), now))
+            if now >= target:
                 return
             wait = clock.real_seconds_until(target)
             timer = self.timers.next_in()
             step = min(x for x in (wait if wait is not None else 0.1, timer if timer is not None else 0.1, 0.1))
             time.sleep(max(0.0, step))
 
+    def _sim_at(self, mono_ns: int) -> dt.datetime:
+        """The simulated time at monotonic ``mono_ns``, from the clock samples taken while
+        waiting (at most a tenth of a second apart)."""
+        samples = self._samples
+        i = bisect.bisect_right(samples, (mono_ns, 2**63))
+        if i == 0:
+            return from_ns(samples[0][1]) if samples else self.cfg.start
+        m0, s0 = samples[i - 1]
+        if i == len(samples):
+            return from_ns(s0)
+        m1, s1 = samples[i]
+        return from_ns(s0 + (s1 - s0) * (mono_ns - m0) // max(1, m1 - m0))
+
     # -- applying ------------------------------------------------------------------------
 
     def _record(self, label: str, kind: str, planned: dt.datetime, note: str = "",
-                armed: RequestFault | None = None, until: dt.datetime | None = None) -> None:
+                armed: object | None = None, until: dt.datetime | None = None) -> None:
         assert self.tws is not None
         self.applied.append(Applied(label, kind, planned, self.tws.clock.now(), time.monotonic_ns(), note, armed,
                                     until=until))
@@ -281,7 +310,8 @@ class Soak:
         tws, cid = self.tws, self.cfg.client_id
         assert tws is not None
         label = f"fault {f.id}"
-        armed: RequestFault | None = None
+        armed: object | None = None
+        proxy = self.proxy
         k = f.kind
         if k == "handshake_drop":
             armed = tws.drop_on_next_request("START_API", answered=f.answered, client_id=cid)
@@ -293,6 +323,9 @@ class Soak:
             armed = tws.ignore_next_request(f.request, skip=f.skip, client_id=cid)
         elif k == "bracket_drop":
             armed = tws.drop_on_next_request("PLACE_ORDER", skip=f.skip, client_id=cid)
+        elif k == "proxy_cut" and proxy is not None:
+            direction = "client" if f.variant.startswith(("REQ_", "PLACE_", "CANCEL_")) else "server"
+            armed = proxy.cut_after(f.variant, 1, direction=direction, before=not f.answered)
         self._record(label, k, f.at, f.describe(), armed)
         if k == "drop" or f.trigger == "drop":
             tws.drop(cid)
@@ -311,8 +344,15 @@ class Soak:
             if child is not None:
                 child.kill("killed")
                 self.timers.after(f.seconds, self._restart_after_kill)
-        elif k not in ("handshake_drop", "resubscribe_drop", "pacing", "unanswered", "bracket_drop"):
+        elif k in PROXY_KINDS and proxy is None:
             self.problems.append(f"{label}: {k} needs FaultProxy, which this soak runs without")
+        elif k == "proxy_stall" and proxy is not None:
+            proxy.stall(f.seconds)
+        elif k == "proxy_junk" and proxy is not None:
+            proxy.inject(junk(f), to="client")
+        elif k == "trickle" and proxy is not None:
+            proxy.trickle(0.0005)
+            self.timers.after(f.seconds, lambda: proxy.trickle(None))
 
     def _restart_after_kill(self) -> None:
         child = self.child
@@ -330,6 +370,9 @@ class Soak:
         with FakeTWS(start=cfg.start, speed=cfg.speed_at(cfg.start), seed=cfg.seed, scenarios={"NQ": market}) as tws:
             self.tws = tws
             self._port = tws.port
+            if cfg.faults.proxy:
+                self.proxy = make_proxy(tws.port)
+                self._port = self.proxy.port
             try:
                 self._main(tws)
             finally:
@@ -338,7 +381,9 @@ class Soak:
                         child.kill("stopped")
                         child.proc.wait(10)
                     child.reap()
-            record = self._collect(tws, time.monotonic() - began)
+                record = self._collect(tws, time.monotonic() - began)
+                if self.proxy is not None:
+                    self.proxy.stop()
         return record
 
     def _main(self, tws: FakeTWS) -> None:
@@ -402,11 +447,21 @@ class Soak:
             self.problems.append(f"engine process {child.number} stopped with code {code}")
 
     def _collect(self, tws: FakeTWS, wall: float) -> RunRecord:
-        never = tws.disarm()
+        never = [f"{f.kind} {f.name}" for f in tws.disarm()]
         fired = tws.fired_faults
         for a in self.applied:
-            if a.armed is not None:
-                a.fired = next((x for x in fired if x.fault is a.armed), None)
+            if isinstance(a.armed, RequestFault):
+                hit = next((x for x in fired if x.fault is a.armed), None)
+                a.fired = Fired(hit.at, hit.monotonic_ns) if hit is not None else None
+            elif a.armed is not None:  # a FaultProxy handle
+                records = getattr(a.armed, "records", [])
+                if records:
+                    ns = int(records[0].at * 1e9)
+                    a.fired = Fired(self._sim_at(ns), ns)
+                else:
+                    never.append(str(getattr(a.armed, "what", a.armed)))
+        if self.proxy is not None:
+            self.proxy.disarm()
         lives = [ChildLife(c.number, c.pid, c.started_ns, c.ended_ns, c.proc.returncode, c.expected_exit,
                            c.rss_start_kb, c.rss_end_kb, list(c.events), str(c.log_path), c.log_tail())
                  for c in self.children]
@@ -420,6 +475,31 @@ class Soak:
     def cleanup(self) -> None:
         if not self.cfg.keep and self.cfg.work_dir is None:
             shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def proxy_available() -> bool:
+    """Whether this slob has :class:`slob.testing.FaultProxy` (the soak then runs the
+    engine through it and draws the proxy's fault kinds too)."""
+    try:
+        importlib.import_module("slob.testing.fault_proxy")
+    except ImportError:
+        return False
+    return True
+
+
+def make_proxy(upstream_port: int) -> Any:
+    """A started FaultProxy in front of FakeTWS at ``upstream_port``."""
+    module = importlib.import_module("slob.testing.fault_proxy")
+    return module.FaultProxy(upstream=("127.0.0.1", upstream_port)).start()
+
+
+def junk(fault: Fault) -> bytes:
+    """The bytes a proxy_junk fault injects (seeded by the fault): ``oversize`` a 2 GB
+    length prefix mid-stream, else random bytes."""
+    rng = random.Random(f"slob-soak-junk-{fault.id}-{fault.at.isoformat()}")
+    if fault.variant == "oversize":
+        return (0x7FFFFFFF).to_bytes(4, "big") + bytes(rng.randrange(256) for _ in range(12))
+    return bytes(rng.randrange(256) for _ in range(rng.randint(8, 64)))
 
 
 def run_soak(config: SoakConfig, say: Callable[[str], None] = lambda _: None) -> tuple[RunRecord, Soak]:
