@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 from pathlib import Path
 from typing import TextIO
@@ -118,7 +119,16 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     def say(line: str) -> None:
         print(line, file=out, flush=True)
 
-    record, soak = run_soak(config, say)
+    # The fakes' warnings (and asyncio's about their sockets dying) are the soak's own faults.
+    quiet = [logging.getLogger(name) for name in ("slob.testing", "asyncio")]
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        for logger in quiet:
+            logger.setLevel(logging.ERROR)
+    try:
+        record, soak = run_soak(config, say)
+    finally:
+        for logger in quiet:
+            logger.setLevel(logging.NOTSET)
     try:
         report = build_report(record, load_store(record.store_path))
     finally:

@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ibapi.message import OUT
+
 from slob.live.setup_planting import PlantedSetup
 from slob.soak.calendar import NEW_YORK, CalendarConfig, CalendarEvent, ib_calendar, market_transitions
 from slob.soak.faults import PROXY_KINDS, Fault, FaultConfig, schedule_faults
@@ -324,7 +326,7 @@ class Soak:
         elif k == "bracket_drop":
             armed = tws.drop_on_next_request("PLACE_ORDER", skip=f.skip, client_id=cid)
         elif k == "proxy_cut" and proxy is not None:
-            direction = "client" if f.variant.startswith(("REQ_", "PLACE_", "CANCEL_")) else "server"
+            direction = "client" if hasattr(OUT, f.variant) else "server"  # IB's names: OUT client -> TWS
             armed = proxy.cut_after(f.variant, 1, direction=direction, before=not f.answered)
         self._record(label, k, f.at, f.describe(), armed)
         if k == "drop" or f.trigger == "drop":
@@ -410,7 +412,11 @@ class Soak:
         days_said = 0
         for moment, _, action in sorted(actions, key=lambda a: (a[0], a[1])):
             self._wait_until(moment)
-            action()
+            try:
+                action()
+            except Exception as exc:  # a fault that cannot be applied must not end the soak
+                log.exception("soak action at %s failed", moment)
+                self.problems.append(f"the action due at {moment:%Y-%m-%d %H:%M:%S} could not be applied: {exc!r}")
             day = int((moment - cfg.start).total_seconds() // 86_400)
             if day > days_said:
                 days_said = day

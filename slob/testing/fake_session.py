@@ -195,7 +195,7 @@ class Session(asyncio.Protocol):
     # -- output ----------------------------------------------------------------
 
     def send(self, frame: bytes) -> None:
-        if self.state == "closed" or self.transport is None:
+        if self.state == "closed" or self.transport is None or self.transport.is_closing():
             return
         if self.held is not None:
             self.held.append(frame)
@@ -206,8 +206,8 @@ class Session(asyncio.Protocol):
         """Send a frame carrying one trade tick and write it down in the fake's sent log
         when it goes to the transport. ``trade``: (req id, local symbol, Unix second,
         price, size, kind, resend, trade number); see slob.testing.fake_market.SentTick."""
-        if self.state == "closed" or self.transport is None:
-            return
+        if self.state == "closed" or self.transport is None or self.transport.is_closing():
+            return  # a dying socket: nothing is handed over (and nothing recorded)
         if self.held is not None:
             self.held.append(frame)
             self._held_trades.append(trade)
