@@ -220,6 +220,8 @@ def test_store_and_tws_compared_order_by_order_fill_by_fill() -> None:
     stored = [_stored(1, "Filled"), _stored(2, "Submitted"), _stored(3, "Submitted")]
     fills = [FillRecord("e1", 1, at(T0), 20000.0, 1.0)]
     assert compare_store_with_tws(stored, fills, orders, execs, [position(1)], 1) == []
+    settled = compare_store_with_tws(stored + [_stored(9, "Cancelled")], fills, orders, execs, [position(1)], 1)
+    assert settled == []  # an intent's leg never sent, settled as cancelled
     diffs = compare_store_with_tws(stored[:2] + [_stored(9, "Sent")], [], orders, execs, [position(1)], 1)
     assert any("order 3" in d and "not in the store" in d for d in diffs)
     assert any("order 9" in d and "never got it" in d for d in diffs)
