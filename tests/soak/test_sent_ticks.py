@@ -176,3 +176,19 @@ def test_sent_log_round_trips_every_field_and_can_be_off() -> None:
     off = SentLog(enabled=False)
     off.record(3, 2, 1001, "NQH5", 1, 1.0, 1, "AllLast", False, 1, 1)
     assert len(off) == 0
+
+
+def test_connections_show_each_socket_and_when_it_was_ready_and_closed(tws: FakeTWS) -> None:
+    first = RecordingApp().start(tws.port, client_id=4)
+    first.stop()
+    tws.wait_for_clients(0, ready=False)
+    second = RecordingApp().start(tws.port, client_id=5)
+    try:
+        conns = tws.connections
+        assert [(c.session, c.client_id) for c in conns] == [(1, 4), (2, 5)]
+        one, two = conns
+        assert one.ready_ns is not None and one.closed_ns is not None
+        assert one.opened_ns <= one.ready_ns <= one.closed_ns <= two.opened_ns
+        assert two.closed_ns is None and two.ready_at == _START
+    finally:
+        second.stop()
