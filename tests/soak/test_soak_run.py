@@ -16,7 +16,7 @@ import pytest
 from slob.cli import main
 from slob.soak.faults import FAULT_KINDS
 
-SEED = 1  # two days with a handshake drop, an unanswered request, a stall, a pacing error, a kill
+SEED = 1  # two days with 5 faults of several kinds, 2 planted setups, 2 restarts and 2 resets
 
 
 @pytest.mark.soak
