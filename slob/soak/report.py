@@ -71,16 +71,19 @@ def _iso(t: dt.datetime | None) -> str | None:
 
 
 def _start(a: Applied) -> tuple[int | None, dt.datetime | None, int | None]:
-    """When an applied event took effect (monotonic, simulated) and when its armed fault
-    fired: a triggered fault starts at its trigger, a bracket fault when it fired; one
-    that never fired has no start."""
+    """When an applied event took effect (monotonic, simulated), and the moment after which
+    the feed's next tick is its recovery: when its armed fault fired, or when the soak
+    undid it (a port back, connectivity restored). A triggered fault starts at its
+    trigger, a bracket fault when it fired; one that never fired has no start."""
+    after = max([x for x in (a.healed_ns, a.fired.monotonic_ns if a.fired else None) if x is not None],
+                default=None)
     if a.armed is None:
-        return a.mono_ns, a.sim_at, None
+        return a.mono_ns, a.sim_at, after
     if a.fired is None:
         return None, None, None
     if "triggered by" in a.note:
-        return a.mono_ns, a.sim_at, a.fired.monotonic_ns
-    return a.fired.monotonic_ns, a.fired.at, a.fired.monotonic_ns
+        return a.mono_ns, a.sim_at, after
+    return a.fired.monotonic_ns, a.fired.at, after
 
 
 def build_report(record: RunRecord, store: StoreData) -> dict[str, Any]:

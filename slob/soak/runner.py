@@ -117,7 +117,9 @@ class Fired:
 class Applied:
     """A calendar event or fault as applied: simulated and monotonic time it took effect.
     ``armed``: what it armed (a FakeTWS RequestFault, a FaultProxy handle), if anything;
-    ``fired`` once that met its request or frame."""
+    ``fired`` once that met its request or frame; ``healed_ns`` when the soak undid it
+    (the port listening again, connectivity restored, a stall over, the engine started
+    again): the feed has recovered at the first tick after that."""
 
     label: str
     kind: str
@@ -128,6 +130,7 @@ class Applied:
     armed: object | None = None
     fired: Fired | None = None
     until: dt.datetime | None = None  # the simulated end of a windowed event (weekend)
+    healed_ns: int | None = None  # monotonic: when the soak undid it (port back, 1102/1101, engine started)
 
 
 @dataclass
@@ -196,7 +199,8 @@ class Soak:
         self.children: list[Child] = []
         self.problems: list[str] = []
         self.timers = _Timers()
-        self._lost: dict[str, bool] = {}  # who holds connectivity "lost" -> data maintained at the end
+        self._lost: dict[str, bool] = {}  # who holds connectivity "lost" now
+        self._by_label: dict[str, Applied] = {}
         self._restored_pending = False
         self._dir = Path(config.work_dir) if config.work_dir else Path(tempfile.mkdtemp(prefix="slob-soak-"))
         self._dir.mkdir(parents=True, exist_ok=True)
@@ -230,8 +234,8 @@ class Soak:
         self.say(f"! engine process {child.number} exited by itself (code {code}); starting it again")
         assert self.tws is not None
         now = self.tws.clock.now()
-        self._record(f"engine exit {child.number}", "unplanned_exit", now, f"exited by itself with code {code}: "
-                     + " | ".join(child.log_tail(2)))
+        self._record(f"engine exit {child.number}", "unplanned_exit", now, self._now(),
+                     f"exited by itself with code {code}: " + " | ".join(child.log_tail(2)))
         self._start_child()
 
     # -- waiting on the simulated clock --------------------------------------------------
@@ -267,12 +271,26 @@ class Soak:
 
     # -- applying ------------------------------------------------------------------------
 
-    def _record(self, label: str, kind: str, planned: dt.datetime, note: str = "",
-                armed: object | None = None, until: dt.datetime | None = None) -> None:
+    def _now(self) -> tuple[dt.datetime, int]:
         assert self.tws is not None
-        self.applied.append(Applied(label, kind, planned, self.tws.clock.now(), time.monotonic_ns(), note, armed,
-                                    until=until))
+        return self.tws.clock.now(), time.monotonic_ns()
+
+    def _record(self, label: str, kind: str, planned: dt.datetime, at: tuple[dt.datetime, int], note: str = "",
+                armed: object | None = None, until: dt.datetime | None = None,
+                healed_after: float | None = None) -> Applied:
+        """Note an applied event; ``at`` is (simulated, monotonic) when it began;
+        ``healed_after``: real seconds until it heals by itself (a port back, a stall over)."""
+        healed = at[1] + int(healed_after * 1e9) if healed_after is not None else None
+        applied = Applied(label, kind, planned, at[0], at[1], note, armed, until=until, healed_ns=healed)
+        self.applied.append(applied)
+        self._by_label[label] = applied
         log.info("= %s %s: %s", label, kind, note)
+        return applied
+
+    def _healed(self, label: str) -> None:
+        applied = self._by_label.get(label)
+        if applied is not None and applied.healed_ns is None:
+            applied.healed_ns = time.monotonic_ns()
 
     def _lose(self, holder: str) -> None:
         assert self.tws is not None
@@ -288,14 +306,19 @@ class Soak:
         if not self._lost:
             self.tws.connectivity_restored(data_maintained=not self._restored_pending, all_farms=True)
             self._restored_pending = False
+        self._healed(holder)
 
     def _calendar(self, e: CalendarEvent) -> None:
         tws = self.tws
         assert tws is not None
+        at = self._now()
         label = f"calendar {e.kind} {e.at:%m-%d %H:%M}"
         if e.kind in ("restart", "reauth"):
+            self._record(label, e.kind, e.at, at, e.describe(), healed_after=e.down_seconds)
             tws.restart(e.down_seconds)
-        elif e.kind == "reset":
+            return
+        self._record(label, e.kind, e.at, at, e.describe(), until=e.until)
+        if e.kind == "reset":
             self._lose(label)
             for i in range(e.repeats):
                 self.timers.after(e.down_seconds * (i + 1) / (e.repeats + 1),
@@ -303,7 +326,6 @@ class Soak:
             self.timers.after(e.down_seconds, lambda: self._restore(label, e.data_maintained))
         elif e.kind == "weekend":
             self._lose(label)
-        self._record(label, e.kind, e.at, e.describe(), until=e.until)
 
     def _weekend_over(self, e: CalendarEvent) -> None:
         self._restore(f"calendar {e.kind} {e.at:%m-%d %H:%M}", False)
@@ -311,6 +333,7 @@ class Soak:
     def _fault(self, f: Fault) -> None:
         tws, cid = self.tws, self.cfg.client_id
         assert tws is not None
+        at = self._now()
         label = f"fault {f.id}"
         armed: object | None = None
         proxy = self.proxy
@@ -328,7 +351,8 @@ class Soak:
         elif k == "proxy_cut" and proxy is not None:
             direction = "client" if hasattr(OUT, f.variant) else "server"  # IB's names: OUT client -> TWS
             armed = proxy.cut_after(f.variant, 1, direction=direction, before=not f.answered)
-        self._record(label, k, f.at, f.describe(), armed)
+        lasts = f.seconds if k in ("stall", "proxy_stall", "trickle") else None
+        self._record(label, k, f.at, at, f.describe(), armed, healed_after=lasts)
         if k == "drop" or f.trigger == "drop":
             tws.drop(cid)
         elif f.trigger == "1101":
@@ -345,7 +369,7 @@ class Soak:
             child = self.child
             if child is not None:
                 child.kill("killed")
-                self.timers.after(f.seconds, self._restart_after_kill)
+                self.timers.after(f.seconds, lambda: self._restart_after_kill(label))
         elif k in PROXY_KINDS and proxy is None:
             self.problems.append(f"{label}: {k} needs FaultProxy, which this soak runs without")
         elif k == "proxy_stall" and proxy is not None:
@@ -356,12 +380,13 @@ class Soak:
             proxy.trickle(0.0005)
             self.timers.after(f.seconds, lambda: proxy.trickle(None))
 
-    def _restart_after_kill(self) -> None:
+    def _restart_after_kill(self, label: str) -> None:
         child = self.child
         if child is not None:
             child.proc.wait(10)
             child.reap()
         self._start_child()
+        self._healed(label)
 
     # -- the run -------------------------------------------------------------------------
 
