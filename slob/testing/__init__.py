@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from slob.testing.fake_alpaca import FakeAlpaca
     from slob.testing.fake_eclient import FakeConnector, FakeEClient
     from slob.testing.fake_tws import DEFAULT_START, ClientInfo, FakeTWS
+    from slob.testing.fault_proxy import FaultProxy
     from slob.testing.scenario import RandomWalkScenario, ScriptedScenario, SimClock, Trade
 
 _WHERE = {
@@ -29,6 +30,7 @@ _WHERE = {
     "FakeConnector": "slob.testing.fake_eclient",
     "FakeEClient": "slob.testing.fake_eclient",
     "FakeTWS": "slob.testing.fake_tws",
+    "FaultProxy": "slob.testing.fault_proxy",
     "RandomWalkScenario": "slob.testing.scenario",
     "ScriptedScenario": "slob.testing.scenario",
     "SimClock": "slob.testing.scenario",
@@ -42,6 +44,7 @@ __all__ = [
     "FakeConnector",
     "FakeEClient",
     "FakeTWS",
+    "FaultProxy",
     "RandomWalkScenario",
     "ScriptedScenario",
     "SimClock",
