@@ -57,11 +57,16 @@ def _kinds(text: str) -> tuple[str, ...]:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from slob.soak.faults import FAULT_KINDS
+
+    p.epilog = ("exit codes: 0 PASS, 3 FAIL (the report names each failing check), 1 the soak could not run. "
+                f"Fault kinds: {', '.join(FAULT_KINDS)}. Every check: docs/soak.md")
     p.add_argument("--days", type=_positive, default=30.0, help="simulated days to run (default 30; fractions allowed)")
     p.add_argument("--seed", type=int, default=1,
                    help="seed of the market, the planted setups, the calendar's draws and the faults (default 1)")
     p.add_argument("--speed", type=_positive, default=6000.0,
-                   help="simulated seconds per real second while CME is open (default 6000: a day in ~14 s)")
+                   help="simulated seconds per real second while CME is open (default 6000; 2000 from 23:40 to 01:50 "
+                        "New York, around the nightly restart and reset: a trading day takes about 17 s)")
     p.add_argument("--closed-speed", type=_positive, default=None,
                    help="simulated seconds per real second while CME is closed (default 10 x --speed)")
     p.add_argument("--start", type=when, default=None,
@@ -73,7 +78,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fault-spacing", type=_positive, default=3.0,
                    help="real seconds kept free after each fault and around calendar events (default 3)")
     p.add_argument("--fault-kinds", type=_kinds, default=None, metavar="KIND,...",
-                   help="only these fault kinds (default all that can run here; see docs/soak.md)")
+                   help="only these fault kinds (default all that can run here; the proxy_* kinds and trickle need "
+                        "FaultProxy; listed below)")
     p.add_argument("--no-kill", action="store_true", help="never kill -9 the engine")
     p.add_argument("--no-proxy", action="store_true",
                    help="connect the engine straight to the fake TWS: no FaultProxy in between, none of its fault "
