@@ -201,6 +201,7 @@ class Soak:
         self.timers = _Timers()
         self._lost: dict[str, bool] = {}  # who holds connectivity "lost" now
         self._by_label: dict[str, Applied] = {}
+        self._never: list[str] = []  # armed FakeTWS faults that never fired (disarmed at the end)
         self._restored_pending = False
         self._dir = Path(config.work_dir) if config.work_dir else Path(tempfile.mkdtemp(prefix="slob-soak-"))
         self._dir.mkdir(parents=True, exist_ok=True)
@@ -453,6 +454,9 @@ class Soak:
     def _finish(self, tws: FakeTWS) -> None:
         """Heal everything, stop the clock, sync the engine, stop it cleanly."""
         cfg = self.cfg
+        self._never = [f"{f.kind} {f.name}" for f in tws.disarm()]  # nothing may fire into the final sync
+        if self.proxy is not None:
+            self.proxy.disarm()  # also releases a hold and ends a trickle
         self.timers.run_due(everything=True)
         for holder in list(self._lost):
             self._restore(holder, True)
@@ -478,7 +482,7 @@ class Soak:
             self.problems.append(f"engine process {child.number} stopped with code {code}")
 
     def _collect(self, tws: FakeTWS, wall: float) -> RunRecord:
-        never = [f"{f.kind} {f.name}" for f in tws.disarm()]
+        never = self._never + [f"{f.kind} {f.name}" for f in tws.disarm()]
         fired = tws.fired_faults
         for a in self.applied:
             if isinstance(a.armed, RequestFault):
