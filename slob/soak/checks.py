@@ -357,14 +357,16 @@ class FaultRecovery:
 
 def recoveries(events: Sequence[RecoveryInput], received_ns: Sequence[int], ready_ns: Sequence[int],
                unplanned_exit_ns: Sequence[int], end_ns: int,
-               stamps: Sequence[int] | None = None) -> list[FaultRecovery]:
+               stamps: Sequence[int] | None = None, closed_ns: Sequence[int] = ()) -> list[FaultRecovery]:
     """Recovery of each event: real seconds from it to the first tick delivered afterwards
     (``received_ns`` sorted: the engine's receive times; with ``stamps``, their exchange
     seconds in the same order, the first tick that also traded after the event -- not one
     already in flight), or, when the market was closed then, to the engine's next ready
-    session at FakeTWS (``ready_ns`` sorted). Survived: the feed delivered again (or,
-    closed market, reconnected or never lost its session) without an engine exit the soak
-    did not cause, before the run ended."""
+    session at FakeTWS (``ready_ns`` sorted) if one of its sessions closed meanwhile
+    (``closed_ns`` sorted), else to the moment the soak undid the event (``after_ns``: the
+    session was kept, nothing to deliver). Survived: the feed delivered again (or, closed
+    market, reconnected or kept its session) without an engine exit the soak did not
+    cause, before the run ended."""
     out = []
     for e in events:
         if e.start_ns is None:
@@ -374,8 +376,11 @@ def recoveries(events: Sequence[RecoveryInput], received_ns: Sequence[int], read
         effect = max(start, e.after_ns or start)
         tick = first_tick_after(received_ns, stamps, effect, _second(e.sim_at))
         ready = _first_after(ready_ns, effect)
+        cut = _first_after(closed_ns, start)
         if e.market_open and tick is not None:
             done, by = tick, "tick"
+        elif not e.market_open and (cut is None or cut > effect):
+            done, by = effect, "restored"
         elif not e.market_open and ready is not None:
             done, by = ready, "reconnect"
         elif tick is not None:

@@ -112,7 +112,8 @@ def build_report(record: RunRecord, store: StoreData) -> dict[str, Any]:
             end = max(end, a.until)
         outages.append(Outage(f"{a.label} ({a.kind})", sim, max(end, sim),
                               _interrupted(a, start_ns, back_ns, mine)))
-    recovered = recoveries(inputs, received, ready, unplanned, end_ns or 2**62, stamps)
+    closed = sorted(c.closed_ns for c in mine if c.closed_ns is not None)
+    recovered = recoveries(inputs, received, ready, unplanned, end_ns or 2**62, stamps, closed)
     by_label = {r.label: r for r in recovered}
 
     gap_verdicts = explain_gaps(store.gaps, outages, run=(record.sim_start, record.sim_end))
@@ -122,7 +123,7 @@ def build_report(record: RunRecord, store: StoreData) -> dict[str, Any]:
     orders = account_orders(record.orders, record.positions, record.executions, cfg.client_id)
     diffs = compare_store_with_tws(store.orders, store.fills, record.orders, record.executions, record.positions,
                                    cfg.client_id)
-    closed = closed_market_ticks(record.sent)
+    closed_ticks = closed_market_ticks(record.sent)
     not_survived = [r for r in recovered if not r.survived]
     unexplained = [v for v in gap_verdicts if not v.ok]
     no_gap = outages_without_gap(outages, store.gaps)
@@ -148,7 +149,7 @@ def build_report(record: RunRecord, store: StoreData) -> dict[str, Any]:
         Check("brackets left half-placed", len(orders.half_placed), examples=orders.half_placed),
         Check("positions without a stop", len(orders.unprotected), examples=orders.unprotected),
         Check("differences between the store and TWS", len(diffs), examples=tuple(diffs[:20])),
-        Check("ticks FakeTWS sent while CME was closed", closed),
+        Check("ticks FakeTWS sent while CME was closed", closed_ticks),
         Check("runner problems", len(record.problems), examples=tuple(record.problems[:10])),
     ]
 

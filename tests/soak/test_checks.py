@@ -238,10 +238,14 @@ def test_recovery_is_the_first_tick_after_or_the_reconnect_when_closed() -> None
               RecoveryInput("d", "pacing", 7_000, at(T0), True, after_ns=8_000),
               RecoveryInput("e", "kill", 20_000, at(T0), True)]
     received = [500, 3_000, 8_500, 9_000]
-    got = recoveries(events, received, ready_ns=[6_000], unplanned_exit_ns=[], end_ns=30_000)
+    got = recoveries(events, received, ready_ns=[6_000], unplanned_exit_ns=[], end_ns=30_000, closed_ns=[5_500])
     assert [(r.label, r.survived, r.seconds, r.by) for r in got] == [
         ("a", True, 2e-6, "tick"), ("b", True, 1e-6, "reconnect"), ("c", True, None, ""),
         ("d", True, 1.5e-6, "tick"), ("e", False, None, "")]
+    kept = RecoveryInput("f", "weekend", 10_000, at(T0), False, after_ns=12_000)  # 1100 .. 1101, socket kept
+    (r,) = recoveries([kept], received, ready_ns=[6_000, 15_000], unplanned_exit_ns=[], end_ns=30_000,
+                      closed_ns=[5_500])
+    assert (r.survived, r.seconds, r.by) == (True, 2e-6, "restored")
     crashed = recoveries(events[:1], received, [], unplanned_exit_ns=[2_000], end_ns=30_000)
     assert not crashed[0].survived
 
