@@ -375,11 +375,12 @@ def recoveries(events: Sequence[RecoveryInput], received_ns: Sequence[int], read
         start = e.start_ns
         effect = max(start, e.after_ns or start)
         tick = first_tick_after(received_ns, stamps, effect, _second(e.sim_at))
-        ready = _first_after(ready_ns, effect)
-        cut = _first_after(closed_ns, start)
+        cut = _first_after(closed_ns, start)  # the engine's session closed (within a second, or before it healed)
+        disconnected = cut is not None and cut <= max(effect, start + 1_000_000_000)
+        ready = _first_after(ready_ns, max(cut or 0, effect))
         if e.market_open and tick is not None:
             done, by = tick, "tick"
-        elif not e.market_open and (cut is None or cut > effect):
+        elif not e.market_open and not disconnected:
             done, by = effect, "restored"
         elif not e.market_open and ready is not None:
             done, by = ready, "reconnect"
