@@ -343,6 +343,7 @@ class RecoveryInput:
     sim_at: dt.datetime
     market_open: bool
     after_ns: int | None = None  # recovery counts from a tick after this too (an armed fault's firing)
+    healed_ns: int | None = None  # when the soak undid it (port back, connectivity restored)
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,17 +374,18 @@ def recoveries(events: Sequence[RecoveryInput], received_ns: Sequence[int], read
             out.append(FaultRecovery(e.label, e.kind, False, True, None, ""))
             continue
         start = e.start_ns
-        effect = max(start, e.after_ns or start)
+        fired = max(start, e.after_ns or start)
+        effect = max(fired, e.healed_ns or start)
         tick = first_tick_after(received_ns, stamps, effect, _second(e.sim_at))
         cut = _first_after(closed_ns, start)  # the engine's session closed (within a second, or before it healed)
         disconnected = cut is not None and cut <= max(effect, start + 1_000_000_000)
-        ready = _first_after(ready_ns, max(cut or 0, effect))
+        ready = _first_after(ready_ns, max(cut or 0, fired))
         if e.market_open and tick is not None:
             done, by = tick, "tick"
         elif not e.market_open and not disconnected:
             done, by = effect, "restored"
         elif not e.market_open and ready is not None:
-            done, by = ready, "reconnect"
+            done, by = max(ready, effect), "reconnect"
         elif tick is not None:
             done, by = tick, "tick"
         else:

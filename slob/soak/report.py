@@ -71,19 +71,16 @@ def _iso(t: dt.datetime | None) -> str | None:
 
 
 def _start(a: Applied) -> tuple[int | None, dt.datetime | None, int | None]:
-    """When an applied event took effect (monotonic, simulated), and the moment after which
-    the feed's next tick is its recovery: when its armed fault fired, or when the soak
-    undid it (a port back, connectivity restored). A triggered fault starts at its
-    trigger, a bracket fault when it fired; one that never fired has no start."""
-    after = max([x for x in (a.healed_ns, a.fired.monotonic_ns if a.fired else None) if x is not None],
-                default=None)
+    """When an applied event took effect (monotonic, simulated), and when its armed fault
+    fired (None: nothing armed). A triggered fault starts at its trigger, a bracket fault
+    when it fired; one that never fired has no start."""
     if a.armed is None:
-        return a.mono_ns, a.sim_at, after
+        return a.mono_ns, a.sim_at, None
     if a.fired is None:
         return None, None, None
     if "triggered by" in a.note:
-        return a.mono_ns, a.sim_at, after
-    return a.fired.monotonic_ns, a.fired.at, after
+        return a.mono_ns, a.sim_at, a.fired.monotonic_ns
+    return a.fired.monotonic_ns, a.fired.at, a.fired.monotonic_ns
 
 
 def build_report(record: RunRecord, store: StoreData) -> dict[str, Any]:
@@ -102,10 +99,10 @@ def build_report(record: RunRecord, store: StoreData) -> dict[str, Any]:
         start_ns, sim, fired_ns = _start(a)
         if a.kind != "unplanned_exit":
             inputs.append(RecoveryInput(a.label, a.kind, start_ns, sim or a.sim_at,
-                                        is_cme_open(sim or a.sim_at), fired_ns))
+                                        is_cme_open(sim or a.sim_at), fired_ns, a.healed_ns))
         if start_ns is None or sim is None:
             continue
-        back = first_tick_after(received, stamps, max(start_ns, fired_ns or start_ns), _unix(sim))
+        back = first_tick_after(received, stamps, max(start_ns, fired_ns or 0, a.healed_ns or 0), _unix(sim))
         end = by_received[back].timestamp if back is not None else record.sim_end
         back_ns = back if back is not None else 2**62
         if a.until is not None:
@@ -116,7 +113,11 @@ def build_report(record: RunRecord, store: StoreData) -> dict[str, Any]:
     recovered = recoveries(inputs, received, ready, unplanned, end_ns or 2**62, stamps, closed)
     by_label = {r.label: r for r in recovered}
 
-    gap_verdicts = explain_gaps(store.gaps, outages, run=(record.sim_start, record.sim_end))
+    # The engine stamps events by its own clock (the newest tick plus local time elapsed),
+    # and the soak notes its actions a few milliseconds late: allow a quarter of a real
+    # second of simulated time either side.
+    slack = dt.timedelta(seconds=max(5.0, 0.25 * max(cfg.speed, cfg.night_speed)))
+    gap_verdicts = explain_gaps(store.gaps, outages, run=(record.sim_start, record.sim_end), slack=slack)
     # a gap in the wrong clock (inverted, or outside the run) explains no lost tick
     tick_account = account_ticks(record.sent, store.ticks, [v.gap for v in gap_verdicts if not v.problem],
                                  store.rolls)
@@ -126,7 +127,7 @@ def build_report(record: RunRecord, store: StoreData) -> dict[str, Any]:
     closed_ticks = closed_market_ticks(record.sent)
     not_survived = [r for r in recovered if not r.survived]
     unexplained = [v for v in gap_verdicts if not v.ok]
-    no_gap = outages_without_gap(outages, store.gaps)
+    no_gap = outages_without_gap(outages, store.gaps, slack=slack)
     own_exits = [c for c in record.children if c.why == ""]
 
     checks = [

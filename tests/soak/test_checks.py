@@ -242,10 +242,13 @@ def test_recovery_is_the_first_tick_after_or_the_reconnect_when_closed() -> None
     assert [(r.label, r.survived, r.seconds, r.by) for r in got] == [
         ("a", True, 2e-6, "tick"), ("b", True, 1e-6, "reconnect"), ("c", True, None, ""),
         ("d", True, 1.5e-6, "tick"), ("e", False, None, "")]
-    kept = RecoveryInput("f", "weekend", 10_000, at(T0), False, after_ns=12_000)  # 1100 .. 1101, socket kept
+    kept = RecoveryInput("f", "weekend", 10_000, at(T0), False, healed_ns=12_000)  # 1100 .. 1101, socket kept
     (r,) = recoveries([kept], received, ready_ns=[6_000, 15_000], unplanned_exit_ns=[], end_ns=30_000,
                       closed_ns=[5_500])
     assert (r.survived, r.seconds, r.by) == (True, 2e-6, "restored")
+    # a restart inside it: the engine reconnected meanwhile, recovered once it also healed
+    (r,) = recoveries([kept], received, ready_ns=[11_000], unplanned_exit_ns=[], end_ns=30_000, closed_ns=[10_500])
+    assert (r.seconds, r.by) == (2e-6, "reconnect")
     crashed = recoveries(events[:1], received, [], unplanned_exit_ns=[2_000], end_ns=30_000)
     assert not crashed[0].survived
 
