@@ -15,6 +15,8 @@ import argparse
 import json
 import logging
 import math
+import signal
+import threading
 from pathlib import Path
 from typing import TextIO
 
@@ -54,6 +56,10 @@ def _kinds(text: str) -> tuple[str, ...]:
     if unknown:
         raise argparse.ArgumentTypeError(f"unknown fault kind(s) {', '.join(unknown)}; known: {', '.join(FAULT_KINDS)}")
     return kinds
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -130,11 +136,15 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     if not logging.getLogger().isEnabledFor(logging.INFO):
         for logger in quiet:
             logger.setLevel(logging.ERROR)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main_thread else None
     try:
-        record, soak = run_soak(config, say)
+        record, soak = run_soak(config, say)  # SIGTERM/Ctrl-C: the engine process is killed on the way out
     finally:
         for logger in quiet:
             logger.setLevel(logging.NOTSET)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     try:
         report = build_report(record, load_store(record.store_path))
     finally:

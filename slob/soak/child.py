@@ -8,8 +8,8 @@ It talks to the parent in JSON lines: on stdout it reports ``starting``, ``start
 (connected and subscribed), ``start_failed`` (and tries again, as a supervisor would),
 ``synced``, ``feed_ended`` (the engine gave up: the soak counts it as a failure) and
 ``stopped``; on stdin it takes ``sync`` (report once everything FakeTWS wrote before the
-request has been delivered and committed to the store). SIGTERM stops the engine cleanly.
-Logs go to stderr.
+request has been delivered and committed to the store). SIGTERM, or the end of stdin (the
+soak is gone), stops the engine cleanly. Logs go to stderr.
 """
 
 from __future__ import annotations
@@ -102,8 +102,9 @@ async def _run(args: argparse.Namespace) -> int:
 
     def readable() -> None:
         data = os.read(sys.stdin.fileno(), 4096)
-        if not data:
+        if not data:  # the soak is gone (or done): stop as on SIGTERM, never run on orphaned
             loop.remove_reader(sys.stdin.fileno())
+            asyncio.ensure_future(engine.stop())
             return
         buffer.extend(data)
         while b"\n" in buffer:
