@@ -404,15 +404,16 @@ class Soak:
             try:
                 self._main(tws)
             finally:
-                for child in self.children:
-                    if child.alive:
-                        child.kill("stopped")
-                        child.proc.wait(10)
-                    child.reap()
-                record = self._collect(tws, time.monotonic() - began)
-                if self.proxy is not None:
-                    self.proxy.stop()
-        return record
+                try:
+                    for child in self.children:
+                        if child.alive:
+                            child.kill("stopped")
+                            child.proc.wait(10)
+                        child.reap()
+                finally:
+                    if self.proxy is not None:
+                        self.proxy.stop()
+            return self._collect(tws, time.monotonic() - began)
 
     def _main(self, tws: FakeTWS) -> None:
         cfg = self.cfg
@@ -495,8 +496,6 @@ class Soak:
                     a.fired = Fired(self._sim_at(ns), ns)
                 else:
                     never.append(str(getattr(a.armed, "what", a.armed)))
-        if self.proxy is not None:
-            self.proxy.disarm()
         lives = [ChildLife(c.number, c.pid, c.started_ns, c.ended_ns, c.proc.returncode, c.expected_exit,
                            c.rss_start_kb, c.rss_end_kb, list(c.events), str(c.log_path), c.log_tail())
                  for c in self.children]
