@@ -5,13 +5,21 @@ scenario; every trade goes to the tick-by-tick subscriptions of that family at o
 and into the market-data subscriptions, which TWS aggregates and sends on a fixed
 cadence (250 ms for US futures, TWS-FACTS §4). Contracts further out trade at the
 front price plus a basis per quarter.
+
+Every trade tick handed to a client's socket is written down in a :class:`SentLog`
+(``FakeTWS.sent_ticks()``): what a test compares with what its client delivered. The
+log is columnar (about 60 bytes a tick), so hours of simulated market stay cheap.
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
+import datetime as dt
 import logging
 import math
+import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator
 
@@ -31,6 +39,92 @@ BID_SIZE, BID, ASK, ASK_SIZE, LAST, LAST_SIZE, VOLUME, LAST_TIMESTAMP = 0, 1, 2,
 HIGH, LOW, CLOSE, OPEN = 6, 7, 9, 14
 _PRICE_SIZE = ((BID, BID_SIZE), (ASK, ASK_SIZE), (LAST, LAST_SIZE))
 TICK_BY_TICK_TYPES = ("Last", "AllLast", "BidAsk", "MidPoint")
+#: ``SentTick.kind`` values: the tick-by-tick types that carry trades, and market data.
+TRADE_KINDS = ("Last", "AllLast", "mkt")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+@dataclass(frozen=True, slots=True)
+class SentTick:
+    """One trade tick the fake TWS handed to a client's socket.
+
+    ``session`` numbers the fake's accepted connections from 1 (a reconnect is a new
+    session); ``req_id`` is the subscription's request id; ``contract`` the local symbol;
+    ``time`` the exchange time in Unix seconds, as on the wire; ``kind`` ``"Last"``,
+    ``"AllLast"`` (tick-by-tick) or ``"mkt"`` (a market-data LAST). ``trade`` numbers the
+    market's trades: one trade sent to two subscriptions (an old and a new one around a
+    resubscription) shows the same number twice. ``resend`` marks a tick repeating a trade
+    already printed before the subscription began (a market-data subscription's initial
+    snapshot carries the last trade). ``sent_ns`` is ``time.monotonic_ns()`` at the moment
+    the frame went to the transport (after a stall: when the held frames were released).
+    """
+
+    client_id: int
+    session: int
+    req_id: int
+    contract: str
+    time: int
+    price: float
+    size: int
+    kind: str
+    resend: bool
+    trade: int
+    sent_ns: int
+
+    @property
+    def timestamp(self) -> dt.datetime:
+        """The exchange time as a tz-aware UTC datetime (what ``Tick.timestamp`` holds)."""
+        return _EPOCH + dt.timedelta(seconds=self.time)
+
+
+class SentLog:
+    """Append-only, thread-safe record of the trade ticks written to sockets. Columnar
+    (arrays of numbers, contract names interned) to stay small over long runs."""
+
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+        self._lock = threading.Lock()
+        self._ints = array.array("q")  # per tick: client, session, req, contract, time, size, flags, trade, ns
+        self._prices = array.array("d")
+        self._names: list[str] = []
+        self._index: dict[str, int] = {}
+
+    _WIDTH = 9
+
+    def record(self, client_id: int, session: int, req_id: int, contract: str, unix_s: int, price: float,
+               size: int, kind: str, resend: bool, trade: int, sent_ns: int) -> None:
+        if not self.enabled:
+            return
+        name = self._index.get(contract)
+        if name is None:
+            name = self._index[contract] = len(self._names)
+            self._names.append(contract)
+        flags = TRADE_KINDS.index(kind) | (4 if resend else 0)
+        with self._lock:
+            self._ints.extend((client_id, session, req_id, name, unix_s, size, flags, trade, sent_ns))
+            self._prices.append(price)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._prices)
+
+    def ticks(self, client_id: int | None = None, since: int = 0) -> list[SentTick]:
+        """The ticks recorded from position ``since`` on (of ``client_id``, if given)."""
+        with self._lock:
+            w = self._WIDTH
+            ints, prices, names = self._ints[since * w:], self._prices[since:], list(self._names)
+        out: list[SentTick] = []
+        for i, price in enumerate(prices):
+            c, sess, req, name, t, size, flags, trade, ns = ints[i * w:(i + 1) * w]
+            if client_id is None or c == client_id:
+                out.append(SentTick(c, sess, req, names[name], t, price, size, TRADE_KINDS[flags & 3],
+                                    bool(flags & 4), trade, ns))
+        return out
+
+    def clear(self) -> None:
+        with self._lock:
+            del self._ints[:]
+            del self._prices[:]
 
 
 def default_scenarios(seed: int) -> dict[str, Scenario]:
@@ -73,6 +167,8 @@ class Subscription:
     pending: dict[int, float] = field(default_factory=dict)
     volume: int = 0
     last_quote: tuple[float, float, int, int] | None = None
+    #: market data: the trade behind the pending LAST (sequence, Unix second, price, size, resend)
+    pending_trade: tuple[int, int, float, int, bool] | None = None
 
     def wire_type(self, tick_type: int) -> int:
         return DELAYED.get(tick_type, tick_type) if self.delayed else tick_type
@@ -88,8 +184,12 @@ class Market:
         *,
         md_interval: float = 0.25,
         batch: int = 256,
+        sent: SentLog | None = None,
     ) -> None:
         self.clock = clock
+        #: Every trade tick written to a socket (see :class:`SentTick`).
+        self.sent = sent if sent is not None else SentLog()
+        self.trades_played = 0  # sequence numbers of the trades, from 1
         self.md_interval_ns = max(1, int(md_interval * _NS))
         self._batch = batch
         self._streams: dict[str, Iterator[Trade]] = {}
@@ -100,6 +200,8 @@ class Market:
             self._streams[family] = it
             self._next[family] = next(it, None)
         self.last: dict[str, Trade] = {}
+        self.last_seq: dict[str, int] = {}
+        self._basis: dict[str, float] = {}
         self.stats: dict[str, DayStats] = {family: DayStats() for family in scenarios}
         self.subs: dict[tuple[int, int], Subscription] = {}  # (id(session), req_id)
         self.flowing = True  # False while IB<->TWS connectivity is "lost" (1100)
@@ -147,21 +249,27 @@ class Market:
     # -- prices ----------------------------------------------------------------
 
     def contract_price(self, contract: FutureContract, front_price: float, now_ns: int) -> float:
-        """Front price plus a carry basis of ~0.4 % a quarter, on the tick grid."""
+        """Front price plus a carry basis of ~0.4 % a quarter, on the tick grid. The basis
+        is fixed per family (from the price it first sees), so a later contract's prices
+        are the front's shifted by a constant: the same candles, setups included."""
         listed = active_contracts(contract.spec.root, from_ns(now_ns))
         quarters = contract.quarters_after(listed[0]) if listed else 0
         if quarters <= 0:
             return front_price
         tick = contract.spec.min_tick
-        basis = round(front_price * 0.004 / tick) * tick
+        family = contract.spec.family
+        basis = self._basis.get(family)
+        if basis is None:
+            basis = self._basis[family] = round(front_price * 0.004 / tick) * tick
         return front_price + quarters * basis
 
     def snapshot(self, sub: Subscription) -> None:
         """Send the current quote and last trade to a new market-data subscription."""
-        trade = self.last.get(sub.contract.spec.family)
+        family = sub.contract.spec.family
+        trade = self.last.get(family)
         if trade is None:
             return
-        self._mark(sub, trade, self.clock.now_ns(), initial=True)
+        self._mark(sub, trade, self.clock.now_ns(), initial=True, seq=self.last_seq.get(family, 0))
         self._flush_sub(sub)
 
     # -- the loop --------------------------------------------------------------
@@ -227,10 +335,12 @@ class Market:
                 break
             family, trade = head
             self._next[family] = next(self._streams[family], None)
+            self.trades_played += 1
             self.last[family] = trade
+            self.last_seq[family] = self.trades_played
             self.stats[family].update(trade)
             if self.flowing:
-                sent += self._dispatch(family, trade)
+                sent += self._dispatch(family, trade, self.trades_played)
                 self._match(family, trade)
         await self._backpressure()
 
@@ -257,7 +367,7 @@ class Market:
 
     # -- dispatch --------------------------------------------------------------
 
-    def _dispatch(self, family: str, trade: Trade) -> int:
+    def _dispatch(self, family: str, trade: Trade, seq: int) -> int:
         unix_s = trade.time_ns // _NS
         n = 0
         for sub in list(self.subs.values()):
@@ -267,14 +377,15 @@ class Market:
             session = sub.session
             sv = session.server_version
             if sub.kind == "mkt":
-                self._mark(sub, trade, trade.time_ns)
+                self._mark(sub, trade, trade.time_ns, seq=seq)
                 continue
             price = self.contract_price(contract, trade.price, trade.time_ns)
             shift = price - trade.price
             if sub.kind in ("Last", "AllLast"):
-                session.send(
+                session.send_trade(
                     msg.tbt_last(sub.req_id, sub.kind == "AllLast", unix_s, price, trade.size,
-                                 0, contract.spec.exchange, "", sv)
+                                 0, contract.spec.exchange, "", sv),
+                    (sub.req_id, contract.local_symbol, unix_s, price, trade.size, sub.kind, False, seq),
                 )
                 n += 1
             else:
@@ -290,8 +401,9 @@ class Market:
                     n += 1
         return n
 
-    def _mark(self, sub: Subscription, trade: Trade, now_ns: int, initial: bool = False) -> None:
+    def _mark(self, sub: Subscription, trade: Trade, now_ns: int, initial: bool = False, seq: int = 0) -> None:
         shift = self.contract_price(sub.contract, trade.price, trade.time_ns) - trade.price
+        sub.pending_trade = (seq, trade.time_ns // _NS, trade.price + shift, trade.size, initial)
         p = sub.pending
         p[BID], p[BID_SIZE] = trade.bid + shift, trade.bid_size
         p[ASK], p[ASK_SIZE] = trade.ask + shift, trade.ask_size
@@ -328,8 +440,14 @@ class Market:
             price, size = p.get(price_type), p.get(size_type)
             moved = LAST_SIZE in p if price_type == LAST else price != sent.get(price_type)
             if price is not None and moved:
-                session.send(msg.tick_price(rid, sub.wire_type(price_type), price,
-                                            int(size if size is not None else 0), 0, sv))
+                frame = msg.tick_price(rid, sub.wire_type(price_type), price, int(size if size is not None else 0), 0, sv)
+                trade = sub.pending_trade if price_type == LAST else None
+                if trade is not None:
+                    seq, unix_s, _, trade_size, resend = trade
+                    session.send_trade(frame, (rid, sub.contract.local_symbol, unix_s, price, trade_size, "mkt",
+                                               resend, seq))
+                else:
+                    session.send(frame)
                 sent[price_type] = price
                 if size is not None:
                     sent[size_type] = size
@@ -348,4 +466,5 @@ class Market:
             session.send(msg.tick_string(rid, sub.wire_type(LAST_TIMESTAMP), str(int(p[LAST_TIMESTAMP])), sv))
             sent[LAST_TIMESTAMP] = p[LAST_TIMESTAMP]
         p.clear()
+        sub.pending_trade = None
 

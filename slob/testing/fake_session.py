@@ -26,7 +26,7 @@ from slob.testing.futures import FutureContract, is_cme_open, resolve_contracts
 from slob.testing.tws_requests import Request, RequestError, decode_request
 
 if TYPE_CHECKING:
-    from slob.testing.fake_tws import FakeTWS
+    from slob.testing.fake_tws import FakeTWS, RequestFault
 
 log = logging.getLogger("slob.testing.fake_tws")
 
@@ -111,7 +111,10 @@ class Session(asyncio.Protocol):
         self.client_id: int | None = None
         self.peer = ""
         self.md_type = 1
+        self.number = 0  # the fake's count of accepted connections, from 1 (set by FakeTWS)
         self.held: list[bytes] | None = None
+        #: trade ticks among the held frames, recorded in the sent log once released
+        self._held_trades: list[tuple[int, str, int, float, int, str, bool, int]] = []
         self.futures_farm_announced = False
         self.positions_subscribed = False  # REQ_POSITIONS until CANCEL_POSITIONS
         self._writable = asyncio.Event()
@@ -192,12 +195,30 @@ class Session(asyncio.Protocol):
     # -- output ----------------------------------------------------------------
 
     def send(self, frame: bytes) -> None:
-        if self.state == "closed" or self.transport is None:
+        if self.state == "closed" or self.transport is None or self.transport.is_closing():
             return
         if self.held is not None:
             self.held.append(frame)
             return
         self.transport.write(frame)
+
+    def send_trade(self, frame: bytes, trade: tuple[int, str, int, float, int, str, bool, int]) -> None:
+        """Send a frame carrying one trade tick and write it down in the fake's sent log
+        when it goes to the transport. ``trade``: (req id, local symbol, Unix second,
+        price, size, kind, resend, trade number); see slob.testing.fake_market.SentTick."""
+        if self.state == "closed" or self.transport is None or self.transport.is_closing():
+            return  # a dying socket: nothing is handed over (and nothing recorded)
+        if self.held is not None:
+            self.held.append(frame)
+            self._held_trades.append(trade)
+            return
+        self.transport.write(frame)
+        self._log_trade(trade, time.monotonic_ns())
+
+    def _log_trade(self, trade: tuple[int, str, int, float, int, str, bool, int], sent_ns: int) -> None:
+        req_id, contract, unix_s, price, size, kind, resend, seq = trade
+        self.tws.market.sent.record(self.client_id or 0, self.number, req_id, contract, unix_s, price, size,
+                                    kind, resend, seq, sent_ns)
 
     def hold(self) -> None:
         if self.held is None:
@@ -205,8 +226,12 @@ class Session(asyncio.Protocol):
 
     def release(self) -> None:
         held, self.held = self.held, None
+        trades, self._held_trades = self._held_trades, []
         if held and self.transport is not None and self.state != "closed":
             self.transport.write(b"".join(held))
+            now = time.monotonic_ns()
+            for trade in trades:
+                self._log_trade(trade, now)
 
     def close(self) -> None:
         """Close after what is queued has been written."""
@@ -243,11 +268,18 @@ class Session(asyncio.Protocol):
         self.tws._record(request)
         if self._paced_out():
             return
-        handler = self._handlers.get(message.msg_id)
-        if handler is None:
-            self.error(-1, 320, detail=f"Unknown message id {message.msg_id}.")
+        fault = self.tws._request_fault(self, request)
+        if fault is not None:
+            self._fault(fault, request)
             return
-        if self.state != "ready" and message.msg_id != OUT.START_API:
+        self._handle(message.msg_id, request)
+
+    def _handle(self, msg_id: int, request: Request) -> None:
+        handler = self._handlers.get(msg_id)
+        if handler is None:
+            self.error(-1, 320, detail=f"Unknown message id {msg_id}.")
+            return
+        if self.state != "ready" and msg_id != OUT.START_API:
             log.info("! %s sent %s before START_API; ignored", self.peer, request.name)
             return
         try:
@@ -258,6 +290,20 @@ class Session(asyncio.Protocol):
         except Exception as exc:  # a fake-TWS bug must not take the server down
             log.exception("fake TWS failed on %s", request.name)
             self.error(-1, 322, detail=repr(exc))
+
+    def _fault(self, fault: "RequestFault", request: Request) -> None:
+        """An armed request fault (FakeTWS.reject_next_request and friends) meets its request."""
+        if fault.kind == "reject":
+            req_id = _safe_int(request.fields.get("reqId") or request.fields.get("orderId") or "-1")
+            log.info("! %s: %s answered with error %d (injected)", self.peer, request.name, fault.code)
+            self.error(req_id, fault.code)
+        elif fault.kind == "ignore":
+            log.info("! %s: %s left unanswered (injected)", self.peer, request.name)
+        else:
+            if fault.answered:
+                self._handle(request.msg_id, request)
+            log.info("! %s: connection closed at %s (injected)", self.peer, request.name)
+            self.abort()
 
     def _hello(self, payload: bytes) -> None:
         try:

@@ -26,13 +26,13 @@ import ipaddress
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Awaitable, Callable, Iterable, Mapping, NoReturn
 from zoneinfo import ZoneInfo
 
 from slob.ib import wire
 from slob.testing import tws_messages as msg
-from slob.testing.fake_market import Market, default_scenarios
+from slob.testing.fake_market import Market, SentLog, SentTick, default_scenarios
 from slob.testing.fake_orders import OrderBook
 from slob.testing.fake_session import Session
 from slob.testing.loop_thread import LoopThread
@@ -40,7 +40,7 @@ from slob.testing.order_records import ExecutionRecord, OrderInfo, PositionRecor
 from slob.testing.scenario import Scenario, SimClock
 from slob.testing.tws_requests import Request
 
-__all__ = ["ClientInfo", "DEFAULT_START", "FakeTWS"]
+__all__ = ["ClientInfo", "Connection", "DEFAULT_START", "FakeTWS", "FiredFault", "RequestFault", "SentTick"]
 
 log = logging.getLogger("slob.testing.fake_tws")
 
@@ -58,6 +58,50 @@ class ClientInfo:
     client_id: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class Connection:
+    """One accepted API socket over its life: ``session`` numbers them from 1 (as
+    :class:`SentTick` does); ``*_ns`` are ``time.monotonic_ns()`` when it was accepted,
+    when START_API made it ready (None: never) and when it closed (None: still open);
+    ``ready_at`` is the simulated time it became ready."""
+
+    session: int
+    peer: str
+    client_id: int | None
+    opened_ns: int
+    ready_ns: int | None = None
+    ready_at: dt.datetime | None = None
+    closed_ns: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFault:
+    """A fault armed to meet the next request called ``name`` (IB's name, e.g.
+    ``REQ_CONTRACT_DATA``) from ``client_id`` (None: any client), after letting ``skip``
+    such requests pass. ``kind``: ``"reject"`` (answered with error ``code`` instead),
+    ``"ignore"`` (never answered), ``"drop"`` (the socket closed right there, after the
+    request was handled if ``answered``)."""
+
+    kind: str
+    name: str
+    code: int = 0
+    answered: bool = True
+    skip: int = 0
+    client_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FiredFault:
+    """An armed :class:`RequestFault` that met its request: when (simulated ``at``,
+    and ``time.monotonic_ns()``), on which client and session."""
+
+    fault: RequestFault
+    client_id: int | None
+    session: int
+    at: dt.datetime
+    monotonic_ns: int
+
+
 class FakeTWS(LoopThread):
     """A protocol-level TWS on 127.0.0.1; see the module docstring.
 
@@ -67,7 +111,9 @@ class FakeTWS(LoopThread):
     :meth:`advance`); ``scenarios`` maps a price family (``"NQ"``, ``"ES"``) to a
     :class:`~slob.testing.scenario.Scenario`; ``no_permission`` lists roots without a
     market-data subscription (354, or 10167 and delayed data); ``pacing`` is
-    ``"reject"`` (error 100, disconnect after three violations) or ``"count"``.
+    ``"reject"`` (error 100, disconnect after three violations) or ``"count"``;
+    ``record_sent`` keeps the log behind :meth:`sent_ticks` (on by default; about 60 bytes
+    a trade tick).
     """
 
     _label = "FakeTWS"
@@ -92,6 +138,7 @@ class FakeTWS(LoopThread):
         pacing: str = "reject",
         farm_notices: bool = True,
         time_zone: str = "America/New_York",
+        record_sent: bool = True,
     ) -> None:
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"FakeTWS binds loopback addresses only, not {host!r}")
@@ -128,6 +175,11 @@ class FakeTWS(LoopThread):
         self._pacing_violations = 0
         self._changed = threading.Condition()
         self._server: asyncio.Server | None = None
+        self._sessions_opened = 0
+        self._connections: dict[int, Connection] = {}
+        self._armed: list[tuple[RequestFault, list[int]]] = []  # (fault, [requests left to skip])
+        self._fired: list[FiredFault] = []
+        self._sent = SentLog(record_sent)
         self.book = OrderBook(self)
 
     # -- lifecycle (start, stop, with: see LoopThread) ----------------------------
@@ -143,7 +195,7 @@ class FakeTWS(LoopThread):
         return (self.host, self.port)
 
     async def _main(self, ready: threading.Event) -> None:
-        self.market = Market(self.clock, self.scenarios, md_interval=self.market_data_interval)
+        self.market = Market(self.clock, self.scenarios, md_interval=self.market_data_interval, sent=self._sent)
         self.market.on_trade = self.book.on_trade
         self.market.wants_trades = self.book.wants_trades
         await self._listen()
@@ -189,6 +241,10 @@ class FakeTWS(LoopThread):
     # -- bookkeeping (loop thread) ----------------------------------------------
 
     def _session_opened(self, session: Session) -> None:
+        self._sessions_opened += 1
+        session.number = self._sessions_opened
+        with self._changed:
+            self._connections[session.number] = Connection(session.number, session.peer, None, time.monotonic_ns())
         self._sessions.append(session)
         self._notify()
 
@@ -196,14 +252,45 @@ class FakeTWS(LoopThread):
         if session in self._sessions:
             self._sessions.remove(session)
         self.market.remove_session(session)
+        with self._changed:
+            c = self._connections.get(session.number)
+            if c is not None and c.closed_ns is None:
+                self._connections[session.number] = replace(c, closed_ns=time.monotonic_ns())
         self._notify()
 
     def _session_ready(self, session: Session) -> None:
+        with self._changed:
+            c = self._connections.get(session.number)
+            if c is not None:
+                self._connections[session.number] = replace(c, client_id=session.client_id,
+                                                            ready_ns=time.monotonic_ns(), ready_at=self.clock.now())
         self._notify()
 
     def _client_id_taken(self, client_id: int, asking: Session) -> bool:
         return any(s is not asking and s.state == "ready" and s.client_id == client_id
                    for s in self._sessions)
+
+    def _request_fault(self, session: Session, request: Request) -> RequestFault | None:
+        """The armed fault that takes ``request`` (loop thread), if any."""
+        client_id = session.client_id
+        if client_id is None and request.name == "START_API":
+            try:
+                client_id = int(request.get("clientId"))
+            except ValueError:
+                client_id = None
+        with self._changed:
+            for i, (fault, skip) in enumerate(self._armed):
+                if fault.name != request.name or (fault.client_id is not None and fault.client_id != client_id):
+                    continue
+                if skip[0] > 0:
+                    skip[0] -= 1
+                    return None
+                del self._armed[i]
+                self._fired.append(FiredFault(fault, client_id, session.number, self.clock.now(),
+                                              time.monotonic_ns()))
+                self._changed.notify_all()
+                return fault
+        return None
 
     def _record(self, request: Request) -> None:
         with self._changed:
@@ -241,6 +328,13 @@ class FakeTWS(LoopThread):
         ])
 
     @property
+    def connections(self) -> list[Connection]:
+        """Every API socket accepted so far, open or closed, in order (see
+        :class:`Connection`): how often a client reconnected, and when."""
+        with self._changed:
+            return list(self._connections.values())
+
+    @property
     def orders(self) -> list[OrderInfo]:
         """Every order placed (held, working or finished), by client id and order id."""
         return list(self.book.snapshot()[0])
@@ -254,6 +348,35 @@ class FakeTWS(LoopThread):
     def positions(self) -> list[PositionRecord]:
         """Each account's position per contract traded (0 once flat, as TWS lists it)."""
         return list(self.book.snapshot()[2])
+
+    def sent_ticks(self, client_id: int | None = None, *, since: int = 0) -> list[SentTick]:
+        """Every trade tick written to a client's socket, in the order written: for each
+        tick-by-tick Last/AllLast and market-data subscription, the client id, session,
+        request id, local symbol, exchange second, price, size, whether it repeats an
+        earlier trade (``resend``: a market-data subscription's initial snapshot) and the
+        market's trade number (:class:`~slob.testing.fake_market.SentTick`). Recorded at
+        the moment the frame is handed to the transport: a frame held by :meth:`stall` is
+        recorded when it is released, one held when its socket dies is never recorded.
+        ``client_id`` filters; ``since`` skips the first ``since`` records (see
+        :attr:`sent_tick_count`), so a test can look at what one step sent::
+
+            mark = tws.sent_tick_count
+            ...                                   # the step
+            step_ticks = tws.sent_ticks(client_id=1, since=mark)
+
+        A tick "sent" may still be lost to its client: bytes in the socket's buffers die
+        with a dropped connection. Compare what the client delivered against this list
+        with that in mind (slob soak does: losses must fall inside recorded gaps)."""
+        return self._sent.ticks(client_id, since)
+
+    @property
+    def sent_tick_count(self) -> int:
+        """How many trade ticks have been recorded (a mark for ``sent_ticks(since=)``)."""
+        return len(self._sent)
+
+    def clear_sent_ticks(self) -> None:
+        """Forget the recorded ticks (positions for ``since`` start again at 0)."""
+        self._sent.clear()
 
     @property
     def protocol_errors(self) -> list[str]:
@@ -355,6 +478,54 @@ class FakeTWS(LoopThread):
         instead of taking the order (its id counts as used)."""
         self.book.reject_next(code, text)
 
+    def _arm(self, fault: RequestFault) -> RequestFault:
+        if fault.skip < 0:
+            raise ValueError(f"skip must be >= 0, not {fault.skip}")
+        with self._changed:
+            self._armed.append((fault, [fault.skip]))
+        return fault
+
+    def reject_next_request(self, name: str, code: int = 100, *, skip: int = 0,
+                            client_id: int | None = None) -> RequestFault:
+        """Answer the next request called ``name`` (IB's name: ``REQ_CONTRACT_DATA``,
+        ``REQ_TICK_BY_TICK_DATA``, ``REQ_CURRENT_TIME``...) with ERR_MSG ``code`` -- by
+        default 100, TWS's pacing rejection (TWS-FACTS §6) -- instead of serving it. The
+        error carries the request's id (reqId or orderId) where it has one, else -1.
+        ``skip`` lets that many such requests through first; ``client_id`` limits it to
+        one client. Armed faults meet requests in the order armed."""
+        return self._arm(RequestFault("reject", name, code=code, skip=skip, client_id=client_id))
+
+    def ignore_next_request(self, name: str, *, skip: int = 0, client_id: int | None = None) -> RequestFault:
+        """Leave the next request called ``name`` unanswered, as TWS sometimes does under
+        pacing (the client's time-out is all it gets)."""
+        return self._arm(RequestFault("ignore", name, skip=skip, client_id=client_id))
+
+    def drop_on_next_request(self, name: str, *, answered: bool = True, skip: int = 0,
+                             client_id: int | None = None) -> RequestFault:
+        """Close the client's socket abruptly when the next request called ``name``
+        arrives: after serving it (``answered``; e.g. ``PLACE_ORDER``: the order is taken,
+        then the connection dies before the next leg) or before (e.g. ``START_API``
+        unanswered: a drop after the greeting, before nextValidId)."""
+        return self._arm(RequestFault("drop", name, answered=answered, skip=skip, client_id=client_id))
+
+    @property
+    def armed_faults(self) -> list[RequestFault]:
+        """Request faults still waiting for their request."""
+        with self._changed:
+            return [fault for fault, _ in self._armed]
+
+    @property
+    def fired_faults(self) -> list[FiredFault]:
+        """Request faults that met their request, in order."""
+        with self._changed:
+            return list(self._fired)
+
+    def disarm(self) -> list[RequestFault]:
+        """Forget the armed request faults; returns them."""
+        with self._changed:
+            armed, self._armed = [fault for fault, _ in self._armed], []
+        return armed
+
     def send_garbage(self, kind: str = "bad_id", client_id: int | None = None) -> None:
         """Send a frame no client can read. ``bad_id``: a text message whose id is not a
         number; ``truncated``: a text payload without its final NUL; ``oversize``: a length
@@ -416,24 +587,40 @@ class FakeTWS(LoopThread):
     def listening(self) -> bool:
         return self._server is not None
 
-    def connectivity_lost(self) -> None:
-        """IB's servers unreachable from TWS: 1100 and farms broken; the socket stays up
-        and no market data flows."""
+    def connectivity_lost(self, *, all_farms: bool = False) -> None:
+        """IB's servers unreachable from TWS: farms broken, then 1100; the socket stays up
+        and no market data flows. ``all_farms``: the nightly reset's notices (TWS-FACTS
+        §7: 2103 market data, 2157 sec-def, 2105 HMDS), else 2103 alone. Called again
+        while lost, it repeats 1100 only, as TWS does every ~30 s during a long reset."""
         def go() -> None:
+            repeat = not self.market.flowing
             self.market.flowing = False
             for s in self._targets(None):
                 if s.state == "ready":
-                    s.error(-1, 2103, farm="usfarm")
+                    if not repeat:
+                        s.error(-1, 2103, farm="usfarm")
+                        if all_farms:
+                            s.error(-1, 2157, farm="secdefnj")
+                            s.error(-1, 2105, farm="ushmds")
                     s.error(-1, 1100)
         self._call(go)
 
-    def connectivity_restored(self, data_maintained: bool = True) -> None:
-        """Farms back, then 1102 (subscriptions kept) or 1101 (subscriptions lost: the
+    @property
+    def connectivity(self) -> bool:
+        """False between :meth:`connectivity_lost` and :meth:`connectivity_restored`."""
+        return self.market.flowing
+
+    def connectivity_restored(self, data_maintained: bool = True, *, all_farms: bool = False) -> None:
+        """Farms back (2104; ``all_farms``: also 2158 sec-def and 2106 HMDS, as after the
+        nightly reset), then 1102 (subscriptions kept) or 1101 (subscriptions lost: the
         client must request them again)."""
         def go() -> None:
             for s in self._targets(None):
                 if s.state != "ready":
                     continue
+                if all_farms:
+                    s.error(-1, 2158, farm="secdefnj")
+                    s.error(-1, 2106, farm="ushmds")
                 s.error(-1, 2104, farm="usfarm")
                 if data_maintained:
                     s.error(-1, 1102)

@@ -235,3 +235,79 @@ def test_fake_tws_refuses_non_loopback_and_protobuf_versions() -> None:
         FakeTWS(host="0.0.0.0")
     with pytest.raises(ValueError, match="protobuf"):
         FakeTWS(server_version=201)
+
+
+# -- request faults (pacing rejections, unanswered requests, drops at a request) ------
+
+
+def test_reject_next_request_answers_its_error_once(tws: FakeTWS, app: RecordingApp) -> None:
+    armed = tws.reject_next_request("REQ_CONTRACT_DATA")
+    assert tws.armed_faults == [armed]
+    app.reqContractDetails(900, future("NQ"))
+    assert app.wait_error(100)[0] == 900
+    assert "Max rate of messages per second" in app.wait_error(100)[3]
+    assert not app.named("contractDetailsEnd")
+    assert tws.armed_faults == []
+    fired = tws.fired_faults
+    assert [(f.fault, f.client_id, f.session) for f in fired] == [(armed, 1, 1)]
+    app.reqContractDetails(901, future("NQ"))  # the next one is served
+    app.wait_for("contractDetailsEnd")
+
+
+def test_ignore_next_request_leaves_it_unanswered(tws: FakeTWS, app: RecordingApp) -> None:
+    tws.ignore_next_request("REQ_CURRENT_TIME")
+    app.reqCurrentTime()
+    app.reqContractDetails(900, future("NQ"))
+    app.wait_for("contractDetailsEnd")  # served after the ignored request, on the same socket
+    assert app.named("currentTime") == []
+    app.reqCurrentTime()
+    app.wait_for("currentTime")
+    assert len(tws.fired_faults) == 1
+
+
+def test_skip_lets_requests_through_first_and_client_id_limits(tws: FakeTWS, app: RecordingApp) -> None:
+    tws.reject_next_request("REQ_CURRENT_TIME", code=100, client_id=9)
+    tws.reject_next_request("REQ_CURRENT_TIME", code=100, skip=1)
+    app.reqCurrentTime()
+    app.wait_for("currentTime")  # skipped by the second, not this client's for the first
+    app.reqCurrentTime()
+    assert app.wait_error(100)[0] == -1  # REQ_CURRENT_TIME carries no id
+    assert [f.fault.client_id for f in tws.fired_faults] == [None]
+    assert [f.client_id for f in tws.armed_faults] == [9]
+    assert len(tws.disarm()) == 1 and tws.armed_faults == []
+
+
+def test_drop_on_place_order_takes_the_order_then_closes(tws: FakeTWS, app: RecordingApp) -> None:
+    from ibapi.order import Order
+
+    tws.drop_on_next_request("PLACE_ORDER")
+    contract = front(app)
+    parent = Order()
+    parent.action, parent.orderType, parent.totalQuantity, parent.transmit = "BUY", "MKT", 1, False
+    parent.orderRef = "setup-1"
+    app.placeOrder(5, contract, parent)
+    app.wait_for("connectionClosed")
+    assert [(o.order_id, o.order_ref, o.status) for o in tws.orders] == [(5, "setup-1", "ApiPending")]
+
+
+def test_drop_on_start_api_unanswered_closes_before_next_valid_id(tws: FakeTWS, raw: RawClient) -> None:
+    tws.drop_on_next_request("START_API", answered=False, client_id=3)
+    raw.hello()
+    raw.start_api(3)
+    with pytest.raises(ConnectionError):
+        raw.next_frame()
+    assert tws.fired_faults[0].client_id == 3
+
+
+def test_nightly_reset_notices_in_order_with_a_repeated_1100(tws: FakeTWS, app: RecordingApp) -> None:
+    tws.connectivity_lost(all_farms=True)
+    app.wait_error(1100)
+    assert not tws.connectivity
+    tws.connectivity_lost(all_farms=True)  # still lost: TWS repeats 1100 only
+    app.wait_for("error", 2, where=lambda a: a[2] == 1100)
+    tws.connectivity_restored(data_maintained=True, all_farms=True)
+    app.wait_error(1102)
+    assert tws.connectivity
+    codes = [a[2] for a in app.named("error")]
+    reset = codes[codes.index(2103):]
+    assert reset == [2103, 2157, 2105, 1100, 1100, 2158, 2106, 2104, 1102]
