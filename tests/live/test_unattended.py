@@ -206,3 +206,43 @@ async def test_a_fault_inside_a_reconnect_is_one_more_attempt_and_the_feed_goes_
             assert all(isinstance(e, SlobError) for e in rec.errors)
             await fetcher.disconnect()
             await asyncio.wait_for(listener, 5)
+
+
+# -- independent faults at random moments: nothing lost outside gaps, nothing twice ------------
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("seed", [3, 8])
+async def test_random_cuts_between_ibs_client_and_the_fake_lose_nothing_outside_gaps(seed: int) -> None:
+    from collections import Counter
+
+    from slob.testing import FaultProxy
+
+    async with FakeTWS(speed=30, seed=seed) as tws:
+        with FaultProxy(upstream=("127.0.0.1", tws.port)) as proxy:
+            fetcher, rec = fetcher_for(proxy.port, max_reconnect_attempts=50)
+            await fetcher.connect()
+            await fetcher.subscribe(["NQ"])
+            listener = asyncio.create_task(fetcher.listen())
+            await rec.until(lambda: len(rec.ticks) >= 5)
+            proxy.chaos(seed, mean_interval=0.4)  # cuts at seeded random moments, whatever is in flight
+            await rec.until(lambda: sum(f.kind == "chaos_cut" for f in proxy.faults_done) >= 8)
+            proxy.stop_chaos()
+            await rec.until(lambda: fetcher.get_stats()["outages"] == len(fetcher.gaps)
+                            and fetcher.get_stats()["state"] == "streaming")
+            count = len(rec.ticks)
+            await rec.until(lambda: len(rec.ticks) >= count + 5)
+            assert not listener.done()
+            await fetcher.disconnect()
+            await asyncio.wait_for(listener, 5)
+            last = rec.ticks[-1].timestamp
+            sent = Counter((s.contract, s.time, s.price, s.size) for s in tws.sent_ticks(client_id=1)
+                           if s.time <= int(last.timestamp()))
+    delivered = Counter((t.contract, int(t.timestamp.timestamp()), t.price, int(t.size)) for t in rec.ticks)
+    assert not delivered - sent  # nothing delivered twice, nothing that was never sent
+    missing = sent - delivered
+    gaps = fetcher.gaps
+    outside = [k for k in missing if not any(int(g.start.timestamp()) <= k[1] <= int(g.end.timestamp())
+                                             for g in gaps)]
+    assert outside == []  # every lost tick lies inside a recorded gap
+    assert len(gaps) >= 1 and all(isinstance(e, SlobError) for e in rec.errors)
