@@ -526,6 +526,10 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         when = _EPOCH + dt.timedelta(milliseconds=errorTime) if errorTime else dt.datetime.now(dt.timezone.utc)
         if errorCode == 326:
             self.client_id_rejected = True
+        if reqId in self._order_ids:  # an order's error, for on_order: never a request's (ids kept apart)
+            self._log_error(info.severity, errorCode, errorString, reqId)
+            self._send(OrderError(reqId, errorCode, errorString, when))
+            return
         pending = self._pending.get(reqId) if reqId >= 0 else None
         if pending is not None and info.severity in (Severity.ERROR, Severity.FATAL):
             del self._pending[reqId]
@@ -538,12 +542,13 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
             sub.ref = ticks.ContractRef(sub.ref.symbol, sub.ref.contract, sub.ref.min_tick, True)
             if sub.merger is not None:
                 sub.merger.ref = sub.ref
-        if reqId in self._order_ids:
-            self._send(OrderError(reqId, errorCode, errorString, when))
-        level = logging.INFO if info.severity is Severity.INFO else logging.WARNING
-        if log.isEnabledFor(level):
-            log.log(level, "! %d %s (req %d)", errorCode, errorString, reqId)
+        self._log_error(info.severity, errorCode, errorString, reqId)
         self._send(TwsMessage(reqId, errorCode, errorString, when, info.severity, info.action))
+
+    def _log_error(self, severity: Severity, code: int, text: str, req_id: int) -> None:
+        level = logging.INFO if severity is Severity.INFO else logging.WARNING
+        if log.isEnabledFor(level):
+            log.log(level, "! %d %s (req %d)", code, text, req_id)
 
     # -- EWrapper: contract details ----------------------------------------------
 

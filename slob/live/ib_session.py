@@ -33,10 +33,12 @@ from slob.ib.errors import ConnectError, ConnectionLost, LiveTradingRefused, Req
 from slob.ib.handshake import Session, open_session_async
 from slob.orders import Execution, OpenOrder, PositionReported
 
-__all__ = ["ClientFactory", "IBSession", "SessionHooks"]
+__all__ = ["ClientFactory", "IBSession", "REQUEST_ID_BASE", "SessionHooks"]
 
 T = TypeVar("T")
 _UTC = dt.timezone.utc
+#: The first request id (order ids stay far below it: a few per bracket from nextValidId).
+REQUEST_ID_BASE = 1 << 30
 #: Builds an in-process client instead of a socket (tests): (sink, config) -> opened IBClient.
 ClientFactory = Callable[[Callable[[object], None], IBConfig], IBClient]
 
@@ -66,7 +68,9 @@ class IBSession:
         self.server_offset = dt.timedelta(0)
         self.totals: collections.Counter[str] = collections.Counter()
         self.rejected: collections.Counter[str] = collections.Counter()
-        self.req_ids = itertools.count(1000)
+        # Request ids far above any order id: TWS's errors carry one id, and an order's
+        # error must never be taken for a request's (order ids start low and grow slowly).
+        self.req_ids = itertools.count(REQUEST_ID_BASE)
         self._factory = client_factory
         self._hooks = hooks
         self._handshaken: Session | None = None
@@ -232,6 +236,7 @@ class IBSession:
 
     async def cancel_order(self, order_id: int) -> None:
         client = self.require()
+        client.track_order(order_id)  # its 202/10147/161 are order errors (OrderError), not request failures
         await self.paced(client)
         client.cancelOrder(order_id, OrderCancel())
 

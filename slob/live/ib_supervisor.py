@@ -136,7 +136,9 @@ class Supervisor:
 
     async def connect(self) -> None:
         """The first session, driven through the same states; a failure raises to the
-        caller (nothing to recover yet), and the machine returns to idle."""
+        caller (nothing to recover yet), and the machine returns to idle. Its
+        reconciliation is the owner's own (the engine reconciles in start(), once it is
+        listening), so the reconciling state passes without the hook here."""
         if self.machine.state in (State.STOPPED, State.FAILED):
             self.machine = SessionMachine(max_attempts=self.settings.max_attempts,
                                           junk_limit=self.settings.max_junk_sessions)
@@ -150,7 +152,6 @@ class Supervisor:
             m.fire(Event.RESUBSCRIBE)
             await self.port.resubscribe(False)
             m.fire(Event.RESUBSCRIBED)
-            await self.port.reconcile()
             m.fire(Event.RECONCILED)
         except BaseException:
             self.port.close_session()

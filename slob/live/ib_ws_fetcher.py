@@ -186,6 +186,12 @@ class IBWSFetcher(UserCallbacks):
         return self._supervisor.gaps
 
     @property
+    def session_number(self) -> int:
+        """Counts the API sessions opened (1 after connect(); +1 with every new session), so
+        a caller can tell whether the session changed between two of its steps."""
+        return self._session.generation
+
+    @property
     def reconnects(self) -> int:
         return self._supervisor.reconnects
 

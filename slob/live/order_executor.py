@@ -379,9 +379,9 @@ class OrderExecutor:
         self._next_id = first + n
         return list(range(first, first + n))
 
-    def _session_key(self) -> tuple[int, int]:
+    def _session_key(self) -> int:
         """Changes when the fetcher's session does (a reconnect between two legs)."""
-        return int(getattr(self.fetcher, "reconnects", 0)), id(getattr(self.fetcher, "_client", None))
+        return self.fetcher.session_number
 
     # -- placing -----------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import pytest_asyncio
 from order_checks import bracket_problems, by_ref, report_pnl, store_problems
 
 from slob.config.ib_config import IBConfig
-from slob.ib.errors import ConnectionLost, LiveTradingRefused, SlobError
+from slob.ib.errors import ConnectionLost, LiveTradingRefused, RequestTimedOut, SlobError
 from slob.live import IBWSFetcher
 from slob.live.order_executor import BracketPlaced, OrderExecutor, SetupSkipped, TradePlan
 from slob.live.setup_tracker import Direction
@@ -261,8 +261,8 @@ async def test_a_tws_that_does_not_answer_gives_a_slob_error(tws: FakeTWS, tmp_p
     s = await Session(tws, tmp_path / "s.db", request_timeout_seconds=0.2).open()
     try:
         tws.stall(30)  # nothing answers: the open-orders request times out
-        with pytest.raises(SlobError, match="reconciliation with TWS failed") as caught:
+        with pytest.raises(SlobError, match="did not answer") as caught:
             await s.executor.reconcile()
-        assert isinstance(caught.value, ConnectionLost)
+        assert isinstance(caught.value, RequestTimedOut)
     finally:
         await s.close()

@@ -256,7 +256,7 @@ def test_bracket_children_wait_for_their_parent_and_cancels_confirm() -> None:
     assert fake.orders[11].oca_group == fake.orders[12].oca_group == str(fake.orders[10].perm_id)
     assert [o.order_id for o in fake.request_open_orders().result(0)] == [10, 11, 12]
     fake.deliver_cancelled(12)
-    update, error = fake.records[-3:-1]
+    update, error = fake.records[-2:]
     assert isinstance(update, OrderUpdate) and (update.order_id, update.status) == (12, "Cancelled")
     assert isinstance(error, OrderError) and (error.order_id, error.code) == (12, 202)
     fake.reqIds(1)
