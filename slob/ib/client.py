@@ -67,7 +67,7 @@ from slob.ib.pacing import TokenBucket
 from slob.model import Quote, Tick
 from slob.orders import Execution, OpenOrder, OrderError, PositionReported
 
-__all__ = ["ConnectionClosed", "IBClient", "Subscription", "TwsMessage"]
+__all__ = ["ConnectionClosed", "IBClient", "Subscription", "SubscriptionLive", "TwsMessage"]
 
 log = logging.getLogger("slob.ib.client")
 _NOT_SUBSCRIBED = {354, 10089, 10168, 10186, 10189}
@@ -91,6 +91,14 @@ class TwsMessage:
     time: dt.datetime
     severity: Severity
     action: Action
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionLive:
+    """A market-data or tick-by-tick request's first data arrived: on the bridge just
+    before that data, so everything after it on the bridge was sent on that request."""
+
+    req_id: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -602,6 +610,11 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
     def tickStringProtoBuf(self, tickStringProto: Any) -> None:  # noqa: N802,N803
         pass
 
+    def _settle(self, sub: Subscription) -> None:
+        """The request's first data: accepted, and said on the bridge before the data."""
+        sub.accept()
+        self._out.append(SubscriptionLive(sub.req_id))
+
     def tickByTickAllLast(self, reqId: int, tickType: int, time: int, price: float, size: Decimal,  # noqa: N802,N803
                           tickAttribLast: Any, exchange: str, specialConditions: str) -> None:
         sub = self.subscriptions.get(reqId)
@@ -609,7 +622,7 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
             self.rejected["unknown_request"] += 1
             return
         if not sub.settled:
-            sub.accept()
+            self._settle(sub)
         record = ticks.trade(sub.ref, time, price, size, exchange, self._frame_ns)
         if type(record) is Tick:  # the hot path: _emit inlined
             self.ticks_out += 1
@@ -628,7 +641,7 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
     def tickPrice(self, reqId: int, tickType: int, price: float, attrib: Any) -> None:  # noqa: N802,N803
         sub = self.subscriptions.get(reqId)
         if sub is not None and not sub.settled:
-            sub.accept()
+            self._settle(sub)
         if sub is not None and sub.merger is not None:
             self._emit(sub.merger.on_price(tickType, price, self._frame_ns))
 
@@ -644,8 +657,8 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
 
     def marketDataType(self, reqId: int, marketDataType: int) -> None:  # noqa: N802,N803
         sub = self.subscriptions.get(reqId)
-        if sub is not None and marketDataType in (1, 2):
-            sub.accept()  # live data accepted (delayed waits for its first ticks)
+        if sub is not None and marketDataType in (1, 2) and not sub.settled:
+            self._settle(sub)  # live data accepted (delayed waits for its first ticks)
         if sub is not None and marketDataType in (3, 4) and not sub.delayed:
             sub.delayed = True
             sub.ref = ticks.ContractRef(sub.ref.symbol, sub.ref.contract, sub.ref.min_tick, True)

@@ -140,8 +140,9 @@ class IBSession:
             self.client.abort(cause, junk=junk)
 
     def received_age(self) -> float | None:
+        """Seconds since bytes last arrived on the current session (None: no session)."""
         client = self.client
-        if client is None or not client.isConnected():
+        if client is None or not client.last_received_ns:
             return None
         return (time.monotonic_ns() - client.last_received_ns) / 1e9
 

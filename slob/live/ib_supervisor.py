@@ -196,13 +196,15 @@ class Supervisor:
             self._healthy = True
             self.machine.fire(Event.HEALTHY)
 
+    def data_resumed(self) -> None:
+        """New data begins on the bridge: a request made during the outage is live, or TWS
+        said 1102 (seen in order with the ticks, by the task that reads the bridge)."""
+        self.outage.data_resumed()
+
     def during_outage(self, timestamp: dt.datetime, mono: float) -> Gap | None:
         """A tick is about to be delivered while an outage is open: the Gap when it is the
-        first after recovery (emit it first), else it moves the gap's start."""
-        if not self.outage.recovered:
-            self.outage.delivered(timestamp)
-            return None
-        gap = self.outage.first_tick(timestamp)
+        first of new data (emit it first), else old data that moves the gap's start."""
+        gap = self.outage.tick(timestamp)
         if gap is not None:
             self.gaps.append(gap)
             if self._outage_mono is not None:
@@ -270,7 +272,7 @@ class Supervisor:
             await self.port.emit(ConnectionRestored(self.exchange_now(), f"IB {notice.code}", data_lost=True))
 
     async def _begin_outage(self, cause: str) -> None:
-        if self.outage.begin(self.exchange_now(), cause):
+        if self.outage.begin(self._complete_until(), cause):
             self._outage_mono = self._monotonic()
             await self.port.emit(ConnectionLostEvent(self.outage.start or self.exchange_now(), cause))
         self._streaming_since = None
@@ -320,7 +322,15 @@ class Supervisor:
     def _streaming(self, mono: float) -> None:
         self._streaming_since = mono
         self._healthy = False
-        self.outage.recover()
+
+    def _complete_until(self) -> dt.datetime:
+        """Exchange time up to which the stream is known complete: the last frame received
+        (TWS sends in order), or now if nothing is known."""
+        mono, wall = self._monotonic(), dt.datetime.now(_UTC)
+        age = self.port.received_age()
+        if age is not None:
+            mono, wall = mono - age, wall - dt.timedelta(seconds=age)
+        return self.clock.now(mono, wall)
 
     def _final_error(self) -> SlobError:
         m, s = self.machine, self.settings

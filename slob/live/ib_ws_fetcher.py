@@ -48,7 +48,7 @@ from ibapi.order import Order
 from slob.config.ib_config import IBConfig
 from slob.ib import ticks
 from slob.ib.bridge import BridgeClosed, TickBridge
-from slob.ib.client import ConnectionClosed, IBClient, TwsMessage
+from slob.ib.client import ConnectionClosed, IBClient, SubscriptionLive, TwsMessage
 from slob.ib.errors import (
     Action,
     ClientIdInUse,
@@ -351,6 +351,9 @@ class IBWSFetcher(UserCallbacks):
                 elif kind is Quote:
                     if self.on_quote is not None:
                         await self._call(self.on_quote, item)
+                elif kind is SubscriptionLive:
+                    if outage.start is not None:
+                        supervisor.data_resumed()  # a request made during the outage delivers
                 elif kind is TwsMessage:
                     await self._on_tws_message(item)  # type: ignore[arg-type]
                 elif kind is ConnectionClosed:
@@ -492,6 +495,7 @@ class IBWSFetcher(UserCallbacks):
                 return  # a request of a session already replaced
             self._supervisor.notice(Notice(Event.DATA_LOST, code, text))
         elif action is Action.KEEP:
+            self._supervisor.data_resumed()  # 1102: the same requests flow again, from here on
             self._supervisor.notice(Notice(Event.IB_RESTORED, code, text))
         elif msg.severity in (Severity.ERROR, Severity.FATAL) and code not in (326,):
             await self._report(RequestFailed(code, msg.req_id, msg.text))

@@ -4,16 +4,14 @@ A :class:`~slob.model.Gap` says "no data could arrive from ``start`` to ``end``"
 compared with tick timestamps, which are exchange time (TWS's clock, or FakeTWS's
 simulated one). Both ends are therefore exchange time:
 
-* ``start``: the moment the outage was noticed (a drop, a silent socket, 1100, 1101),
-  mapped from the local clock to exchange time by :class:`ExchangeClock` -- the newest
-  tick's timestamp plus the local time elapsed since it arrived. Against a clock that runs
-  faster than real time (FakeTWS at speed > 1) the mapping falls short, never beyond the
-  true moment, so the gap still covers everything that could have been lost. Before any
-  tick, TWS's clock (local time plus the offset measured with REQ_CURRENT_TIME) is used.
-  Ticks still delivered before recovery (in flight when the outage was noticed) move the
-  start to the newest of them: no delivered tick lies inside a gap.
-* ``end``: the timestamp of the first tick delivered after recovery -- the first moment
-  data is known to flow again. Until then the outage is open; a market closed for the
+* ``start``: the moment the stream was last known complete -- the last frame received,
+  mapped from the local clock to exchange time by :class:`ExchangeClock` (the newest
+  tick's timestamp plus the local time elapsed since it arrived; before any tick, TWS's
+  clock) and floored to the second. Against a clock that runs faster than real time
+  (FakeTWS at speed > 1) the mapping falls short, never beyond the true moment, so the
+  gap still covers everything that could have been lost.
+* ``end``: the timestamp of the first tick of new data -- the first moment data is known
+  to flow again. Until then the outage is open; a market closed for the
   weekend keeps it open until Sunday's first trade, which is the truth: no one knows what
   was missed before data flows.
 
@@ -58,43 +56,56 @@ class ExchangeClock:
 @dataclass
 class OutageTracker:
     """Opens an outage at its first symptom and closes it, as one Gap, at the first tick
-    delivered after recovery."""
+    of new data.
+
+    The start is the moment the stream was last known complete: TWS sends in order, so
+    the last frame received (of any kind) proves every earlier tick arrived; mapped to
+    exchange time and floored to the second (trade times are whole seconds). Ticks still
+    delivered afterwards that were already on their way -- queued behind the outage's
+    notice, or sent on the requests that died -- move it forward. Data on a request made
+    during the outage (a :class:`~slob.ib.client.SubscriptionLive` on the bridge), or after
+    1102 (the same requests, flowing again), is new: the first such tick ends the gap.
+    Both signals come through the bridge, in order with the ticks, so no tick of either
+    kind is taken for the other.
+    """
 
     start: dt.datetime | None = None
     cause: str = ""
-    recovered: bool = False
+    new_data: bool = False
     outages: int = 0
 
     @property
     def open(self) -> bool:
         return self.start is not None
 
-    def begin(self, at: dt.datetime, cause: str) -> bool:
-        """The outage starts (True), or was already open (False: same outage)."""
+    def begin(self, complete_until: dt.datetime, cause: str) -> bool:
+        """The outage starts (True), or was already open (False: same outage, which a new
+        failure keeps open even if new data had begun)."""
         if self.start is not None:
-            self.recovered = False  # e.g. a drop while waiting for the first tick after a 1102
             return False
-        self.start, self.cause, self.recovered = at, cause, False
+        self.start, self.cause, self.new_data = complete_until.replace(microsecond=0), cause, False
         self.outages += 1
         return True
 
-    def delivered(self, newest: dt.datetime) -> None:
-        """Ticks were delivered while the outage is open and not yet recovered (in flight
-        from the old session, or the new requests' first ones): data flowed up to
-        ``newest``, so the gap starts no earlier."""
+    def delivered(self, timestamp: dt.datetime) -> None:
+        """A tick of old data was delivered: data flowed up to it."""
         start = self.start
-        if start is not None and not self.recovered and newest > start:
-            self.start = newest
+        if start is not None and timestamp > start:
+            self.start = timestamp
 
-    def recover(self) -> None:
-        """The session streams again; the gap closes at the next tick."""
+    def data_resumed(self) -> None:
+        """New data begins on the bridge (a request made during the outage is live, or 1102)."""
         if self.start is not None:
-            self.recovered = True
+            self.new_data = True
 
-    def first_tick(self, timestamp: dt.datetime) -> Gap | None:
-        """A tick was delivered: the Gap, if this tick ends a recovered outage."""
+    def tick(self, timestamp: dt.datetime) -> Gap | None:
+        """A tick is about to be delivered while the outage is open: the Gap when it is the
+        first of new data (emit it before the tick), else it is old data."""
         start = self.start
-        if start is None or not self.recovered:
+        if start is None:
             return None
-        self.start, self.recovered = None, False
+        if not self.new_data:
+            self.delivered(timestamp)
+            return None
+        self.start, self.new_data = None, False
         return Gap(min(start, timestamp), timestamp, self.cause)

@@ -54,6 +54,7 @@ class ScriptedPort:
         self.final: SlobError | None = None
         self.sup: Supervisor | None = None
         self.closes = 0
+        self.live_pending = False
 
     def _step(self, name: str) -> None:
         self.calls.append(name)
@@ -70,6 +71,7 @@ class ScriptedPort:
 
     async def resubscribe(self, same_session: bool) -> None:
         self._step("resubscribe")
+        self.live_pending = True  # the new requests' data comes next (SubscriptionLive on the bridge)
 
     async def reconcile(self) -> None:
         self._step("reconcile")
@@ -79,6 +81,7 @@ class ScriptedPort:
 
     def close_session(self) -> None:
         self.closes += 1
+        self.live_pending = False  # nothing more comes from a closed session
 
     def abort_session(self, cause: str, *, junk: bool = False) -> None:
         assert self.sup is not None
@@ -151,10 +154,15 @@ async def _scenario(script: list[str], actions: list[tuple[str, Any]], max_attem
             if kind == "drop":
                 sup._signals.put_nowait(Closed(port.generation, "TWS closed the connection", arg, False))
             elif kind == "notice":
+                if arg is Event.IB_RESTORED:
+                    sup.data_resumed()  # listen() does this on the 1102 itself, in order
                 sup.notice(Notice(arg, 1100, "IB notice"))
             else:
                 second += 1
                 at = BASE + dt.timedelta(seconds=second)
+                if port.live_pending:
+                    port.live_pending = False
+                    sup.data_resumed()
                 sup.on_batch(at, float(second))
                 gap = sup.during_outage(at, float(second)) if sup.outage.open else None
                 if gap is not None:
@@ -197,6 +205,7 @@ async def test_a_failure_while_resubscribing_after_1101_reconnects_instead_of_en
     assert sup.state is State.STREAMING and port.final is None
     assert sup.reconnects == 1 and sup.machine.attempts == 1
     assert "resubscribing after" in sup.machine.causes[0]
+    sup.data_resumed()  # the new request's SubscriptionLive
     sup.on_batch(BASE, 1.0)
     assert sup.during_outage(BASE, 1.0) is not None and len(sup.gaps) == 1
     await sup.stop()
