@@ -45,16 +45,19 @@ import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Union
+from typing import Any
 
-from slob.ib.errors import SlobError
-from slob.model import (Candle, ConnectionLost, ConnectionRestored, ContractRolled, ErrorReported,
-                        Gap, Tick)
+from slob.live.store_records import (URGENT, ConnectionEvent, ErrorEvent, FillRecord, OrderRecord,
+                                     OrderStatusRecord, RunRecord, RunStarted, RunStopped, SetupRecord,
+                                     StoreClosed, StoreError, StoreRecord, StoreStats, StoreVersionError)
+from slob.live.store_schema import (MIGRATIONS, ROWS, SCHEMA_VERSION, SQL, TABLES, Row, event_from_row,
+                                    from_ns, migrate, to_ns)
+from slob.model import Candle, Tick
 
 __all__ = [
     "MIGRATIONS", "SCHEMA_VERSION", "ConnectionEvent", "ErrorEvent", "FillRecord", "OrderRecord",
@@ -79,387 +82,6 @@ def default_db_path(data_dir: Path | None = None) -> Path:
         base = Path(xdg) if xdg else Path.home() / ".local" / "share"
         data_dir = Path(env) if env else base / "slob"
     return Path(data_dir).expanduser() / DB_FILENAME
-
-
-class StoreError(SlobError):
-    """Records could not be written (the message says which and why)."""
-
-
-class StoreClosed(StoreError):
-    """A record was added after :meth:`Store.close`."""
-
-
-class StoreVersionError(StoreError):
-    """The database was written by a newer slob than this one."""
-
-
-# -- records without a slob.model type yet (setups, orders and fills come in later issues) ----
-@dataclass(frozen=True, slots=True)
-class SetupRecord:
-    """A SLOB setup's latest state; stored by ``id`` (upsert keeps the first ``created``)."""
-
-    id: str
-    symbol: str
-    direction: str  # "long" | "short"
-    state: str
-    created: dt.datetime
-    updated: dt.datetime
-    details: Mapping[str, Any] = field(default_factory=dict)  # JSON-serialisable
-
-
-@dataclass(frozen=True, slots=True)
-class OrderRecord:
-    """An order: what was sent and its latest state; stored by ``order_id`` (upsert keeps
-    the first ``created`` and a known ``perm_id``). ``setup_id`` is IB's ``orderRef``.
-
-    Status guard (any upsert): a final status (Filled, Cancelled, ApiCancelled, Inactive) is
-    never replaced by a non-final one -- only ``Filled`` may replace another final status --
-    and slob's own ``Intent``/``Sent`` never replace a status TWS reported. Late or duplicate
-    reports therefore cannot move an order backwards."""
-
-    order_id: int
-    setup_id: str | None
-    action: str  # "BUY" | "SELL"
-    order_type: str  # "LMT" | "STP" | "MKT" ...
-    quantity: float
-    status: str  # IB's, or slob's "Intent" (written, not sent) / "Sent" (handed to the socket)
-    created: dt.datetime
-    updated: dt.datetime
-    perm_id: int | None = None
-    parent_id: int | None = None
-    limit_price: float | None = None
-    stop_price: float | None = None
-    details: Mapping[str, Any] = field(default_factory=dict)
-    # schema 3: the leg as sent (an intent can be sent again from these) and fill progress
-    con_id: int | None = None
-    contract: str | None = None  # local symbol
-    role: str | None = None  # "entry" | "take_profit" | "stop" for slob's legs
-    tif: str | None = None
-    oca_group: str | None = None
-    transmit: bool | None = None
-    filled: float | None = None
-    avg_fill_price: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class OrderStatusRecord:
-    """A status TWS reported (or reconciliation concluded) for an order: updates status,
-    ``perm_id`` and fill progress only, never what was sent (the status guard of
-    :class:`OrderRecord` applies). For an order the store does not hold yet (one slob did
-    not place, or whose intent was lost) a row is inserted with what is known."""
-
-    order_id: int
-    status: str
-    updated: dt.datetime
-    perm_id: int | None = None
-    filled: float | None = None
-    avg_fill_price: float | None = None
-    setup_id: str | None = None
-    action: str = ""
-    order_type: str = ""
-    quantity: float = 0.0
-    con_id: int | None = None
-    contract: str | None = None
-    parent_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RunStarted:
-    """The engine started on this store (schema 3's ``runs`` table)."""
-
-    run_id: str
-    at: dt.datetime
-    pid: int
-
-
-@dataclass(frozen=True, slots=True)
-class RunStopped:
-    """The engine stopped cleanly: a run without this record ended by a kill or a crash."""
-
-    run_id: str
-    at: dt.datetime
-
-
-@dataclass(frozen=True, slots=True)
-class RunRecord:
-    """One run of the engine as read back; ``stopped`` None: it did not end cleanly (or
-    is still running)."""
-
-    run_id: str
-    started: dt.datetime
-    stopped: dt.datetime | None
-    pid: int
-
-
-@dataclass(frozen=True, slots=True)
-class FillRecord:
-    """One execution, unique by ``exec_id``. IB sends the commission report after the
-    execution, so a later record with the same ``exec_id`` fills in commission and pnl."""
-
-    exec_id: str
-    order_id: int
-    time: dt.datetime
-    price: float
-    quantity: float
-    commission: float | None = None
-    realized_pnl: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ErrorEvent:
-    """An :class:`~slob.model.ErrorReported` as read back: stamped when it was written."""
-
-    at: dt.datetime
-    cause: str
-
-
-ConnectionEvent = Union[ConnectionLost, ConnectionRestored, Gap, ContractRolled, ErrorEvent]
-StoreRecord = Union[Tick, Candle, Gap, ConnectionLost, ConnectionRestored, ContractRolled,
-                    ErrorReported, SetupRecord, OrderRecord, OrderStatusRecord, FillRecord, RunStarted,
-                    RunStopped]
-#: Records that close their batch at once and commit with fsync (see the module docstring).
-URGENT: frozenset[type] = frozenset({SetupRecord, OrderRecord, OrderStatusRecord, FillRecord, RunStarted,
-                                     RunStopped, Gap})
-
-
-@dataclass(frozen=True, slots=True)
-class StoreStats:
-    """Counters, for tests and reports. ``batches_by_*`` say why each batch closed."""
-
-    enqueued: int
-    written: int
-    rejected: int
-    pending: int
-    batches: int
-    batches_by_size: int
-    batches_by_interval: int
-    batches_by_flush: int
-    largest_batch: int
-    batches_urgent: int = 0  # closed by a trading record, committed with fsync
-
-
-# -- schema ---------------------------------------------------------------------------------
-MIGRATIONS: Sequence[Sequence[str]] = (
-    (  # 1: market data
-        """CREATE TABLE ticks (id INTEGER PRIMARY KEY, symbol TEXT NOT NULL, contract TEXT NOT NULL,
-            ts_ns INTEGER NOT NULL, price REAL NOT NULL, size REAL NOT NULL,
-            exchange TEXT NOT NULL, delayed INTEGER NOT NULL CHECK (delayed IN (0, 1)))""",
-        "CREATE INDEX ticks_symbol_ts ON ticks (symbol, ts_ns)",
-        """CREATE TABLE candles (symbol TEXT NOT NULL, contract TEXT NOT NULL,
-            interval_seconds INTEGER NOT NULL, start_ns INTEGER NOT NULL, open REAL NOT NULL,
-            high REAL NOT NULL, low REAL NOT NULL, close REAL NOT NULL, volume REAL NOT NULL,
-            trades INTEGER NOT NULL, filled INTEGER NOT NULL CHECK (filled IN (0, 1)),
-            PRIMARY KEY (symbol, interval_seconds, start_ns))""",
-        """CREATE TABLE connection_events (id INTEGER PRIMARY KEY, ts_ns INTEGER NOT NULL,
-            kind TEXT NOT NULL CHECK (kind IN ('lost', 'restored', 'gap', 'roll', 'error')),
-            cause TEXT NOT NULL, start_ns INTEGER, end_ns INTEGER, data_lost INTEGER,
-            symbol TEXT, old_contract TEXT, new_contract TEXT)""",
-        "CREATE INDEX connection_events_ts ON connection_events (ts_ns)",
-    ),
-    (  # 2: trading records, and the local receive time of ticks (latency reports)
-        "ALTER TABLE ticks ADD COLUMN received_ns INTEGER NOT NULL DEFAULT 0",
-        """CREATE TABLE setups (id TEXT PRIMARY KEY, symbol TEXT NOT NULL, direction TEXT NOT NULL,
-            state TEXT NOT NULL, created_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL,
-            details TEXT NOT NULL)""",
-        """CREATE TABLE orders (order_id INTEGER PRIMARY KEY, perm_id INTEGER, setup_id TEXT,
-            parent_id INTEGER, action TEXT NOT NULL, order_type TEXT NOT NULL,
-            quantity REAL NOT NULL, limit_price REAL, stop_price REAL, status TEXT NOT NULL,
-            created_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL, details TEXT NOT NULL)""",
-        """CREATE TABLE fills (exec_id TEXT PRIMARY KEY, order_id INTEGER NOT NULL,
-            time_ns INTEGER NOT NULL, price REAL NOT NULL, quantity REAL NOT NULL,
-            commission REAL, realized_pnl REAL)""",
-        "CREATE INDEX setups_symbol_created ON setups (symbol, created_ns)",
-        "CREATE INDEX orders_setup ON orders (setup_id)",
-        "CREATE INDEX orders_created ON orders (created_ns)",
-        "CREATE INDEX fills_order ON fills (order_id)",
-        "CREATE INDEX fills_time ON fills (time_ns)",
-    ),
-    (  # 3: orders as intents (each leg as sent), fill progress, and the engine's runs
-        "ALTER TABLE orders ADD COLUMN con_id INTEGER",
-        "ALTER TABLE orders ADD COLUMN contract TEXT",
-        "ALTER TABLE orders ADD COLUMN role TEXT",
-        "ALTER TABLE orders ADD COLUMN tif TEXT",
-        "ALTER TABLE orders ADD COLUMN oca_group TEXT",
-        "ALTER TABLE orders ADD COLUMN transmit INTEGER",
-        "ALTER TABLE orders ADD COLUMN filled REAL",
-        "ALTER TABLE orders ADD COLUMN avg_fill_price REAL",
-        "CREATE INDEX orders_status ON orders (status)",
-        """CREATE TABLE runs (id TEXT PRIMARY KEY, started_ns INTEGER NOT NULL, stopped_ns INTEGER,
-            pid INTEGER NOT NULL)""",
-        "CREATE INDEX runs_started ON runs (started_ns)",
-    ),
-)
-SCHEMA_VERSION = len(MIGRATIONS)
-TABLES = ("ticks", "candles", "setups", "orders", "fills", "connection_events", "runs")
-
-
-def _migrate(conn: sqlite3.Connection, path: Path) -> None:
-    """Bring ``conn`` to :data:`SCHEMA_VERSION`, one transaction per step."""
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if version > SCHEMA_VERSION:
-        raise StoreVersionError(
-            f"{path} has store schema version {version}, but this slob knows versions up to "
-            f"{SCHEMA_VERSION}. Upgrade slob (pip install -U slob), or point SLOB_DATA_DIR / "
-            "data_dir at another directory."
-        )
-    for number in range(version + 1, SCHEMA_VERSION + 1):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in MIGRATIONS[number - 1]:
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        log.info("store %s migrated to schema version %d", path, number)
-
-
-# -- rows -----------------------------------------------------------------------------------
-def _ns(t: dt.datetime) -> int:
-    if t.tzinfo is None:
-        raise ValueError(f"naive datetime {t!r}: slob stores tz-aware UTC times only")
-    return (t - _EPOCH) // _US * 1000
-
-
-def _time(ns: int) -> dt.datetime:
-    return _EPOCH + dt.timedelta(microseconds=ns // 1000)
-
-
-def _json(details: Mapping[str, Any]) -> str:
-    return json.dumps(dict(details), sort_keys=True, separators=(",", ":"))
-
-
-def _insert(table: str, columns: str, key: str = "", keep: str = "", coalesce: str = "") -> str:
-    """INSERT for ``columns``; with ``key``, an upsert that updates every other column
-    except ``keep``, and ``coalesce`` columns only when the new value is not NULL."""
-    cols = columns.split()
-    sql = f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
-    if not key:
-        return sql
-    sets = [f"{c} = coalesce(excluded.{c}, {c})" if c in coalesce.split() else f"{c} = excluded.{c}"
-            for c in cols if c not in key.split() + keep.split()]
-    return f"{sql} ON CONFLICT ({', '.join(key.split())}) DO UPDATE SET {', '.join(sets)}"
-
-
-_TERMINAL_SQL = "('Filled', 'Cancelled', 'ApiCancelled', 'Inactive')"
-#: The status guard of OrderRecord: final stays final (Filled may replace another final
-#: status), slob's own Intent/Sent never replace what TWS said.
-_STATUS_GUARD = f"""status = CASE
-    WHEN excluded.status = '' OR orders.status = 'Filled' THEN orders.status
-    WHEN orders.status IN {_TERMINAL_SQL} AND excluded.status != 'Filled' THEN orders.status
-    WHEN excluded.status IN ('Intent', 'Sent') AND orders.status NOT IN ('Intent', 'Sent', '')
-        THEN orders.status
-    ELSE excluded.status END"""
-_ORDER_COLUMNS = ("order_id perm_id setup_id parent_id action order_type quantity limit_price stop_price"
-                  " status created_ns updated_ns details con_id contract role tif oca_group transmit filled"
-                  " avg_fill_price")
-
-
-def _order_upsert() -> str:
-    cols = _ORDER_COLUMNS.split()
-    coalesce = "perm_id setup_id parent_id limit_price stop_price con_id contract role tif oca_group transmit".split()
-    sets = [_STATUS_GUARD]
-    for c in cols:
-        if c in ("order_id", "created_ns", "status"):
-            continue
-        if c in coalesce:
-            sets.append(f"{c} = coalesce(excluded.{c}, orders.{c})")
-        elif c in ("filled", "avg_fill_price"):
-            sets.append(f"{c} = coalesce(excluded.{c}, orders.{c})")
-        else:
-            sets.append(f"{c} = excluded.{c}")
-    return (f"INSERT INTO orders ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
-            f"ON CONFLICT (order_id) DO UPDATE SET {', '.join(sets)}")
-
-
-def _order_status_upsert() -> str:
-    cols = ("order_id perm_id setup_id parent_id action order_type quantity status created_ns updated_ns"
-            " details con_id contract filled avg_fill_price").split()
-    sets = [
-        _STATUS_GUARD,
-        "updated_ns = max(excluded.updated_ns, orders.updated_ns)",
-        "perm_id = coalesce(excluded.perm_id, orders.perm_id)",
-        "setup_id = coalesce(orders.setup_id, excluded.setup_id)",
-        "parent_id = coalesce(orders.parent_id, excluded.parent_id)",
-        "con_id = coalesce(orders.con_id, excluded.con_id)",
-        "contract = coalesce(orders.contract, excluded.contract)",
-        "action = CASE WHEN orders.action = '' THEN excluded.action ELSE orders.action END",
-        "order_type = CASE WHEN orders.order_type = '' THEN excluded.order_type ELSE orders.order_type END",
-        "quantity = CASE WHEN orders.quantity = 0 THEN excluded.quantity ELSE orders.quantity END",
-        """filled = CASE WHEN excluded.filled IS NULL THEN orders.filled WHEN orders.filled IS NULL
-            THEN excluded.filled ELSE max(orders.filled, excluded.filled) END""",
-        "avg_fill_price = coalesce(excluded.avg_fill_price, orders.avg_fill_price)",
-    ]
-    return (f"INSERT INTO orders ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))}) "
-            f"ON CONFLICT (order_id) DO UPDATE SET {', '.join(sets)}")
-
-
-def _opt_bool(value: bool | None) -> int | None:
-    return None if value is None else int(value)
-
-
-_SQL = {
-    "tick": _insert("ticks", "symbol contract ts_ns price size exchange delayed received_ns"),
-    "candle": _insert("candles", "symbol contract interval_seconds start_ns open high low close"
-                      " volume trades filled", key="symbol interval_seconds start_ns"),
-    "event": _insert("connection_events", "ts_ns kind cause start_ns end_ns data_lost symbol"
-                     " old_contract new_contract"),
-    "setup": _insert("setups", "id symbol direction state created_ns updated_ns details",
-                     key="id", keep="created_ns"),
-    "order": _order_upsert(),
-    "order_status": _order_status_upsert(),
-    "run_started": "INSERT OR IGNORE INTO runs (id, started_ns, pid) VALUES (?, ?, ?)",
-    "run_stopped": "UPDATE runs SET stopped_ns = ? WHERE id = ?",
-    "fill": _insert("fills", "exec_id order_id time_ns price quantity commission realized_pnl",
-                    key="exec_id", coalesce="commission realized_pnl"),
-}
-Row = tuple[Any, ...]
-_ROWS: dict[type, Callable[[Any], tuple[str, Row]]] = {
-    Tick: lambda t: ("tick", (t.symbol, t.contract, _ns(t.timestamp), t.price, t.size,
-                              t.exchange, int(t.delayed), t.received_ns)),
-    Candle: lambda c: ("candle", (c.symbol, c.contract, c.interval_seconds, _ns(c.start), c.open,
-                                  c.high, c.low, c.close, c.volume, c.trades, int(c.filled))),
-    ConnectionLost: lambda e: ("event", (_ns(e.at), "lost", e.cause) + (None,) * 6),
-    ConnectionRestored: lambda e: ("event", (_ns(e.at), "restored", e.cause, None, None,
-                                             int(e.data_lost), None, None, None)),
-    Gap: lambda g: ("event", (_ns(g.end), "gap", g.cause, _ns(g.start), _ns(g.end))
-                    + (None,) * 4),
-    ContractRolled: lambda r: ("event", (_ns(r.at), "roll", "", None, None, None, r.symbol,
-                                         r.old, r.new)),
-    ErrorReported: lambda e: ("event", (_ns(dt.datetime.now(UTC)), "error",
-                                        f"{e.where}: {type(e.error).__name__}: {e.error}")
-                              + (None,) * 6),
-    SetupRecord: lambda s: ("setup", (s.id, s.symbol, s.direction, s.state, _ns(s.created),
-                                      _ns(s.updated), _json(s.details))),
-    OrderRecord: lambda o: ("order", (o.order_id, o.perm_id, o.setup_id, o.parent_id, o.action,
-                                      o.order_type, o.quantity, o.limit_price, o.stop_price,
-                                      o.status, _ns(o.created), _ns(o.updated),
-                                      _json(o.details), o.con_id, o.contract, o.role, o.tif,
-                                      o.oca_group, _opt_bool(o.transmit), o.filled,
-                                      o.avg_fill_price)),
-    OrderStatusRecord: lambda o: ("order_status", (o.order_id, o.perm_id, o.setup_id, o.parent_id,
-                                                   o.action, o.order_type, o.quantity, o.status,
-                                                   _ns(o.updated), _ns(o.updated), "{}", o.con_id,
-                                                   o.contract, o.filled, o.avg_fill_price)),
-    RunStarted: lambda r: ("run_started", (r.run_id, _ns(r.at), r.pid)),
-    RunStopped: lambda r: ("run_stopped", (_ns(r.at), r.run_id)),
-    FillRecord: lambda f: ("fill", (f.exec_id, f.order_id, _ns(f.time), f.price, f.quantity,
-                                    f.commission, f.realized_pnl)),
-}
-
-
-def _event(row: sqlite3.Row) -> ConnectionEvent:
-    at, kind, cause = _time(row["ts_ns"]), row["kind"], row["cause"]
-    if kind == "lost":
-        return ConnectionLost(at, cause)
-    if kind == "restored":
-        return ConnectionRestored(at, cause, bool(row["data_lost"]))
-    if kind == "gap":
-        return Gap(_time(row["start_ns"]), _time(row["end_ns"]), cause)
-    if kind == "roll":
-        return ContractRolled(row["symbol"], row["old_contract"], row["new_contract"], at)
-    return ErrorEvent(at, cause)
 
 
 @dataclass(eq=False)
@@ -495,7 +117,7 @@ class Store:
         self.path = Path(path) if path is not None else default_db_path()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.batch_size, self.batch_interval = batch_size, batch_interval_ms / 1000.0
-        self._adapters: dict[type, Callable[[Any], Any]] = {t: lambda r: r for t in _ROWS}
+        self._adapters: dict[type, Callable[[Any], Any]] = {t: lambda r: r for t in ROWS}
         self._urgent: set[type] = set(URGENT)
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
         self._lock = threading.Lock()
@@ -508,7 +130,7 @@ class Store:
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            _migrate(conn, self.path)
+            migrate(conn, self.path)
         except sqlite3.DatabaseError as exc:
             conn.close()
             raise StoreError(f"{self.path} is not a usable slob database ({exc}): move it "
@@ -668,7 +290,7 @@ class Store:
         for record in batch:
             try:
                 stored = self._adapters[type(record)](record)
-                kind, row = _ROWS[type(stored)](stored)
+                kind, row = ROWS[type(stored)](stored)
                 rows.append((kind, row, id(record)))
             except Exception as exc:  # a bad record must not take its batch down
                 errors.append((id(record), f"{record!r}: {exc}"))
@@ -685,7 +307,7 @@ class Store:
             try:
                 conn.execute("BEGIN")
                 for kind, group in grouped.items():
-                    conn.executemany(_SQL[kind], group)
+                    conn.executemany(SQL[kind], group)
                 conn.execute("COMMIT")
                 written = len(rows)
             except sqlite3.Error:
@@ -694,7 +316,7 @@ class Store:
                 written = 0
                 for kind, row, key in rows:  # find the culprits: one transaction per row
                     try:
-                        conn.execute(_SQL[kind], row)  # autocommit: its own transaction
+                        conn.execute(SQL[kind], row)  # autocommit: its own transaction
                         written += 1
                     except sqlite3.Error as exc:
                         errors.append((key, f"{kind} {row!r}: {exc}"))
@@ -746,7 +368,7 @@ class Store:
         for op, bound in ((">=", start), ("<", end)):
             if bound is not None:
                 where.append(f"{time_column} {op} ?")
-                params.append(_ns(bound))
+                params.append(to_ns(bound))
         sql = f"SELECT * FROM {table}" + (" WHERE " + " AND ".join(where) if where else "")
         sql += f" ORDER BY {order}" + (" LIMIT ?" if limit is not None else "")
         with self._read() as conn:
@@ -758,7 +380,7 @@ class Store:
         seconds = int(interval.total_seconds()) if isinstance(interval, dt.timedelta) else interval
         rows = self._select("candles", "start_ns", "start_ns", start, end, symbol=symbol,
                             interval_seconds=seconds)
-        return [Candle(r["symbol"], r["contract"], r["interval_seconds"], _time(r["start_ns"]),
+        return [Candle(r["symbol"], r["contract"], r["interval_seconds"], from_ns(r["start_ns"]),
                        r["open"], r["high"], r["low"], r["close"], r["volume"], r["trades"],
                        bool(r["filled"])) for r in rows]
 
@@ -766,24 +388,24 @@ class Store:
               end: dt.datetime | None = None, limit: int | None = None) -> list[Tick]:
         """Ticks (of ``symbol``, if given) with exchange time in ``[start, end)``, in order."""
         rows = self._select("ticks", "ts_ns, id", "ts_ns", start, end, limit, symbol=symbol)
-        return [Tick(r["symbol"], r["price"], r["size"], _time(r["ts_ns"]), r["exchange"],
+        return [Tick(r["symbol"], r["price"], r["size"], from_ns(r["ts_ns"]), r["exchange"],
                      r["contract"], r["received_ns"], bool(r["delayed"])) for r in rows]
 
     def connection_events(self, start: dt.datetime | None = None,
                           end: dt.datetime | None = None) -> list[ConnectionEvent]:
         """Losses, restorations, gaps (at their end), rolls and errors, oldest first."""
         rows = self._select("connection_events", "ts_ns, id", "ts_ns", start, end)
-        return [_event(r) for r in rows]
+        return [event_from_row(r) for r in rows]
 
     def setups(self, symbol: str | None = None) -> list[SetupRecord]:
         return [SetupRecord(r["id"], r["symbol"], r["direction"], r["state"],
-                            _time(r["created_ns"]), _time(r["updated_ns"]), json.loads(r["details"]))
+                            from_ns(r["created_ns"]), from_ns(r["updated_ns"]), json.loads(r["details"]))
                 for r in self._select("setups", "created_ns, id", symbol=symbol)]
 
     def orders(self, setup_id: str | None = None) -> list[OrderRecord]:
         return [OrderRecord(r["order_id"], r["setup_id"], r["action"], r["order_type"],
-                            r["quantity"], r["status"], _time(r["created_ns"]),
-                            _time(r["updated_ns"]), r["perm_id"], r["parent_id"], r["limit_price"],
+                            r["quantity"], r["status"], from_ns(r["created_ns"]),
+                            from_ns(r["updated_ns"]), r["perm_id"], r["parent_id"], r["limit_price"],
                             r["stop_price"], json.loads(r["details"]), r["con_id"], r["contract"],
                             r["role"], r["tif"], r["oca_group"],
                             None if r["transmit"] is None else bool(r["transmit"]), r["filled"],
@@ -792,8 +414,8 @@ class Store:
 
     def runs(self) -> list[RunRecord]:
         """The engine's runs on this store, oldest first."""
-        return [RunRecord(r["id"], _time(r["started_ns"]),
-                          None if r["stopped_ns"] is None else _time(r["stopped_ns"]), r["pid"])
+        return [RunRecord(r["id"], from_ns(r["started_ns"]),
+                          None if r["stopped_ns"] is None else from_ns(r["stopped_ns"]), r["pid"])
                 for r in self._select("runs", "started_ns, id")]
 
     def last_data_time(self) -> dt.datetime | None:
@@ -804,10 +426,10 @@ class Store:
             if ts is None:
                 ts = conn.execute("SELECT max(start_ns) + 60000000000 FROM candles "
                                   "WHERE filled = 0 AND interval_seconds = 60").fetchone()[0]
-        return None if ts is None else _time(int(ts))
+        return None if ts is None else from_ns(int(ts))
 
     def fills(self, order_id: int | None = None) -> list[FillRecord]:
-        return [FillRecord(r["exec_id"], r["order_id"], _time(r["time_ns"]), r["price"],
+        return [FillRecord(r["exec_id"], r["order_id"], from_ns(r["time_ns"]), r["price"],
                            r["quantity"], r["commission"], r["realized_pnl"])
                 for r in self._select("fills", "time_ns, exec_id", order_id=order_id)]
 
