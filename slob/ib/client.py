@@ -539,7 +539,9 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
             self._send(OrderError(reqId, errorCode, errorString, when))
             return
         pending = self._pending.get(reqId) if reqId >= 0 else None
-        if pending is not None and info.severity in (Severity.ERROR, Severity.FATAL):
+        # 100: TWS dropped the request under pacing -- it will never answer it.
+        failed = info.severity in (Severity.ERROR, Severity.FATAL) or errorCode == 100
+        if pending is not None and failed:
             del self._pending[reqId]
             pending.future.set_exception(_request_error(errorCode, reqId, errorString, pending.what))
         sub = self.subscriptions.get(reqId) if reqId >= 0 else None

@@ -306,8 +306,11 @@ class Supervisor:
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:
-                self.port.close_session()
                 why = f"{step}: {_describe(exc)}"
+                # Data may have resumed on this session (its requests were live) and closed
+                # the outage: this failure loses data again, so it opens a new one.
+                await self._begin_outage(why)
+                self.port.close_session()
                 log.warning("! attempt %d failed while %s", m.attempts, why)
                 if not isinstance(exc, SlobError) or _is_junk(exc):
                     await self.port.report(SlobError(f"reconnect attempt failed while {why}"))

@@ -246,3 +246,44 @@ async def test_random_cuts_between_ibs_client_and_the_fake_lose_nothing_outside_
                                              for g in gaps)]
     assert outside == []  # every lost tick lies inside a recorded gap
     assert len(gaps) >= 1 and all(isinstance(e, SlobError) for e in rec.errors)
+
+
+@pytest.mark.asyncio
+async def test_a_reconciliation_that_fails_after_data_resumed_opens_a_new_outage() -> None:
+    """Data flows on the new session (the first outage's gap closes), then the reconciliation
+    times out and the session is replaced: that loses data again, so it is a second gap."""
+    from collections import Counter
+
+    from slob.testing import FaultProxy
+
+    async with FakeTWS(speed=30) as tws:
+        with FaultProxy(upstream=("127.0.0.1", tws.port)) as proxy:
+            fetcher, rec = fetcher_for(proxy.port, request_timeout_seconds=1.0)
+
+            async def reconcile() -> None:
+                await fetcher.executions()
+
+            fetcher.on_reconcile = reconcile
+            await fetcher.connect()
+            await fetcher.subscribe(["NQ"])
+            listener = asyncio.create_task(fetcher.listen())
+            await rec.until(lambda: len(rec.ticks) >= 5)
+            swallowed = proxy.swallow("REQ_EXECUTIONS")  # the reconnect's reconciliation goes unanswered
+            proxy.cut_now()
+            await asyncio.to_thread(swallowed.wait, 30)
+            await rec.until(lambda: len([e for e in rec.events if isinstance(e, Gap)]) >= 2
+                            and fetcher.get_stats()["state"] == "streaming")
+            count = len(rec.ticks)
+            await rec.until(lambda: len(rec.ticks) >= count + 5)
+            stats = fetcher.get_stats()
+            assert stats["outages"] == stats["gaps"] == 2 and stats["failures"] == 2 and stats["reconnects"] == 1
+            await fetcher.disconnect()
+            await asyncio.wait_for(listener, 5)
+            last = rec.ticks[-1].timestamp
+            sent = Counter((s.contract, s.time, s.price, s.size) for s in tws.sent_ticks(client_id=1)
+                           if s.time <= int(last.timestamp()))
+    delivered = Counter((t.contract, int(t.timestamp.timestamp()), t.price, int(t.size)) for t in rec.ticks)
+    assert not delivered - sent
+    outside = [k for k in sent - delivered if not any(int(g.start.timestamp()) <= k[1] <= int(g.end.timestamp())
+                                                      for g in fetcher.gaps)]
+    assert outside == []
