@@ -4,13 +4,16 @@ Frozen and keyword-only; every value is checked when the config is built, so a b
 setting fails at once with a :class:`~slob.ib.errors.ConfigError` naming the fix.
 Credentials are deliberately not part of it (they are given to
 :class:`~slob.live.alpaca_ws_fetcher.AlpacaWSFetcher` or read from
-``APCA_API_KEY_ID`` / ``APCA_API_SECRET_KEY``), so a config can be logged safely.
+``APCA_API_KEY_ID`` / ``APCA_API_SECRET_KEY``), so a config can be logged safely: a URL
+carrying ``user:password@`` is refused (``websockets`` would send it as an Authorization
+header and log that header at DEBUG), and no error message repeats such a URL.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -67,17 +70,28 @@ class AlpacaConfig:
 
 
 def _check_url(url: str) -> None:
+    shown = _USERINFO.sub("//***@", url)  # never repeat credentials in an error
+    if shown != url:
+        raise ConfigError(f"url {shown!r} carries credentials (user:password@); remove them: {_KEYS}")
     try:
         parts = urlsplit(url)
         host = parts.hostname or ""
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError as exc:
         raise ConfigError(f"url {url!r} is not a valid URL ({exc})") from None
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"url carries credentials (user:password@); remove them: {_KEYS}")
     if parts.scheme not in ("ws", "wss") or not host:
         raise ConfigError(f"url {url!r} must be ws:// or wss://host/..., e.g. {STREAM_URL.format(feed='iex')}")
     if parts.scheme == "ws" and not _is_loopback(host):
         raise ConfigError(f"url {url!r} is unencrypted ws:// to a remote host, which would send the API key in "
                           "clear text; use wss:// (ws:// is only for a local fake such as slob.testing.FakeAlpaca)")
+
+
+#: ``//user:password@`` (or ``//user@``) in a URL: the part websockets would log.
+_USERINFO = re.compile(r"//[^/?#]*@")
+_KEYS = ("Alpaca keys go to AlpacaWSFetcher(key_id=..., secret_key=...) or the environment "
+         "(APCA_API_KEY_ID / APCA_API_SECRET_KEY), where slob keeps them out of every log")
 
 
 def _is_loopback(host: str) -> bool:

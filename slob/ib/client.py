@@ -100,11 +100,8 @@ class ConnectionClosed:
     cause: str
     error: BaseException | None
     by_client: bool
-
-    @property
-    def junk(self) -> bool:
-        """The peer sent bytes that are not the TWS protocol (the stream lost its framing)."""
-        return isinstance(self.error, wire.WireError)
+    #: The peer broke the protocol: unframeable bytes, or a frame it never completed.
+    junk: bool = False
 
 
 @dataclass(eq=False)
@@ -184,6 +181,7 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         self._sock: socket.socket | None = None
         self._closing = False
         self._abort_cause = ""
+        self._abort_junk = False
         self._frame_ns = 0
         #: monotonic ns since which the reader holds an incomplete frame (0: none)
         self.partial_since_ns = 0
@@ -251,12 +249,13 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
                 log.error("! reader thread did not stop within %.1f s", self.join_timeout)
         self.setConnState(EClient.DISCONNECTED)
 
-    def abort(self, cause: str) -> None:
+    def abort(self, cause: str, *, junk: bool = False) -> None:
         """End the session from outside as a failure (not a clean close): a liveness probe
-        went unanswered, a frame stayed incomplete. The reader ends with ``cause``."""
+        went unanswered, a frame stayed incomplete (``junk``: a protocol violation). The
+        reader ends with ``cause``."""
         if self.closed.done() or self._closing:
             return
-        self._abort_cause = cause
+        self._abort_cause, self._abort_junk = cause, junk
         sock = self._sock
         if sock is not None:
             try:
@@ -343,7 +342,8 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
     def _finish(self, cause: str, error: BaseException | None) -> None:
         if self.client_id_rejected and not self._closing:
             cause = f"TWS refused client id {self.clientId} (326) and closed the connection"
-        closed = ConnectionClosed(cause, error, self._closing)
+        junk = isinstance(error, wire.WireError) or (self._abort_junk and not self._closing)
+        closed = ConnectionClosed(cause, error, self._closing, junk)
         self.setConnState(EClient.DISCONNECTED)
         lost = ClientIdInUse(self.clientId) if self.client_id_rejected else ConnectionLost(cause)
         if error is not None:

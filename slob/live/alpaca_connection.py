@@ -7,6 +7,14 @@ handing them, with errors and unreadable frames, to ``put``. :meth:`request` sen
 subscribe/unsubscribe and waits for the server's ``subscription`` message (or the error
 that answers it); requests are not correlated by the protocol, so the caller keeps one
 in flight at a time.
+
+Credentials never reach a log. ``websockets`` logs every frame it sends and receives at
+DEBUG (on ``websockets.client``), the authentication frame included, and elides long
+frames in a way that leaves pieces of the secret. So the connection gets its own
+:class:`CredentialFilter` as its logger: the same ``websockets.client`` logger, seen
+through an adapter that replaces any frame holding the key id or the secret by a
+placeholder (and scrubs them from any other message or argument) before a record is
+made -- whatever the level and whatever handlers the application installed.
 """
 
 from __future__ import annotations
@@ -20,12 +28,14 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import websockets
 from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.frames import Frame
 
 from slob.config.alpaca_config import AlpacaConfig
 from slob.ib.errors import ConnectError, SlobError
 from slob.live.alpaca_protocol import (
     AlpacaError,
     AlpacaUnreachable,
+    Credentials,
     MalformedMessage,
     error_for,
     parse_frame,
@@ -35,7 +45,7 @@ from slob.live.alpaca_protocol import (
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
 
-__all__ = ["AlpacaConnection", "Dropped"]
+__all__ = ["AlpacaConnection", "CredentialFilter", "Dropped"]
 
 log = logging.getLogger("slob.live.alpaca_ws_fetcher")
 #: Errors that answer a subscribe/unsubscribe request (others are reported as they come).
@@ -44,6 +54,59 @@ REQUEST_ERRORS = frozenset({400, 401, 405, 409, 410})
 
 class Dropped(SlobError):
     """The connection ended while a request waited for its answer."""
+
+
+class _Withheld:
+    """Stands in for a log argument that carried a credential."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+    __repr__ = __str__
+
+
+class CredentialFilter(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger for ``websockets`` that never lets the key id or the secret through.
+
+    A sent or received frame that holds either is logged as
+    ``TEXT {auth: key and secret withheld} [103 bytes]``; any other argument or message
+    holding one has it replaced by ``***``. Frames without credentials stay lazy (their
+    text is made only if a handler formats the record).
+    """
+
+    def __init__(self, logger: logging.Logger, credentials: Credentials) -> None:
+        super().__init__(logger, {})
+        self.credentials = credentials
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        if self.isEnabledFor(level):
+            msg, args = self._scrub(msg, args)
+            # The record names the caller in websockets, not this adapter.
+            kwargs["stacklevel"] = kwargs.get("stacklevel", 1) + 1
+            self.logger.log(level, msg, *args, **kwargs)
+
+    def _scrub(self, msg: object, args: tuple[object, ...]) -> tuple[object, tuple[object, ...]]:
+        creds = self.credentials
+        clean: list[object] = []
+        for arg in args:
+            if isinstance(arg, Frame):
+                if creds.found_in(arg.data):
+                    arg = _Withheld(f"{arg.opcode.name} {{auth: key and secret withheld}} [{len(arg.data)} bytes]")
+            elif isinstance(arg, (int, float)) or arg is None:
+                pass
+            else:
+                text = arg.decode("utf-8", "replace") if isinstance(arg, (bytes, bytearray)) else str(arg)
+                if creds.found_in(text):
+                    arg = _Withheld(creds.redact(text))
+            clean.append(arg)
+        if isinstance(msg, str) and creds.found_in(msg):
+            msg = creds.redact(msg)
+        return msg, tuple(clean)
 
 
 class AlpacaConnection:
@@ -56,7 +119,7 @@ class AlpacaConnection:
         self._ack: asyncio.Future[dict[str, Any]] | None = None
 
     @classmethod
-    async def open(cls, config: AlpacaConfig, key: str, secret: str, counts: collections.Counter[str],
+    async def open(cls, config: AlpacaConfig, credentials: Credentials, counts: collections.Counter[str],
                    put: Callable[[object], None]) -> AlpacaConnection:
         """Connect, read the welcome, authenticate. Raises AlpacaUnreachable, ConnectError or
         the AlpacaError the server answered with (402 auth failed, 406, 409, ...)."""
@@ -65,12 +128,12 @@ class AlpacaConnection:
             ws = await websockets.connect(
                 url, open_timeout=config.connect_timeout_seconds, ping_interval=config.ping_interval_seconds,
                 ping_timeout=config.ping_interval_seconds, close_timeout=config.close_timeout_seconds,
-                compression=None)
+                compression=None, logger=CredentialFilter(logging.getLogger("websockets.client"), credentials))
         except (OSError, asyncio.TimeoutError, WebSocketException) as exc:
             raise AlpacaUnreachable(url, str(exc) or type(exc).__name__) from exc
         conn = cls(ws, config, counts, put)
         try:
-            await asyncio.wait_for(conn._handshake(key, secret), config.connect_timeout_seconds)
+            await asyncio.wait_for(conn._handshake(credentials), config.connect_timeout_seconds)
         except BaseException as exc:
             await conn.close()
             if isinstance(exc, asyncio.TimeoutError):
@@ -79,9 +142,9 @@ class AlpacaConnection:
             raise
         return conn
 
-    async def _handshake(self, key: str, secret: str) -> None:
+    async def _handshake(self, credentials: Credentials) -> None:
         await self._expect("connected", "connecting")
-        await self.ws.send(json.dumps({"action": "auth", "key": key, "secret": secret}))
+        await self.ws.send(credentials.auth_message())
         self.counts["messages_out"] += 1
         await self._expect("authenticated", "authenticating")
 

@@ -1,4 +1,5 @@
-"""Alpaca market-data stream v2: message parsing and the error-code table (no I/O).
+"""Alpaca market-data stream v2: message parsing, the error-code table and the
+credentials that must never be shown (no I/O).
 
 The server sends JSON arrays of messages, each with a type ``T``: control messages
 (``success``, ``error``, ``subscription``) arrive one per frame, data (``t`` trades,
@@ -32,6 +33,7 @@ import datetime as dt
 import json
 import math
 import re
+from dataclasses import dataclass
 from typing import Any, TypeGuard
 
 from slob.ib.errors import ConnectError, SlobError
@@ -46,6 +48,7 @@ __all__ = [
     "AlpacaUnreachable",
     "AuthenticationFailed",
     "ConnectionLimitExceeded",
+    "Credentials",
     "InsufficientSubscription",
     "MalformedMessage",
     "SlowClient",
@@ -117,6 +120,61 @@ class MalformedMessage(SlobError):
         text = raw if isinstance(raw, str) else repr(raw)
         self.raw = text[:200]
         super().__init__(f"unreadable message from the Alpaca stream ({reason}); skipped it: {self.raw}")
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class Credentials:
+    """An Alpaca key pair, kept out of every text slob makes of it.
+
+    Its repr and str show at most the last four characters of a full-length key id (they
+    tell a paper key from a live one) and never the secret; only :meth:`auth_message`
+    spells them out, for the one frame that needs them. :meth:`found_in` lets a log
+    filter recognise that frame, or anything else carrying either value, however it is
+    encoded there (plain, in a JSON string or in a repr).
+    """
+
+    key_id: str
+    secret_key: str
+
+    @property
+    def hint(self) -> str:
+        """``'...WXYZ'`` for a full-length key id, ``'***'`` for a short one."""
+        return f"'...{self.key_id[-4:]}'" if len(self.key_id) >= 16 else "'***'"
+
+    def __repr__(self) -> str:
+        return f"Credentials(key_id={self.hint}, secret_key='***')"
+
+    __str__ = __repr__
+
+    def auth_message(self) -> str:
+        return json.dumps({"action": "auth", "key": self.key_id, "secret": self.secret_key})
+
+    def _forms(self) -> tuple[str, ...]:
+        """Each value as it may appear in text: plain, in a JSON string, in a repr."""
+        forms: list[str] = []
+        for value in (self.key_id, self.secret_key):
+            if value:
+                forms += {value, json.dumps(value)[1:-1], repr(value)[1:-1]}
+        return tuple(forms)
+
+    def found_in(self, data: str | bytes | bytearray | memoryview) -> bool:
+        """Whether ``data`` holds the key id or the secret."""
+        if isinstance(data, str):
+            return any(form in data for form in self._forms())
+        raw = bytes(data)
+        return any(form.encode("utf-8") in raw for form in self._forms())
+
+    def redact(self, text: str) -> str:
+        """``text`` with every occurrence of the key id and the secret replaced by ``***``
+        (all of it withheld if replacing cannot get rid of them, as for a secret made of
+        asterisks)."""
+        forms = sorted(self._forms(), key=len, reverse=True)
+        for _ in range(4):
+            if not self.found_in(text):
+                return text
+            for form in forms:
+                text = text.replace(form, "***")
+        return text if not self.found_in(text) else "<withheld: it held an Alpaca credential>"
 
 
 _KEYS = ("pass key_id=/secret_key= or set APCA_API_KEY_ID / APCA_API_SECRET_KEY")

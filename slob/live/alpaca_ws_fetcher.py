@@ -32,7 +32,7 @@ from typing import Any, Sequence
 from slob.config.alpaca_config import AlpacaConfig
 from slob.ib.errors import ConfigError, ConnectError, ConnectionLost, SlobError
 from slob.live.alpaca_connection import AlpacaConnection, Dropped
-from slob.live.alpaca_protocol import AlpacaError, SymbolLimitExceeded, error_for
+from slob.live.alpaca_protocol import AlpacaError, Credentials, SymbolLimitExceeded, error_for
 from slob.live.backoff import backoff_delay
 from slob.live.callbacks import Callback, UserCallbacks
 from slob.live.stats import percentile
@@ -92,7 +92,7 @@ class AlpacaWSFetcher(UserCallbacks):
         config: AlpacaConfig | None = None,
     ) -> None:
         self.config = config or AlpacaConfig(feed=feed, url=url)
-        self._key, self._secret = _credentials(key_id, secret_key)
+        self._credentials = _credentials(key_id, secret_key)
         self.on_tick: Callback | None = None
         self.on_error: Callback | None = None
         #: Receives slob.model ConnectionLost / ConnectionRestored events (sync or async).
@@ -115,7 +115,7 @@ class AlpacaWSFetcher(UserCallbacks):
         self._counts: collections.Counter[str] = collections.Counter()
 
     def __repr__(self) -> str:
-        return f"AlpacaWSFetcher(url={self.config.stream_url!r}, key_id='...{self._key[-4:]}')"
+        return f"AlpacaWSFetcher(url={self.config.stream_url!r}, key_id={self._credentials.hint})"
 
     # -- public interface ----------------------------------------------------------
 
@@ -211,7 +211,7 @@ class AlpacaWSFetcher(UserCallbacks):
     # -- connection ----------------------------------------------------------------
 
     async def _open(self) -> None:
-        conn = await AlpacaConnection.open(self.config, self._key, self._secret, self._counts, self._put)
+        conn = await AlpacaConnection.open(self.config, self._credentials, self._counts, self._put)
         self._conn = conn
         self._reader = asyncio.create_task(conn.read(), name="slob-alpaca-reader")
         log.info("= connected to %s", self.config.stream_url)
@@ -346,7 +346,7 @@ class AlpacaWSFetcher(UserCallbacks):
         await super()._report(exc)
 
 
-def _credentials(key_id: str | None, secret_key: str | None) -> tuple[str, str]:
+def _credentials(key_id: str | None, secret_key: str | None) -> Credentials:
     """Arguments first; the environment only for an argument that is None."""
     key = key_id if key_id is not None else os.environ.get("APCA_API_KEY_ID", "")
     secret = secret_key if secret_key is not None else os.environ.get("APCA_API_SECRET_KEY", "")
@@ -356,7 +356,7 @@ def _credentials(key_id: str | None, secret_key: str | None) -> tuple[str, str]:
             f"Alpaca {' and '.join(missing)} missing: pass key_id= and secret_key= to AlpacaWSFetcher, or set "
             "APCA_API_KEY_ID and APCA_API_SECRET_KEY (Alpaca dashboard > API keys; paper and live keys differ)"
         )
-    return key, secret
+    return Credentials(key, secret)
 
 
 def _normalise(symbols: Sequence[str]) -> list[str]:

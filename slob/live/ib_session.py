@@ -19,7 +19,9 @@ import collections
 import concurrent.futures
 import datetime as dt
 import itertools
-from typing import Callable, TypeVar
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable, TypeVar
 
 from ibapi.contract import Contract
 from ibapi.order import Order
@@ -27,11 +29,11 @@ from ibapi.order_cancel import OrderCancel
 
 from slob.config.ib_config import IBConfig
 from slob.ib.client import IBClient
-from slob.ib.errors import ConnectError, ConnectionLost, LiveTradingRefused, RequestTimedOut
+from slob.ib.errors import ConnectError, ConnectionLost, LiveTradingRefused, RequestTimedOut, SlobError
 from slob.ib.handshake import Session, open_session_async
 from slob.orders import Execution, OpenOrder, PositionReported
 
-__all__ = ["ClientFactory", "IBSession"]
+__all__ = ["ClientFactory", "IBSession", "SessionHooks"]
 
 T = TypeVar("T")
 _UTC = dt.timezone.utc
@@ -39,12 +41,25 @@ _UTC = dt.timezone.utc
 ClientFactory = Callable[[Callable[[object], None], IBConfig], IBClient]
 
 
+@dataclass(frozen=True, slots=True)
+class SessionHooks:
+    """What the session's owner (IBWSFetcher) does at the supervisor's steps."""
+
+    sinks: Callable[[], tuple[Callable[[object], None], Callable[[list[object]], None]]]
+    started: Callable[[int, IBClient], None]  # (generation, client), before it is ready
+    clock: Callable[[dt.timedelta], None]  # TWS's clock minus the local one, at each reading
+    resubscribe: Callable[[bool], Awaitable[None]]
+    reconcile: Callable[[], Awaitable[None]]
+    emit: Callable[[object], Awaitable[None]]
+    report: Callable[[BaseException], Awaitable[None]]
+    give_up: Callable[[SlobError], Awaitable[None]]
+
+
 class IBSession:
-    def __init__(self, config: IBConfig, client_factory: ClientFactory | None, *,
-                 on_start: Callable[[int, IBClient], None],
-                 on_clock: Callable[[dt.timedelta], None]) -> None:
-        """``on_start(generation, client)`` is called as each client starts (before it is
-        ready); ``on_clock(offset)`` with TWS's clock minus the local one, at each reading."""
+    """Also the supervisor's :class:`~slob.live.ib_supervisor.SessionPort`: the steps that
+    concern the socket are its own, the rest are its owner's :class:`SessionHooks`."""
+
+    def __init__(self, config: IBConfig, client_factory: ClientFactory | None, hooks: SessionHooks) -> None:
         self.config = config
         self.client: IBClient | None = None
         self.generation = 0
@@ -53,8 +68,7 @@ class IBSession:
         self.rejected: collections.Counter[str] = collections.Counter()
         self.req_ids = itertools.count(1000)
         self._factory = client_factory
-        self._on_start = on_start
-        self._on_clock = on_clock
+        self._hooks = hooks
         self._handshaken: Session | None = None
 
     # -- opening and closing ---------------------------------------------------------
@@ -70,9 +84,10 @@ class IBSession:
             cfg = self.config
             self._handshaken = await open_session_async(cfg.host, cfg.port, timeout=cfg.connect_timeout_seconds)
 
-    async def start_api(self, sink: Callable[[object], None], batch_sink: Callable[[list[object]], None]) -> None:
+    async def start_api(self) -> None:
         """START_API; wait until TWS sent nextValidId and managedAccounts; read its clock."""
         cfg = self.config
+        sink, batch_sink = self._hooks.sinks()
         self.generation += 1
         if self._factory is not None:
             client = self._factory(sink, cfg)  # in process: no socket, no reader thread
@@ -83,7 +98,7 @@ class IBSession:
             client = IBClient(sink, batch_sink=batch_sink, max_messages_per_second=cfg.max_messages_per_second)
             client.start(session, cfg.client_id)
         self.client = client
-        self._on_start(self.generation, client)
+        self._hooks.started(self.generation, client)
         try:
             await asyncio.wait_for(asyncio.wrap_future(client.ready), cfg.connect_timeout_seconds)
         except asyncio.TimeoutError:
@@ -109,6 +124,44 @@ class IBSession:
             self.totals["messages_out"] += client.messages_out
             self.totals["decode_errors"] += client.decode_errors
             self.rejected.update(client.rejected)
+
+    # -- the rest of the supervisor's port ---------------------------------------------
+
+    def close_session(self) -> None:
+        self.close()
+
+    def abort_session(self, cause: str, *, junk: bool = False) -> None:
+        """End the session as a failure (the reader thread reports ``cause``)."""
+        if self.client is not None:
+            self.client.abort(cause, junk=junk)
+
+    def received_age(self) -> float | None:
+        client = self.client
+        if client is None or not client.isConnected():
+            return None
+        return (time.monotonic_ns() - client.last_received_ns) / 1e9
+
+    def partial_frame_age(self) -> float | None:
+        since = self.client.partial_since_ns if self.client is not None else 0
+        return (time.monotonic_ns() - since) / 1e9 if since else None
+
+    async def ping(self) -> None:
+        await self.server_now()
+
+    async def resubscribe(self, same_session: bool) -> None:
+        await self._hooks.resubscribe(same_session)
+
+    async def reconcile(self) -> None:
+        await self._hooks.reconcile()
+
+    async def emit(self, event: object) -> None:
+        await self._hooks.emit(event)
+
+    async def report(self, exc: BaseException) -> None:
+        await self._hooks.report(exc)
+
+    async def give_up(self, exc: SlobError) -> None:
+        await self._hooks.give_up(exc)
 
     # -- requests --------------------------------------------------------------------
 
@@ -144,7 +197,7 @@ class IBSession:
         seconds = await self.answer(client.request_current_time(), "REQ_CURRENT_TIME")
         now = dt.datetime.fromtimestamp(seconds, _UTC)
         self.server_offset = now - dt.datetime.now(_UTC)
-        self._on_clock(self.server_offset)
+        self._hooks.clock(self.server_offset)
         return now
 
     # -- orders ----------------------------------------------------------------------

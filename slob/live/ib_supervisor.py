@@ -91,7 +91,7 @@ class SessionPort(Protocol):
     async def reconcile(self) -> None: ...
     async def ping(self) -> None: ...  # REQ_CURRENT_TIME, answered within the liveness timeout
     def close_session(self) -> None: ...  # our own close of the current session (idempotent)
-    def abort_session(self, cause: str) -> None: ...  # end it as a failure (liveness)
+    def abort_session(self, cause: str, *, junk: bool = False) -> None: ...  # end it as a failure
     def received_age(self) -> float | None: ...  # seconds since bytes last arrived (None: no session)
     def partial_frame_age(self) -> float | None: ...  # seconds an incomplete frame has waited
     async def emit(self, event: object) -> None: ...
@@ -128,6 +128,11 @@ class Supervisor:
     @property
     def state(self) -> State:
         return self.machine.state
+
+    @property
+    def supervising(self) -> bool:
+        """Started and not final: a failed session will be recovered."""
+        return any(not t.done() for t in self._tasks) and not self.machine.final
 
     async def connect(self) -> None:
         """The first session, driven through the same states; a failure raises to the
@@ -182,16 +187,21 @@ class Supervisor:
         """TWS's 1100/1101/1102, from the task that reads the bridge."""
         self._signals.put_nowait(notice)
 
-    def on_ticks(self, first: dt.datetime, mono: float) -> Gap | None:
-        """A batch was delivered (``first``: its first tick's timestamp): keeps the exchange
-        clock, closes a recovered outage's gap, marks the session healthy."""
-        self.clock.tick(first, mono)
+    def on_batch(self, newest: dt.datetime, mono: float) -> None:
+        """A batch of ticks is being delivered (``newest``: a timestamp in it): keeps the
+        exchange clock and marks a recovered session healthy."""
+        self.clock.tick(newest, mono)
         if not self._healthy and self.machine.state is State.STREAMING:
             self._healthy = True
             self.machine.fire(Event.HEALTHY)
-        if self.outage.start is None:
+
+    def during_outage(self, timestamp: dt.datetime, mono: float) -> Gap | None:
+        """A tick is about to be delivered while an outage is open: the Gap when it is the
+        first after recovery (emit it first), else it moves the gap's start."""
+        if not self.outage.recovered:
+            self.outage.delivered(timestamp)
             return None
-        gap = self.outage.first_tick(first)
+        gap = self.outage.first_tick(timestamp)
         if gap is not None:
             self.gaps.append(gap)
             if self._outage_mono is not None:
@@ -346,9 +356,9 @@ class Supervisor:
                     continue
                 partial = self.port.partial_frame_age()
                 if partial is not None and partial > s.frame_timeout:
-                    self.stats["frame_timeouts"] += 1
+                    self.stats["frame_timeouts"] += 1  # a protocol violation: a TWS never does this
                     self.port.abort_session(f"a frame stayed incomplete for {partial:.1f} s "
-                                            f"(frame_timeout_seconds={s.frame_timeout:g})")
+                                            f"(frame_timeout_seconds={s.frame_timeout:g})", junk=True)
                     continue
                 age = self.port.received_age()
                 if age is not None and age > s.liveness_idle and (probing is None or probing.done()):

@@ -10,6 +10,8 @@ simulated one). Both ends are therefore exchange time:
   faster than real time (FakeTWS at speed > 1) the mapping falls short, never beyond the
   true moment, so the gap still covers everything that could have been lost. Before any
   tick, TWS's clock (local time plus the offset measured with REQ_CURRENT_TIME) is used.
+  Ticks still delivered before recovery (in flight when the outage was noticed) move the
+  start to the newest of them: no delivered tick lies inside a gap.
 * ``end``: the timestamp of the first tick delivered after recovery -- the first moment
   data is known to flow again. Until then the outage is open; a market closed for the
   weekend keeps it open until Sunday's first trade, which is the truth: no one knows what
@@ -75,6 +77,14 @@ class OutageTracker:
         self.start, self.cause, self.recovered = at, cause, False
         self.outages += 1
         return True
+
+    def delivered(self, newest: dt.datetime) -> None:
+        """Ticks were delivered while the outage is open and not yet recovered (in flight
+        from the old session, or the new requests' first ones): data flowed up to
+        ``newest``, so the gap starts no earlier."""
+        start = self.start
+        if start is not None and not self.recovered and newest > start:
+            self.start = newest
 
     def recover(self) -> None:
         """The session streams again; the gap closes at the next tick."""

@@ -36,6 +36,8 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Mapping, N
 
 import websockets
 
+from slob.live.alpaca_connection import CredentialFilter
+from slob.live.alpaca_protocol import Credentials
 from slob.testing.alpaca_market import Market, PricePaths, SentTrade, StockTrade, trade_message
 from slob.testing.alpaca_session import Session
 from slob.testing.loop_thread import LoopThread
@@ -125,8 +127,10 @@ class FakeAlpaca(LoopThread):
         return f"ws://{self.host}:{self.port}/v2/{self.feed}"
 
     async def _main(self, ready: threading.Event) -> None:
+        # The auth frame it receives holds the test's key pair: keep it out of DEBUG logs too.
+        logger = CredentialFilter(logging.getLogger("websockets.server"), Credentials(self.key_id, self.secret_key))
         server: Server = await websockets.serve(self._accept, self.host, self.port, compression=None,
-                                                ping_interval=None, close_timeout=1)
+                                                ping_interval=None, close_timeout=1, logger=logger)
         self.port = server.sockets[0].getsockname()[1]
         market = asyncio.create_task(self._market(), name="fake-alpaca-market")
         ready.set()

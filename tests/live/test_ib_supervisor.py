@@ -80,9 +80,9 @@ class ScriptedPort:
     def close_session(self) -> None:
         self.closes += 1
 
-    def abort_session(self, cause: str) -> None:
+    def abort_session(self, cause: str, *, junk: bool = False) -> None:
         assert self.sup is not None
-        self.sup._signals.put_nowait(Closed(self.generation, cause, False, False))
+        self.sup._signals.put_nowait(Closed(self.generation, cause, junk, False))
 
     def received_age(self) -> float | None:
         return 0.0
@@ -154,7 +154,9 @@ async def _scenario(script: list[str], actions: list[tuple[str, Any]], max_attem
                 sup.notice(Notice(arg, 1100, "IB notice"))
             else:
                 second += 1
-                gap = sup.on_ticks(BASE + dt.timedelta(seconds=second), float(second))
+                at = BASE + dt.timedelta(seconds=second)
+                sup.on_batch(at, float(second))
+                gap = sup.during_outage(at, float(second)) if sup.outage.open else None
                 if gap is not None:
                     port.events.append(gap)
             await quiet(sup)
@@ -173,6 +175,8 @@ async def _scenario(script: list[str], actions: list[tuple[str, Any]], max_attem
     gaps = [e for e in port.events if isinstance(e, Gap)]
     assert len(lost) == sup.outage.outages
     assert len(gaps) == sup.outage.outages - (1 if sup.outage.open else 0)
+    # no tick delivered strictly inside a gap
+    assert not any(g.start < BASE + dt.timedelta(seconds=n) < g.end for g in gaps for n in range(1, second + 1))
     assert all(g.start <= g.end for g in gaps)
     restored = [e for e in port.events if isinstance(e, ConnectionRestored)]
     assert len(restored) >= len(gaps)
@@ -193,6 +197,6 @@ async def test_a_failure_while_resubscribing_after_1101_reconnects_instead_of_en
     assert sup.state is State.STREAMING and port.final is None
     assert sup.reconnects == 1 and sup.machine.attempts == 1
     assert "resubscribing after" in sup.machine.causes[0]
-    sup.on_ticks(BASE, 1.0)
-    assert len(sup.gaps) == 1
+    sup.on_batch(BASE, 1.0)
+    assert sup.during_outage(BASE, 1.0) is not None and len(sup.gaps) == 1
     await sup.stop()

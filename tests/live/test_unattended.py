@@ -57,15 +57,14 @@ async def test_a_peer_that_goes_wrong_after_the_handshake_ends_listen_with_a_slo
         with pytest.raises(ConnectionLost) as caught:
             await asyncio.wait_for(fetcher.listen(), HANG_GUARD)
         stats = fetcher.get_stats()
-        junk = behaviour in ("oversize", "random")
-        if junk:  # the circuit breaker: two sessions in a row ended in junk
+        if behaviour != "silent":  # the circuit breaker: two sessions in a row broke the protocol
             assert isinstance(caught.value, PeerNotTWS) and peer.connections == 2
             assert "not the TWS API" in str(caught.value)
-        else:  # silence or a frame never completed: each session is a counted attempt
+            if behaviour in ("partial", "trickle"):
+                assert stats["frame_timeouts"] == 2 and "incomplete" in str(caught.value)
+        else:  # silence may be a hung TWS: each session is a counted attempt, then ConnectionLost
             assert not isinstance(caught.value, PeerNotTWS) and peer.connections == 4
-            key = "liveness_timeouts" if behaviour == "silent" else "frame_timeouts"
-            assert stats[key] == 4
-            assert ("liveness probe" if behaviour == "silent" else "incomplete") in str(caught.value)
+            assert stats["liveness_timeouts"] == 4 and "liveness probe" in str(caught.value)
         assert stats["state"] == "failed"
         assert any(isinstance(e, ConnectionLost) for e in rec.errors)  # on_error heard the end
         assert all(isinstance(e, SlobError) for e in rec.errors)
@@ -109,10 +108,12 @@ async def test_a_gap_is_in_exchange_time_and_ends_at_the_first_tick_after_recove
         tws.drop()
         await rec.until(lambda: any(isinstance(e, Gap) for e in rec.events))
         gap = next(e for e in rec.events if isinstance(e, Gap))
-        after = [t for t in rec.ticks if t.timestamp > before]
         assert before <= gap.start <= gap.end
-        assert gap.end == after[0].timestamp  # the first tick after recovery
         assert gap.seconds < 3600  # minutes of simulated time, not years of clock difference
+        # data flowed up to the start and from the end on: no delivered tick lies inside
+        assert not [t for t in rec.ticks if gap.start < t.timestamp < gap.end]
+        assert rec.ticks[len(rec.ticks) - 1].timestamp >= gap.end
+        assert any(t.timestamp == gap.end for t in rec.ticks)  # the end is the first tick after recovery
         await fetcher.disconnect()
         await asyncio.wait_for(listener, 5)
 
@@ -164,3 +165,44 @@ async def test_place_order_refuses_a_live_account_even_without_the_engine() -> N
             await fetcher.place_order(fetcher.next_valid_id, Contract(), order)
         assert not [r for r in tws.requests if r.name == "PLACE_ORDER"]
         await fetcher.disconnect()
+
+
+# -- items 1 and 2: faults inside a reconnect, at exact protocol moments -----------------------
+
+# (what to arm on the proxy, then the drop that starts the reconnect it lands in)
+RECONNECT_FAULTS = {
+    # item 1: a drop after the TCP connect but before nextValidId
+    "drop after START_API": lambda p: p.cut_after("START_API"),
+    "drop before NEXT_VALID_ID": lambda p: p.cut_after("NEXT_VALID_ID", direction="server", before=True),
+    # item 2: a request that goes unanswered while resubscribing, or a drop in the middle of it
+    "contract details unanswered": lambda p: p.swallow("REQ_CONTRACT_DATA"),
+    "current time unanswered": lambda p: p.swallow("REQ_CURRENT_TIME"),
+    "drop after the tick request": lambda p: p.cut_after("REQ_TICK_BY_TICK_DATA"),
+    "drop after contract details": lambda p: p.cut_after("CONTRACT_DATA_END", direction="server"),
+}
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("fault", sorted(RECONNECT_FAULTS))
+async def test_a_fault_inside_a_reconnect_is_one_more_attempt_and_the_feed_goes_on(fault: str) -> None:
+    from slob.testing import FaultProxy
+
+    async with FakeTWS(speed=60) as tws:
+        with FaultProxy(upstream=("127.0.0.1", tws.port)) as proxy:
+            fetcher, rec = fetcher_for(proxy.port)
+            await fetcher.connect()
+            await fetcher.subscribe(["NQ"])
+            listener = asyncio.create_task(fetcher.listen())
+            await rec.until(lambda: len(rec.ticks) >= 5)
+            handle = RECONNECT_FAULTS[fault](proxy)
+            proxy.cut_now()  # the reconnect this starts meets the fault
+            await asyncio.to_thread(handle.wait, 30)
+            await rec.until(lambda: any(isinstance(e, Gap) for e in rec.events))
+            count = len(rec.ticks)
+            await rec.until(lambda: len(rec.ticks) >= count + 5)
+            stats = fetcher.get_stats()
+            assert not listener.done() and stats["state"] == "streaming"
+            assert stats["failures"] >= 2 and stats["outages"] == 1 and stats["gaps"] == 1  # one outage
+            assert all(isinstance(e, SlobError) for e in rec.errors)
+            await fetcher.disconnect()
+            await asyncio.wait_for(listener, 5)

@@ -358,7 +358,7 @@ def test_slob_testing_public_names_are_pinned_and_resolve() -> None:
     import slob.testing
 
     assert slob.testing.__all__ == [
-        "DEFAULT_START", "ClientInfo", "FakeAlpaca", "FakeConnector", "FakeEClient", "FakeTWS",
+        "DEFAULT_START", "ClientInfo", "FakeAlpaca", "FakeConnector", "FakeEClient", "FakeTWS", "FaultProxy",
         "RandomWalkScenario", "ScriptedScenario", "SimClock", "Trade"]
     assert all(getattr(slob.testing, name) is not None for name in slob.testing.__all__)
     with pytest.raises(AttributeError):

@@ -8,6 +8,7 @@ after a reqCurrentTime round trip (TWS answers a socket's requests in order).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 import random
@@ -22,8 +23,12 @@ from hypothesis import strategies as st
 from ibapi.order import Order
 from support.ib_app import RecordingApp, future
 from support.raw_client import RawClient
+from support.recorder import Recorder
 
+from slob.config.ib_config import IBConfig
 from slob.ib import wire
+from slob.live import IBWSFetcher
+from slob.model import ConnectionRestored
 from slob.testing import FakeTWS, FaultProxy
 from slob.testing.fault_frames import CLIENT, SERVER, FrameNamer, Unit
 from slob.testing.futures import active_contracts
@@ -497,6 +502,33 @@ def test_chaos_cuts_at_seeded_intervals(tws: FakeTWS, proxy: FaultProxy) -> None
         fields = dict(part.split("=") for part in record.detail.split()[:2])
         assert fields["seed"] == "11"
         assert record.detail.endswith(f"after {waits[int(fields['draw']) - 1]:.3f} s")
+
+
+# -- slob's own client ----------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_slobs_fetcher_streams_through_the_proxy_and_survives_a_cut() -> None:
+    async with FakeTWS(speed=60) as tws, FaultProxy(upstream=("127.0.0.1", tws.port)) as proxy:
+        fetcher = IBWSFetcher(config=IBConfig(port=proxy.port, reconnect_delay_seconds=0.05,
+                                              max_reconnect_delay_seconds=0.2, connect_timeout_seconds=5.0))
+        rec = Recorder(timeout=10.0)
+        fetcher.on_tick, fetcher.on_error, fetcher.on_event = rec.tick, rec.error, rec.event
+        await fetcher.connect()
+        await fetcher.subscribe(["NQ"])
+        task = asyncio.create_task(fetcher.listen())
+        try:
+            await rec.until(lambda: len(rec.ticks) >= 10)
+            assert proxy.cut_now() == 1
+            await rec.until(lambda: any(isinstance(e, ConnectionRestored) for e in rec.events))
+            count = len(rec.ticks)
+            await rec.until(lambda: len(rec.ticks) >= count + 10)
+        finally:
+            await fetcher.disconnect()
+            await asyncio.wait_for(task, 5)
+        proxy.wait_connections(0)
+        assert proxy.accepted == 2
+        assert proxy.count("REQ_TICK_BY_TICK_DATA") == 2
 
 
 # -- the proxy itself ----------------------------------------------------------------
