@@ -1,7 +1,7 @@
 """`slob soak`: days of unattended operation, compressed -- the engine against FakeTWS with
 IB's calendar and seeded faults at random moments, then a PASS/FAIL report.
 
-    slob soak --days 30 --seed 7 --json soak.json      # about 10 minutes
+    slob soak --days 30 --seed 7 --json soak.json      # about 7 minutes
     slob soak --days 2 --seed 1                         # the CI run
 
 The work is in :mod:`slob.soak` (calendar, faults, market, checks: pure; runner, child
