@@ -1,7 +1,7 @@
 """The `slob` command: each subcommand lives in its own module under slob.commands.
 
 Exit codes: 0 success, 1 an error slob explains on stderr, 2 bad arguments, 3 a checkpoint
-whose verdict is FAIL, 130 interrupted.
+or soak whose verdict is FAIL, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _modules() -> list[ModuleType]:
 def _parser(modules: list[ModuleType]) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="slob", description="NQ futures from Interactive Brokers, paper trading first.",
                                 epilog="exit codes: 0 ok, 1 error (explained on stderr), 2 bad arguments, "
-                                       "3 checkpoint verdict FAIL, 130 interrupted")
+                                       "3 checkpoint or soak verdict FAIL, 130 interrupted")
     p.add_argument("--log-level", default="WARNING",
                    choices=["DEBUG", "INFO", "WARNING", "ERROR", "debug", "info", "warning", "error"],
                    help="logging level (DEBUG shows protocol traffic; default WARNING)")

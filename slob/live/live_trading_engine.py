@@ -227,11 +227,14 @@ class LiveTradingEngine:
         await store.acommit(RunStarted(self._run_id, dt.datetime.now(_UTC), os.getpid()))
 
     async def _end_run(self, store: Store) -> None:
-        if self._run_id:
+        """Mark this run stopped cleanly -- unless an unclean stop before it still owes its
+        Gap (no tick came in this run to end it): then the run is left unmarked, so the
+        next start sees the unclean stop and records the Gap from the same data."""
+        if self._run_id and self._restart_from is None:
             await store.acommit(RunStopped(self._run_id, dt.datetime.now(_UTC)))
 
     async def _abort_start(self) -> None:
-        """A start that failed is a clean stop too: nothing was left half-done."""
+        """A start that failed is a clean stop too: nothing was left half-done (see _end_run)."""
         with contextlib.suppress(Exception):
             await self.fetcher.disconnect()
         if self._listener is not None:

@@ -72,14 +72,15 @@ def _iso(t: dt.datetime | None) -> str | None:
 
 def _start(a: Applied) -> tuple[int | None, dt.datetime | None, int | None]:
     """When an applied event took effect (monotonic, simulated), and when its armed fault
-    fired (None: nothing armed). A triggered fault starts at its trigger, a bracket fault
-    when it fired; one that never fired has no start."""
+    fired (None: nothing armed). A triggered fault starts at its trigger -- the trigger (a
+    drop, a 1101) is an outage even when the armed fault then never meets its request -- a
+    bracket fault when it fired; one that never fired and had no trigger has no start."""
     if a.armed is None:
         return a.mono_ns, a.sim_at, None
+    if "triggered by" in a.note:
+        return a.mono_ns, a.sim_at, a.fired.monotonic_ns if a.fired is not None else None
     if a.fired is None:
         return None, None, None
-    if "triggered by" in a.note:
-        return a.mono_ns, a.sim_at, a.fired.monotonic_ns
     return a.fired.monotonic_ns, a.fired.at, a.fired.monotonic_ns
 
 

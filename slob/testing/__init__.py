@@ -19,18 +19,23 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from slob.testing.fake_alpaca import FakeAlpaca
     from slob.testing.fake_eclient import FakeConnector, FakeEClient
-    from slob.testing.fake_tws import DEFAULT_START, ClientInfo, FakeTWS
+    from slob.testing.fake_market import SentTick
+    from slob.testing.fake_tws import DEFAULT_START, ClientInfo, Connection, FakeTWS, FiredFault, RequestFault
     from slob.testing.fault_proxy import FaultProxy
     from slob.testing.scenario import RandomWalkScenario, ScriptedScenario, SimClock, Trade
 
 _WHERE = {
     "DEFAULT_START": "slob.testing.fake_tws",
     "ClientInfo": "slob.testing.fake_tws",
+    "Connection": "slob.testing.fake_tws",
     "FakeAlpaca": "slob.testing.fake_alpaca",
     "FakeConnector": "slob.testing.fake_eclient",
     "FakeEClient": "slob.testing.fake_eclient",
     "FakeTWS": "slob.testing.fake_tws",
     "FaultProxy": "slob.testing.fault_proxy",
+    "FiredFault": "slob.testing.fake_tws",
+    "RequestFault": "slob.testing.fake_tws",
+    "SentTick": "slob.testing.fake_market",
     "RandomWalkScenario": "slob.testing.scenario",
     "ScriptedScenario": "slob.testing.scenario",
     "SimClock": "slob.testing.scenario",
@@ -40,13 +45,17 @@ _WHERE = {
 __all__ = [
     "DEFAULT_START",
     "ClientInfo",
+    "Connection",
     "FakeAlpaca",
     "FakeConnector",
     "FakeEClient",
     "FakeTWS",
     "FaultProxy",
+    "FiredFault",
     "RandomWalkScenario",
+    "RequestFault",
     "ScriptedScenario",
+    "SentTick",
     "SimClock",
     "Trade",
 ]

@@ -14,13 +14,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+import socket
 from pathlib import Path
 
 import pytest
 from order_checks import bracket_problems, store_problems
 
 from slob.config.ib_config import IBConfig
-from slob.ib.errors import ConfigError, ConnectionLost, LiveTradingRefused
+from slob.ib.errors import ConfigError, ConnectionLost, LiveTradingRefused, SlobError
 from slob.live import IBWSFetcher
 from slob.live.candle_aggregator import CandleAggregator
 from slob.live.live_trading_engine import RESTART_CAUSE, LiveTradingEngine
@@ -229,6 +230,12 @@ KILLED_ENGINE = textwrap.dedent("""
 """)
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 async def run_engine_until_a_tick(tws: FakeTWS, db: Path) -> tuple[list[Gap], list[Tick]]:
     engine = LiveTradingEngine(ib_fetcher=IBWSFetcher(port=tws.port, client_id=5), store=db)
     gaps: list[Gap] = []
@@ -268,13 +275,19 @@ async def test_a_restart_after_a_kill_records_one_gap_and_a_clean_stop_none(tmp_
             assert last is not None and [r.stopped for r in before.runs()] == [None]
         tws.advance(120)  # the market goes on while no engine runs
 
+        # the first restart attempt fails (nothing listens there): it must not hide the kill
+        refused = LiveTradingEngine(ib_fetcher=IBWSFetcher(port=free_port(), client_id=5), store=db)
+        with pytest.raises(SlobError):
+            await refused.start()
+        await refused.stop()
+
         gaps, ticks = await run_engine_until_a_tick(tws, db)
         assert gaps == [Gap(last, ticks[0].timestamp, RESTART_CAUSE)]
         assert gaps[0].seconds >= 120
         with Store(db) as after:
             assert [e for e in after.connection_events() if isinstance(e, Gap)] == gaps
             runs = after.runs()
-            assert len(runs) == 2 and runs[0].stopped is None and runs[1].stopped is not None
+            assert len(runs) == 3 and runs[0].stopped is None and runs[2].stopped is not None
 
         gaps, _ = await run_engine_until_a_tick(tws, db)  # after a clean stop: no gap
         assert gaps == []

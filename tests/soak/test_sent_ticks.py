@@ -184,6 +184,7 @@ def test_connections_show_each_socket_and_when_it_was_ready_and_closed(tws: Fake
     tws.wait_for_clients(0, ready=False)
     second = RecordingApp().start(tws.port, client_id=5)
     try:
+        tws.wait_for_clients(1)  # the fake has read the second client's START_API
         conns = tws.connections
         assert [(c.session, c.client_id) for c in conns] == [(1, 4), (2, 5)]
         one, two = conns

@@ -358,8 +358,9 @@ def test_slob_testing_public_names_are_pinned_and_resolve() -> None:
     import slob.testing
 
     assert slob.testing.__all__ == [
-        "DEFAULT_START", "ClientInfo", "FakeAlpaca", "FakeConnector", "FakeEClient", "FakeTWS", "FaultProxy",
-        "RandomWalkScenario", "ScriptedScenario", "SimClock", "Trade"]
+        "DEFAULT_START", "ClientInfo", "Connection", "FakeAlpaca", "FakeConnector", "FakeEClient", "FakeTWS",
+        "FaultProxy", "FiredFault", "RandomWalkScenario", "RequestFault", "ScriptedScenario", "SentTick", "SimClock",
+        "Trade"]
     assert all(getattr(slob.testing, name) is not None for name in slob.testing.__all__)
     with pytest.raises(AttributeError):
         slob.testing.NoSuchThing  # noqa: B018
