@@ -102,7 +102,7 @@ def build_report(record: RunRecord, store: StoreData) -> dict[str, Any]:
     end_ns = max([c.ended_ns for c in record.children if c.ended_ns] + [0])
 
     mine = [c for c in record.connections if c.client_id == cfg.client_id]
-    request_timeout = float(ib_config(0, cfg.client_id, parse_options(cfg.ib_options)).request_timeout_seconds)
+    request_timeout = float(ib_config(7497, cfg.client_id, parse_options(cfg.ib_options)).request_timeout_seconds)
     inputs, outages = [], []
     for a in record.applied:
         start_ns, sim, fired_ns = _start(a)
