@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import array
 import bisect
+import collections
 import datetime as dt
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -98,15 +99,19 @@ class Tap:
         self.timeline = Timeline()
         if record and head is not None:
             self.timeline.append(head)
-        self._read = 1 if head is not None else 0  # next timeline position to hand over
+        #: Recorded ahead of the market (by a history request reaching the present), not
+        #: yet handed to it.
+        self._ahead: collections.deque[Trade] = collections.deque()
         self.listeners: list[Callable[[Trade], None]] = []
 
     def extend_to(self, ns: int) -> None:
         """Record the scenario's trades up to ``ns`` (inclusive) if not yet recorded."""
         line = self.timeline
         while not self._done and (not len(line) or line.times[-1] <= ns):
-            if self._pull() is None:
+            trade = self._pull()
+            if trade is None:
                 break
+            self._ahead.append(trade)
 
     def _pull(self) -> Trade | None:
         trade = next(self._source, None)
@@ -117,13 +122,9 @@ class Tap:
         return trade
 
     def _take(self) -> Trade | None:
-        if not self.record:
-            return next(self._source, None)
-        if self._read >= len(self.timeline) and self._pull() is None:
-            return None
-        trade = self.timeline.trade(self._read)
-        self._read += 1
-        return trade
+        if self._ahead:
+            return self._ahead.popleft()
+        return self._pull()
 
     def stream(self) -> Iterator[Trade]:
         """What the market reads instead of the scenario. The market asks for the next
