@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from slob.testing.fake_session import Session
     from slob.testing.fake_tws import FakeTWS
 
-__all__ = ["FakeHistory", "HistoryPort", "TEXTS", "history_of"]
+__all__ = ["FakeHistory", "HistoryPort", "TEXTS", "history_of", "record_from_now"]
 
 log = logging.getLogger("slob.testing.fake_tws")
 _NS = 1_000_000_000
@@ -469,6 +469,19 @@ def history_of(tws: "FakeTWS") -> FakeHistory:
             price_of=lambda c, p, t: tws.market.contract_price(c, p, t),
             zone=tws.time_zone, no_permission=lambda: tws.no_permission,
             flowing=lambda: tws.market.flowing)
+    return service
+
+
+def record_from_now(tws: "FakeTWS") -> FakeHistory:
+    """Start keeping ``tws``'s generated trades as history now (call it right after
+    ``start()``): by default that begins with the first client connection, so trades the
+    market plays before it -- a clock advanced with nobody connected -- have no history."""
+    service = history_of(tws)
+
+    def attach() -> None:
+        service.attach(tws.market)
+
+    tws._call(attach)  # noqa: SLF001 - on the fake's loop, where the market runs
     return service
 
 

@@ -20,7 +20,7 @@ from slob.ib.history import HistoryNotPermitted, HistoryPacingViolation
 from slob.ib.history_pacing import PacingRules
 from slob.live import IBWSFetcher
 from slob.live.candle_aggregator import CandleAggregator
-from slob.live.ib_history import HistorySettings, IBHistory
+from slob.live.ib_history import HistorySettings
 from slob.model import Candle, Tick
 from slob.testing import FakeTWS, RandomWalkScenario
 from slob.testing.fake_history import history_of
@@ -53,8 +53,7 @@ async def connected(tws: FakeTWS, *, subscribe: bool = False, clock: ManualClock
     fetcher.on_tick, fetcher.on_error, fetcher.on_event = rec.tick, rec.error, rec.event
     clock = clock or ManualClock()
     history_of(tws).clock = clock
-    fetcher._history_service = IBHistory(fetcher._session, fetcher.config,  # noqa: SLF001
-                                         HistorySettings(clock=clock, sleep=clock.sleep, **settings))
+    fetcher.configure_history(HistorySettings(clock=clock, sleep=clock.sleep, **settings))
     await fetcher.connect()
     if subscribe:
         await fetcher.subscribe(["NQ"])
