@@ -132,6 +132,10 @@ class FakeHistory:
         self.pacing: PacingRules | None = PacingRules()
         #: The clock the pacing rules run on (monotonic seconds; inject one in tests).
         self.clock: Callable[[], float] = time.monotonic
+        #: Record generated (non-scripted) scenarios as they play, for their history (about
+        #: 56 bytes a trade). Set False before the first connection to save the memory
+        #: in long runs that never ask for history: such families then have none.
+        self.record_generated = True
         self._ledger: PacingLedger | None = None
         self._scripts: dict[str, Timeline] = {}
         self._taps: dict[str, Tap] = {}
@@ -155,7 +159,8 @@ class FakeHistory:
         played = market.trades_played
         for family, source in list(market._streams.items()):  # noqa: SLF001 - see the docstring
             scripted = isinstance(self._scenarios.get(family), ScriptedScenario)
-            tap = Tap(source, market._next.get(family), record=not scripted)  # noqa: SLF001
+            tap = Tap(source, market._next.get(family),  # noqa: SLF001
+                      record=self.record_generated and not scripted)
             tap.listeners.append(functools.partial(self._played, family))
             market._streams[family] = tap.stream()  # noqa: SLF001
             self._taps[family] = tap
@@ -171,6 +176,8 @@ class FakeHistory:
                 line = self._scripts[family] = Timeline.of(iter(scenario.events(0)))
             return line
         tap = self._taps.get(family)
+        if tap is not None and not tap.record:
+            return None
         if tap is None:
             if scenario is None:
                 return None
