@@ -54,7 +54,7 @@ class _Unavailable:
         self.HELP = f"(needs IB's client ibapi, not installed: see `slob {name}`)"
 
     def add_arguments(self, p: argparse.ArgumentParser) -> None:
-        p.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        pass  # main accepts any arguments for it, then says what to install
 
     def run(self, args: argparse.Namespace, out: TextIO) -> int:
         raise self.error
@@ -79,10 +79,12 @@ def _parser(modules: list[ModuleType | _Unavailable]) -> tuple[argparse.Argument
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int:
     modules = _modules()
     parser, commands = _parser(modules)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    command = next(m for m in modules if m.NAME == args.command)
+    if extra and not isinstance(command, _Unavailable):  # what parse_args says
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     stream = out or sys.stdout
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
-    command = next(m for m in modules if m.NAME == args.command)
     options = frozenset(commands[args.command]._option_string_actions)
     try:
         if args.command not in _OWN_IBAPI_CHECK and (missing := ibapi_missing()):
