@@ -490,7 +490,7 @@ class OrderExecutor:
         if isinstance(record, OrderUpdate):
             self._status[record.order_id] = next_status(self._status.get(record.order_id, ""), record.status)
             if store is not None:
-                store.add(OrderStatusRecord(record.order_id, record.status, record.at, perm_id=record.perm_id or None,
+                store.add(OrderStatusRecord(record.order_id, record.status, self.clock(), perm_id=record.perm_id or None,
                                             filled=record.filled, avg_fill_price=record.avg_fill_price or None,
                                             parent_id=record.parent_id or None))
         elif isinstance(record, Execution):
