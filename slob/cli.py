@@ -91,6 +91,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None) -> int
             print(f"slob: {missing}", file=sys.stderr)
             return EXIT_FAIL
         code: int = command.run(args, stream)
+        stream.flush()  # here, not at exit: a reader gone early (| head) is this function's to report
         return code
     except KeyboardInterrupt:
         return 130

@@ -13,12 +13,12 @@ from __future__ import annotations
 import collections
 import threading
 import time
-from typing import TYPE_CHECKING, Callable, TextIO
+from typing import TYPE_CHECKING, Any, Callable, TextIO
 
 if TYPE_CHECKING:
     from rich.console import Console, RenderableType
 
-__all__ = ["Fields", "LinesView", "PanelView", "Rate", "StatusView", "open_view", "status_line"]
+__all__ = ["Fields", "LinesView", "PanelView", "Rate", "StatusView", "console", "open_view", "status_line"]
 
 #: (label, value) pairs, shown two to a row in the panel and joined on one status line.
 Fields = list[tuple[str, str]]
@@ -38,6 +38,19 @@ class Rate:
             self._samples.popleft()
         then, before = self._samples[0]
         return (count - before) / (now - then) if now - then > 0.05 else 0.0
+
+
+def console(**options: Any) -> Console:
+    """A rich Console whose closed pipe (``| head``) raises BrokenPipeError, which the
+    command line turns into its quiet exit 141 -- rich's own handling exits 1."""
+    from rich.console import Console
+
+    class _PipeConsole(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            raise BrokenPipeError
+
+    return _PipeConsole(**options)
 
 
 def status_line(fields: Fields) -> str:
@@ -66,10 +79,9 @@ class PanelView(StatusView):
 
     def __init__(self, out: TextIO, title: Callable[[], str], fields: Callable[[], Fields | None],
                  waiting: str = "connecting...") -> None:
-        from rich.console import Console
         from rich.live import Live
 
-        super().__init__(out, Console(file=out), title, fields)
+        super().__init__(out, console(file=out), title, fields)
         self.waiting = waiting
         self.live = Live(console=self.console, get_renderable=self._render, refresh_per_second=4,
                          transient=True, redirect_stdout=False, redirect_stderr=False)
@@ -109,9 +121,7 @@ class LinesView(StatusView):
 
     def __init__(self, out: TextIO, title: Callable[[], str], fields: Callable[[], Fields | None],
                  every: float, *, prefix: str = "") -> None:
-        from rich.console import Console
-
-        super().__init__(out, Console(file=out, force_terminal=False, width=100), title, fields)
+        super().__init__(out, console(file=out, force_terminal=False, width=100), title, fields)
         self.every, self.prefix = every, prefix
         self._lock = threading.Lock()
         self._stop = threading.Event()

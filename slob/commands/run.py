@@ -115,13 +115,13 @@ def plan(config: RunConfig, db: Path) -> str:
     return "; ".join(parts)
 
 
-def confirm_live(account: str, *, confirmation: str | None, stdin: TextIO, prompt: TextIO) -> None:
+def confirm_live(account: str, *, confirmation: str | None, stdin: TextIO, prompt: TextIO,
+                 account_hint: str = "--account (or SLOB_IB_ACCOUNT, or [ib] account in the config file)") -> None:
     """Refuse live trading unless the account is confirmed: ``--confirm-live ACCOUNT``, or
-    the account id typed at the prompt (only when ``stdin`` is a terminal)."""
+    the account id typed at the prompt (only when ``stdin`` is a terminal). ``account_hint``
+    says where the command takes the account from."""
     if not account:
-        raise LiveTradingRefused(
-            "live trading needs the account named, to confirm it: give --account (or SLOB_IB_ACCOUNT, "
-            "or [ib] account in the config file)")
+        raise LiveTradingRefused(f"live trading needs the account named, to confirm it: give {account_hint}")
     if confirmation is not None:
         if confirmation.strip() != account:
             raise LiveTradingRefused(f"--confirm-live {confirmation} does not match the account {account}; "
