@@ -350,7 +350,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             confirm_live(config.account, confirmation=args.confirm_live, stdin=sys.stdin, prompt=sys.stderr,
                          account_hint="--account")
     else:
-        ib_config(args, port=0)
+        ib_config(args, port=7497)  # the values, before the fake starts on its own port
     directory = _report_dir(args.report_dir)
     started = dt.datetime.now(_UTC)
     symbol_tag = re.sub(r"[^A-Za-z0-9]+", "", args.symbol.upper()) or "symbol"
