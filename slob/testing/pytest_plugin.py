@@ -27,7 +27,7 @@ pytest-asyncio warns at start-up when a project leaves ``asyncio_default_fixture
 unset. A plugin cannot set another plugin's ini value through pytest's public API, and
 choosing it for the user's own async fixtures is not slob's call; so ``ib_fetcher``
 declares its own loop scope (function: a fetcher lives on its test's loop), and
-docs/testing-your-strategy.md shows the one line that silences the warning.
+docs/getting-started.md (section 4) shows the one line that silences the warning.
 
 Everything slob is imported inside the fixtures: loading this plugin (which pytest does
 in every run of an environment where slob is installed) imports only pytest.
