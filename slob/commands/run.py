@@ -222,12 +222,16 @@ async def _run_engine(config: RunConfig, db: Path, out: TextIO, every: float) ->
 
 
 class _ClientIdNotices(logging.Filter):
-    """While connecting, TWS's 326 (client id in use) is not logged per attempt:
-    ClientIdInUse reports it once, as the command's one error line."""
+    """While starting, the errors that end the start are not logged by the client as well:
+    326 (client id in use, per attempt) becomes ClientIdInUse, 200 ContractNotFound, the
+    market-data permission codes MarketDataNotSubscribed -- each reported once, as the
+    command's one error line."""
+
+    CODES = frozenset({326, 200, 354, 10089, 10168, 10186, 10189})
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
-        return not (record.msg == "! %d %s (req %d)" and isinstance(args, tuple) and args and args[0] == 326)
+        return not (record.msg == "! %d %s (req %d)" and isinstance(args, tuple) and args and args[0] in self.CODES)
 
 
 class _OrderCancels(logging.Filter):
