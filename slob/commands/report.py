@@ -205,15 +205,16 @@ def _is_terminal(out: TextIO) -> bool:
 def render(report: Report, path: Path, out: TextIO) -> None:
     """Tables on ``out``: rich styling on a terminal, plain ASCII otherwise."""
     from rich import box
-    from rich.console import Console
     from rich.table import Table
+
+    from slob.commands.live_view import console as pipe_console
 
     terminal = _is_terminal(out)
     # Never narrower than the tables: a squeezed table cuts numbers to "1,2…"; a narrow
     # terminal wraps long lines instead, which keeps every digit.
     width = max(shutil.get_terminal_size((_WIDTH, 24)).columns, _WIDTH) if terminal else _WIDTH
-    console = Console(file=out, width=width, force_terminal=terminal, no_color=not terminal,
-                      highlight=False, markup=False, emoji=False)
+    console = pipe_console(file=out, width=width, force_terminal=terminal, no_color=not terminal,
+                           highlight=False, markup=False, emoji=False)
     style = box.SIMPLE_HEAVY if terminal else box.ASCII2
     dash = "—" if terminal else "-"
     span = (f"trading day {report.first}" if report.first == report.last
