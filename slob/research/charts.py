@@ -23,7 +23,7 @@ events; no I/O, no clock.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from slob.live.sessions import lse_session, nyse_session
@@ -97,7 +97,8 @@ class Chart:
     spans: tuple[Span, ...] = ()
     series: tuple[Series, ...] = ()
     y_label: str = "price"
-    notes: tuple[str, ...] = field(default=())
+    #: The part worth a closer look: the setups and trades, with some minutes around them.
+    focus: tuple[dt.datetime, dt.datetime] | None = None
 
 
 class _TradeLike:
@@ -217,8 +218,12 @@ def day_chart(day: dt.date, candles: Sequence[Candle], events: Iterable[SetupEve
         markers.append(Marker(t.exit_time, t.exit_price, f"exit_{by}",
                               f"exit {t.setup_id} at its {by}: {t.exit_price:,.2f}"))
     spans = _gaps(shown, gaps, start, end) + _filled(shown) + _rolls(shown, rolls, start, end)
+    moments = [m.time for m in markers] + [b.end for b in boxes if b.kind == "consolidation"]
+    focus = None
+    if moments and shown:
+        focus = (max(min(moments) - 15 * _MINUTE, shown[0].start), min(max(moments) + 15 * _MINUTE, shown[-1].end))
     return Chart(title or f"{shown[0].symbol if shown else ''} {day:%Y-%m-%d} (UTC)", shown, tuple(boxes),
-                 tuple(levels), tuple(markers), tuple(spans))
+                 tuple(levels), tuple(markers), tuple(spans), focus=focus)
 
 
 def equity_chart(result: object, *, title: str = "equity") -> Chart:

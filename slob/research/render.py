@@ -117,32 +117,57 @@ def render_html(chart: Chart) -> str:
 # -- PNG (matplotlib) ----------------------------------------------------------------------
 
 
-def render_png(chart: Chart, *, width: float = 14.0, height: float = 7.0, dpi: int = 110) -> bytes:
-    """The chart as PNG bytes (matplotlib's Agg backend: no display needed)."""
+def render_png(chart: Chart, *, width: float = 14.0, height: float = 8.0, dpi: int = 110) -> bytes:
+    """The chart as PNG bytes (matplotlib's Agg backend: no display needed). A day chart
+    with a focus (its setups and trades) gets two panels: the whole day above, the focus
+    below, zoomed in."""
     try:  # typed as Any: matplotlib is an optional extra, outside slob's strict typing
         matplotlib: Any = importlib.import_module("matplotlib")
         matplotlib.use("Agg", force=False)
-        mdates: Any = importlib.import_module("matplotlib.dates")
         Figure: Any = importlib.import_module("matplotlib.figure").Figure
-        Line2D: Any = importlib.import_module("matplotlib.lines").Line2D
-        patches: Any = importlib.import_module("matplotlib.patches")
-        Patch, Rectangle = patches.Patch, patches.Rectangle
     except ImportError:
         raise _missing("matplotlib") from None
-
     fig = Figure(figsize=(width, height), dpi=dpi)
-    ax = fig.add_subplot(1, 1, 1)
-    num = mdates.date2num
+    if chart.focus is not None and chart.candles:
+        top, bottom = fig.subplots(2, 1, gridspec_kw={"height_ratios": [1, 2]})
+        _draw(top, chart, None, legend=False, detail=False)
+        top.set_title(chart.title + ": the whole day")
+        top.axvspan(*[_num(t) for t in chart.focus], color="#fdd835", alpha=0.25, linewidth=0, zorder=0)
+        _draw(bottom, chart, chart.focus, legend=True, detail=True)
+        bottom.set_title("zoomed on the setups and trades (yellow above)")
+    else:
+        _draw(fig.add_subplot(1, 1, 1), chart, None, legend=True, detail=True)
+        fig.axes[0].set_title(chart.title)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def _num(t: dt.datetime) -> float:
+    value: float = importlib.import_module("matplotlib.dates").date2num(t)
+    return value
+
+
+def _draw(ax: Any, chart: Chart, window: tuple[dt.datetime, dt.datetime] | None, *, legend: bool,
+          detail: bool) -> None:
+    """Everything of ``chart`` on ``ax``, limited to ``window`` (default: all of it)."""
+    mdates: Any = importlib.import_module("matplotlib.dates")
+    Line2D: Any = importlib.import_module("matplotlib.lines").Line2D
+    patches: Any = importlib.import_module("matplotlib.patches")
+    Patch, Rectangle = patches.Patch, patches.Rectangle
+    num = _num
     minute = 1.0 / 1440.0
     handles: list[Any] = []
-    c = chart.candles
+    c = [k for k in chart.candles if window is None or window[0] <= k.start < window[1]]
     if c:
         xs = [num(k.start) + minute / 2 for k in c]
         colors = [COLORS["up"] if k.close >= k.open else COLORS["down"] for k in c]
-        ax.vlines(xs, [k.low for k in c], [k.high for k in c], colors=colors, linewidth=0.8, zorder=3)
+        ax.vlines(xs, [k.low for k in c], [k.high for k in c], colors=colors, linewidth=0.8 if detail else 0.5,
+                  zorder=3)
         ax.bar(xs, [max(abs(k.close - k.open), 1e-9) for k in c], bottom=[min(k.open, k.close) for k in c],
                width=minute * 0.7, color=colors, edgecolor=colors, linewidth=0.4, zorder=4)
-        handles.append(Patch(color=COLORS["up"], label=f"{c[0].symbol} 1 min candles"))
+        handles.append(Patch(color=COLORS["up"], label=f"{c[0].symbol} 1 min candles (green up, red down)"))
     for box in chart.boxes:
         ax.add_patch(Rectangle((num(box.start), box.low), num(box.end) - num(box.start), box.high - box.low,
                                facecolor=COLORS[box.kind], alpha=0.12 if box.kind == "lse" else 0.3,
@@ -165,8 +190,8 @@ def render_png(chart: Chart, *, width: float = 14.0, height: float = 7.0, dpi: i
         ms = [m for m in chart.markers if m.kind == kind]
         offset = minute / 2 if kind in ("liq1", "liq2", "trigger") else 0.0
         ax.scatter([num(m.time) + offset for m in ms], [m.price for m in ms], marker=_MPL_SYMBOLS[kind],
-                   s=120 if kind.startswith("exit") else 70, color=COLORS[kind], edgecolors="white", linewidths=0.8,
-                   zorder=6, label=_NAMES[kind])
+                   s=(140 if kind.startswith("exit") else 80) if detail else 30, color=COLORS[kind],
+                   edgecolors="white", linewidths=0.8, zorder=6)
         handles.append(Line2D([], [], marker=_MPL_SYMBOLS[kind], color=COLORS[kind], linestyle="", label=_NAMES[kind]))
     for s in chart.series:
         ax.step([num(t) for t in s.times], list(s.values), where="post", color=COLORS["equity"], linewidth=2)
@@ -178,18 +203,16 @@ def render_png(chart: Chart, *, width: float = 14.0, height: float = 7.0, dpi: i
     ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
     ax.set_xlabel("time (UTC)")
     ax.set_ylabel(chart.y_label)
-    ax.set_title(chart.title)
     ax.grid(True, color="#e0e0e0", linewidth=0.6, zorder=0)
     if c:
         ax.set_xlim(num(c[0].start), num(c[-1].end))
+        lo, hi = num(c[0].start), num(c[-1].end)
         prices = [k.low for k in c] + [k.high for k in c] + [lv.price for lv in chart.levels] + [
-            m.price for m in chart.markers] + [b.low for b in chart.boxes] + [b.high for b in chart.boxes]
+            m.price for m in chart.markers if lo <= num(m.time) <= hi]
+        if window is None:
+            prices += [b.low for b in chart.boxes] + [b.high for b in chart.boxes]
         low, high = min(prices), max(prices)
         pad = (high - low) * 0.05 or 1.0
         ax.set_ylim(low - pad, high + pad)
-    if handles:
-        ax.legend(handles=handles, loc="upper left", fontsize=8, ncol=2, framealpha=0.85)
-    fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png")
-    return buffer.getvalue()
+    if legend and handles:
+        ax.legend(handles=handles, loc="best", fontsize=8, ncol=2, framealpha=0.85)
