@@ -102,11 +102,20 @@ def render_html(chart: Chart) -> str:
     for s in chart.series:
         fig.add_trace(go.Scatter(x=[_utc(t) for t in s.times], y=list(s.values), mode="lines+markers",
                                  line={"shape": "hv", "color": COLORS["equity"], "width": 2}, name=s.label))
+    xaxis: dict[str, Any] = {"title": "time (UTC)", "rangeslider": {"visible": False}}
+    yaxis: dict[str, Any] = {"title": chart.y_label}
+    if chart.focus is not None and c:  # open on the setups and trades; double-click shows the whole day
+        xaxis["range"] = [_utc(chart.focus[0]), _utc(chart.focus[1])]
+        inside = [k for k in c if chart.focus[0] <= k.start < chart.focus[1]]
+        prices = [k.low for k in inside] + [k.high for k in inside] + [lv.price for lv in chart.levels]
+        if prices:
+            pad = (max(prices) - min(prices)) * 0.06 or 1.0
+            yaxis["range"] = [min(prices) - pad, max(prices) + pad]
     legend_notes = sorted({_NAMES[s.kind] for s in chart.spans})
     subtitle = ("shaded: " + ", ".join(legend_notes)) if legend_notes else ""
     fig.update_layout(
         title={"text": chart.title + (f"<br><sup>{subtitle}</sup>" if subtitle else "")},
-        xaxis={"title": "time (UTC)", "rangeslider": {"visible": False}}, yaxis={"title": chart.y_label},
+        xaxis=xaxis, yaxis=yaxis,
         template="plotly_white", hovermode="closest", height=700,
         legend={"orientation": "h", "yanchor": "top", "y": -0.12})
     html: str = fig.to_html(include_plotlyjs=True, full_html=True, div_id=HTML_DIV_ID,
