@@ -19,6 +19,7 @@ from slob.commands.report import day
 
 if TYPE_CHECKING:
     from slob.research.backtest import BacktestResult
+    from slob.research.compare import DayComparison
     from slob.research.sources import Loaded
 
 NAME = "backtest"
@@ -189,5 +190,79 @@ def render(result: BacktestResult, loaded: Loaded, days: list[dt.date] | None, o
     for p in result.carry:
         notes.append(f"still open at the end of the data: {p.setup_id} ({p.direction}, stop {p.stop:,.2f}, "
                      f"target {p.target:,.2f})")
+    for note in notes:
+        console.print(note, soft_wrap=True)
+
+
+# -- paper against backtest (slob report --compare-backtest) ---------------------------------
+
+
+def comparison_json(days: list[DayComparison]) -> list[dict[str, object]]:
+    def money(x: float | None) -> float | None:
+        return None if x is None else round(x, 2) + 0.0
+
+    return [{
+        "day": d.day.isoformat(), "matched": d.count("matched"), "paper_only": d.count("paper only"),
+        "backtest_only": d.count("backtest only"), "paper_pnl": money(d.paper_pnl),
+        "backtest_pnl": money(d.backtest_pnl), "pnl_difference": money(d.pnl_difference),
+        "setups": [{
+            "setup_id": r.setup_id, "direction": r.direction, "status": r.status, "why": r.why,
+            "paper_entry": r.paper.entry_price if r.paper else None,
+            "backtest_entry": r.backtest.entry_price if r.backtest else None,
+            "paper_exit": r.paper.exit_price if r.paper else None,
+            "backtest_exit": r.backtest.exit_price if r.backtest else None,
+            "entry_slippage": r.entry_slippage, "exit_slippage": r.exit_slippage,
+            "paper_pnl": money(r.paper.pnl) if r.paper else None,
+            "backtest_pnl": money(r.backtest.pnl) if r.backtest else None,
+            "pnl_difference": money(r.pnl_difference),
+        } for r in d.rows],
+    } for d in days]
+
+
+def render_comparison(days: list[DayComparison], out: TextIO) -> None:
+    """The paper-against-backtest table, per day and setup."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from slob.commands.report import _money
+
+    terminal = bool(getattr(out, "isatty", lambda: False)())
+    console = Console(file=out, width=160, force_terminal=terminal, no_color=not terminal, highlight=False,
+                      markup=False, emoji=False)
+    dash = "—" if terminal else "-"
+    console.print("paper against backtest (the same stored candles through the tracker and the fill model; "
+                  "slippage in points, positive = paper did worse):", soft_wrap=True)
+    if not days:
+        console.print("no trades on either side in these days", soft_wrap=True)
+        return
+    table = Table(box=box.SIMPLE_HEAVY if terminal else box.ASCII2, header_style="bold" if terminal else "")
+    for name in ("setup", "status", "entry paper", "entry bt", "slip", "exit paper", "exit bt", "slip ",
+                 "P&L paper", "P&L bt", "P&L diff"):
+        table.add_column(name, no_wrap=True, justify="left" if name in ("setup", "status") else "right")
+
+    def price(x: float | None) -> str:
+        return dash if x is None else f"{x:,.2f}"
+
+    def num(x: float | None) -> str:
+        return dash if x is None else (f"{x:+.2f}" if round(x, 2) else "0.00")
+
+    notes = []
+    for d in days:
+        for r in d.rows:
+            table.add_row(r.setup_id, r.status, price(r.paper.entry_price if r.paper else None),
+                          price(r.backtest.entry_price if r.backtest else None), num(r.entry_slippage),
+                          price(r.paper.exit_price if r.paper else None),
+                          price(r.backtest.exit_price if r.backtest else None), num(r.exit_slippage),
+                          _money(r.paper.pnl) if r.paper and r.paper.pnl is not None else dash,
+                          _money(r.backtest.pnl) if r.backtest else dash,
+                          _money(r.pnl_difference) if r.pnl_difference is not None else dash)
+            if r.why:
+                notes.append(f"{r.setup_id} ({r.status}): {r.why}")
+        table.add_row(f"{d.day.isoformat()}: {d.count('matched')} matched", f"{d.count('paper only')} paper only, "
+                      f"{d.count('backtest only')} bt only", "", "", "", "", "", "", _money(d.paper_pnl),
+                      _money(d.backtest_pnl), _money(d.pnl_difference), end_section=True,
+                      style="bold" if terminal else None)
+    console.print(table)
     for note in notes:
         console.print(note, soft_wrap=True)
