@@ -32,7 +32,8 @@ from slob.live.store_schema import from_ns, to_ns
 from slob.model import Candle, fast_constructor
 from slob.research.fills import TickPrice
 
-__all__ = ["StoreTicks", "csv_candles", "front_month", "read_only", "store_candles", "store_symbols"]
+__all__ = ["StoreTicks", "csv_candles", "fill_quiet_minutes", "front_month", "read_only", "store_candles",
+           "store_symbols"]
 
 UTC = dt.timezone.utc
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
@@ -208,4 +209,28 @@ def csv_candles(path: Path, symbol: str = "NQ", start: dt.datetime | None = None
     for a, b in zip(out, out[1:]):
         if a.start == b.start:
             raise ConfigError(f"{path}: two candles start at {a.start.isoformat()}; one row per minute")
+    return out
+
+
+def fill_quiet_minutes(candles: Sequence[Candle]) -> list[Candle]:
+    """``candles`` with the engine's fill policy applied (slob.live.candle_aggregator): a
+    minute inside CME Globex hours without a candle becomes a flat ``filled`` candle at the
+    previous close, of the previous candle's contract. IB's historical bars leave out
+    minutes without trades, where the live engine writes flat candles; without them the
+    tracker would see missing minutes (DATA_GAP) that live did not."""
+    from slob.live.sessions import CmeHours
+
+    is_open = CmeHours.default().is_open
+    minute = dt.timedelta(minutes=1)
+    out: list[Candle] = []
+    for c in candles:
+        if out:
+            last = out[-1]
+            t = last.end
+            while t < c.start:
+                if is_open(t):
+                    out.append(_make_candle(last.symbol, last.contract, 60, t, last.close, last.close, last.close,
+                                            last.close, 0.0, 0, True))
+                t += minute
+        out.append(c)
     return out

@@ -4,7 +4,9 @@ The days are downloaded with ``slob history``'s resumable :func:`~slob.commands.
 (IB's historical pacing, every page written down with its bars, live candles never
 replaced), then read back from the store like any stored candles: a second backtest of
 the same days asks TWS for nothing. Historical requests place no orders, so any TWS port
-may be asked. Progress lines go to standard error.
+may be asked. Progress lines go to standard error. IB leaves out the bars of minutes
+without trades; they are filled flat, as the live engine does
+(:func:`~slob.research.data.fill_quiet_minutes`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING
 from slob.ib.errors import SlobError
 from slob.model import Candle
 from slob.report import day_bounds
-from slob.research.data import store_candles
+from slob.research.data import fill_quiet_minutes, store_candles
 
 if TYPE_CHECKING:
     from slob.research.sources import IbSource
@@ -39,7 +41,7 @@ def ib_candles(db: Path, symbol: str, first: dt.date, last: dt.date, ib: "IbSour
                       max_reconnect_attempts=0)
     with Store(db) as store:
         asyncio.run(download(symbol, start, end, bar=bar_size("1 min"), config=config, store=store, out=sys.stderr))
-    candles = list(store_candles(db, symbol, start, end))
+    candles = fill_quiet_minutes(list(store_candles(db, symbol, start, end)))
     if not candles:
         raise SlobError(f"TWS at {ib.host}:{ib.port} has no {symbol} 1-minute bars for trading days {first} .. {last}")
     return candles

@@ -141,3 +141,17 @@ def test_parts_run_alone_agree_where_no_bracket_is_open_across_the_cut(
         return
     assert first.trades + second.trades == whole.trades
     assert first.skipped + second.skipped == whole.skipped and second.carry == whole.carry
+
+
+def test_quiet_minutes_are_filled_as_the_engine_fills_them() -> None:
+    from slob.research.data import fill_quiet_minutes
+
+    day = list(planted(0, 0, 0))
+    sparse = day[:100] + day[103:]  # three minutes without a bar, as IB's history leaves them out
+    filled = fill_quiet_minutes(sparse)
+    assert len(filled) == len(day) and [c.start for c in filled] == [c.start for c in day]
+    flat = filled[100:103]
+    assert all(c.filled and c.trades == 0 and c.open == c.high == c.low == c.close == day[99].close for c in flat)
+    # outside CME hours (the daily halt, 16:00-17:00 Chicago) nothing is filled
+    halt = dataclasses.replace(day[-1], start=dt.datetime(2025, 3, 3, 23, 30, tzinfo=dt.timezone.utc))
+    assert len(fill_quiet_minutes([day[-1], halt])) == 2 + (halt.start - day[-1].end) // dt.timedelta(minutes=1) - 60
