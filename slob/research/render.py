@@ -224,4 +224,5 @@ def _draw(ax: Any, chart: Chart, window: tuple[dt.datetime, dt.datetime] | None,
         pad = (high - low) * 0.05 or 1.0
         ax.set_ylim(low - pad, high + pad)
     if legend and handles:
-        ax.legend(handles=handles, loc="best", fontsize=8, ncol=2, framealpha=0.85)
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=8, ncol=6,
+                  frameon=False)
