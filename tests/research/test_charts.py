@@ -18,7 +18,7 @@ from slob.research.charts import day_chart
 from slob.research.data import store_candles
 from slob.research.render import COLORS
 
-from browser import CHROMIUM, Chromium
+from chromium_cdp import CHROMIUM, Chromium
 
 PLANTED = [(d.entry_at.date(), d) for d in demo_days()]
 NO_BROWSER = ("Chromium is not installed (Debian: apt-get install chromium; .ci/run installs it in CI): "
