@@ -103,3 +103,17 @@ def test_the_chart_model_marks_gaps_filled_minutes_and_rolls() -> None:
     assert (lse.low, lse.high) == (day.lse_low, day.lse_high)
     assert {lv.kind: lv.price for lv in chart.levels} == {"stop": day.stop, "target": day.target}
     assert chart.focus is not None and chart.focus[0] < day.liq1_at < day.entry_at < chart.focus[1]
+
+
+def test_without_the_charts_extra_the_error_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    from slob.ib.errors import SlobError
+    from slob.research.charts import Chart
+    from slob.research.render import render_html, render_png
+
+    monkeypatch.setitem(sys.modules, "plotly.graph_objects", None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    for render in (render_html, render_png):
+        with pytest.raises(SlobError, match=r"pip install 'slob\[charts\]'"):
+            render(Chart("empty"))
