@@ -69,6 +69,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     where.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
                        help="the directory holding slob.sqlite3 (what `slob run --data-dir` wrote to)")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
+    p.add_argument("--compare-backtest", action="store_true",
+                   help="set the paper trades against a backtest of the same days from the same stored candles, "
+                        "setup by setup: matched or missed (and why), entry and exit slippage, P&L differences")
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
@@ -88,16 +91,29 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         counts = store.counts()
     report = build_report(data)
     message = _empty_message(report, path, counts) if report.empty else None
+    compared = None
+    if getattr(args, "compare_backtest", False) and not report.empty:
+        from slob.research.compare import compare_store
+
+        compared = compare_store(path, first, last)
     if args.json:
         payload: dict[str, Any] = {"db": str(path), **report_json(report)}
         if message:
             payload["message"] = message
+        if compared is not None:
+            from slob.commands.backtest import comparison_json
+
+            payload["compare_backtest"] = comparison_json(compared)
         json.dump(payload, out, indent=2)
         out.write("\n")
     elif message:
         print(message, file=out)
     else:
         render(report, path, out)
+        if compared is not None:
+            from slob.commands.backtest import render_comparison
+
+            render_comparison(compared, out)
     return EXIT_OK
 
 
