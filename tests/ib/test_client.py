@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import math
 import queue
+import select
 import socket
 import threading
 from pathlib import Path
@@ -274,9 +275,13 @@ def test_disconnect_closes_gracefully_so_tws_reads_the_last_requests() -> None:
         tick = msg.current_time(1733151600, 200)
 
         def flood() -> None:
+            # One continuous stream of whole frames, written as fast as the client reads; never
+            # blocked in a send, so it sees `stop` however the machine schedules the threads.
+            stream, at = tick * 200, 0
             try:
                 while not stop.is_set():
-                    conn.sendall(tick * 200)
+                    if select.select([], [conn], [], 0.05)[1]:
+                        at = (at + conn.send(stream[at:])) % len(stream)
             except OSError as exc:  # the client reset the connection under our feet
                 flood_broke.append(exc)
 
@@ -302,7 +307,8 @@ def test_disconnect_closes_gracefully_so_tws_reads_the_last_requests() -> None:
 
     server = threading.Thread(target=serve)
     server.start()
-    client = IBClient(Sink())
+    client = IBClient(Sink(), join_timeout=20.0)
+    client.close_grace = 10.0  # wait for TWS's close however slow the machine (it closes at once)
     try:
         client.connect("127.0.0.1", port, 1)
         assert client.ready.result(5) == 1
