@@ -23,7 +23,7 @@ from slob.testing.tws_versions import MAX_SERVER_VERSION, MAX_TEXT_SERVER_VERSIO
 
 GENERATIONS = {"text": MAX_TEXT_SERVER_VERSION, "protobuf": MAX_SERVER_VERSION}
 #: What in a test module's source puts it in the FakeTWS tier.
-_FAKE_TIER_MARKS = ("FakeTWS", "FakeEClient", "fake_tws", "fake_eclient", "slob.testing import", "\"sim\"")
+_FAKE_TIER_MARKS = ("FakeTWS", "FakeEClient", "fake_tws", "fake_eclient", "\"sim\"", "\"demo\"")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
