@@ -531,18 +531,24 @@ class FakeTWS(LoopThread):
         return armed
 
     def send_garbage(self, kind: str = "bad_id", client_id: int | None = None) -> None:
-        """Send a frame no client can read. ``bad_id``: a text message whose id is not a
-        number; ``truncated``: a text payload without its final NUL; ``oversize``: a length
-        prefix above the protocol maximum (the stream cannot be re-synchronised)."""
-        frames = {
+        """Send a frame no client can read. ``bad_id``: a message whose id cannot be read
+        (text: an id that is not a number; from server version 201: a payload shorter than
+        the 4-byte binary id); ``truncated``: a text payload without its final NUL (from
+        201 behind a binary TICK_PRICE id); ``oversize``: a length prefix above the protocol
+        maximum (the stream cannot be re-synchronised)."""
+        text = {
             "bad_id": wire.frame(b"garbage\x00\xff\xfe\x00"),
             "truncated": wire.frame(b"1\x006\x001"),
             "oversize": (wire.MAX_MSG_LEN + 1).to_bytes(4, "big") + b"junk",
         }
-        if kind not in frames:
-            raise ValueError(f"garbage kind must be one of {sorted(frames)}, not {kind!r}")
+        binary = {**text, "bad_id": wire.frame(b"\xff\xfe"),
+                  "truncated": wire.frame((1).to_bytes(4, "big") + b"6\x001")}
+        if kind not in text:
+            raise ValueError(f"garbage kind must be one of {sorted(text)}, not {kind!r}")
+
         def go() -> None:
             for s in self._targets(client_id):
+                frames = binary if s.server_version >= wire.MIN_PROTOBUF_SERVER_VERSION else text
                 s.send(frames[kind])
 
         self._call(go)
