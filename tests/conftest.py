@@ -2,7 +2,8 @@
 modules import helpers as ``from support.ib_app import RecordingApp``.
 
 **Both protocol generations.** Every test of the FakeTWS tier -- a test module that uses
-FakeTWS, FakeEClient or the fake's pytest fixtures -- runs twice: at server version 200
+FakeTWS, FakeEClient or the fake's pytest fixtures, or runs ``slob sim``, ``slob demo`` or
+``slob soak`` -- runs twice: at server version 200
 (the classic text protocol, ``[sv200]``) and at 226 (binary ids and protobuf, ``[sv226]``).
 The autouse fixture :func:`tws_generation` sets ``$SLOB_FAKE_TWS_SERVER_VERSION`` for the
 test, which FakeTWS and FakeEClient read when no ``server_version`` is given (and child
@@ -23,7 +24,8 @@ from slob.testing.tws_versions import MAX_SERVER_VERSION, MAX_TEXT_SERVER_VERSIO
 
 GENERATIONS = {"text": MAX_TEXT_SERVER_VERSION, "protobuf": MAX_SERVER_VERSION}
 #: What in a test module's source puts it in the FakeTWS tier.
-_FAKE_TIER_MARKS = ("FakeTWS", "FakeEClient", "fake_tws", "fake_eclient", "\"sim\"", "\"demo\"")
+_FAKE_TIER_MARKS = ("FakeTWS", "FakeEClient", "fake_tws", "fake_eclient", "\"sim\"", 'main(["demo"',
+                    'main(["soak"')
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

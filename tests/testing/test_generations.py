@@ -10,6 +10,7 @@ positions) completes with no protocol error. FakeEClient does the same in proces
 
 from __future__ import annotations
 
+import argparse
 import math
 import threading
 from typing import Iterator
@@ -149,3 +150,20 @@ def test_fake_eclient_decodes_requests_and_answers_at_each_version(sv: int) -> N
     assert fake.last("PLACE_ORDER")["orderType"] == "MKT"
     assert fake.last("REQ_TICK_BY_TICK_DATA")["tickType"] == "AllLast"
     assert fake.decode_errors == 0
+
+
+def test_slob_sim_takes_any_server_version_the_fake_speaks(capsys: pytest.CaptureFixture[str]) -> None:
+    from slob.cli import main
+    from slob.commands import sim
+
+    assert [sim.server_version(v) for v in ("100", "200", "201", "226")] == [100, 200, 201, 226]
+    for bad in ("99", "227", "x"):
+        with pytest.raises(argparse.ArgumentTypeError, match="100 to 226"):
+            sim.server_version(bad)
+    with pytest.raises(SystemExit):
+        main(["sim", "--server-version", "227"])
+    assert "100 to 226" in capsys.readouterr().err
+    p = argparse.ArgumentParser()
+    sim.add_arguments(p)
+    tws, _ = sim.build(p.parse_args(["--port", "0", "--server-version", "206"]))
+    assert tws.server_version == 206
