@@ -399,6 +399,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if main_thread else None
     try:
         with tws:
+            from slob.testing.fake_history import record_from_now
+
+            record_from_now(tws)  # history from the moment it starts, not from the first client
             print(f"fake TWS listening on {tws.host}:{tws.port} (server version <= {tws.server_version}, "
                   f"clock {tws.clock.now():%Y-%m-%d %H:%M:%S} UTC at {args.speed:g}x); Ctrl-C stops it",
                   file=out, flush=True)
