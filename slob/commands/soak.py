@@ -20,6 +20,7 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
+from slob.commands import sim
 from slob.commands.common import EXIT_OK, EXIT_VERDICT_FAIL, positive, when
 
 NAME = "soak"
@@ -83,6 +84,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trades-per-minute", type=positive, default=20.0, help="NQ trades per minute (default 20)")
     p.add_argument("--plant-probability", type=float, default=0.6,
                    help="chance a weekday gets a planted SLOB setup (the first weekday always does; default 0.6)")
+    p.add_argument("--server-version", type=sim.server_version, default=None, metavar="N",
+                   help="the highest server version the fake TWS offers (100-226; default the fake's highest, "
+                        "or $SLOB_FAKE_TWS_SERVER_VERSION): 200 or less is the text protocol, 201+ protobuf")
     p.add_argument("--ib", action="append", default=[], metavar="NAME=VALUE",
                    help="an IBConfig setting for the engine, e.g. --ib request_timeout_seconds=2 (repeatable)")
     p.add_argument("--json", type=Path, default=None, metavar="FILE", help="write the report as JSON to FILE")
@@ -116,6 +120,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         faults=FaultConfig(per_day=args.faults_per_day, kinds=args.fault_kinds, kill=not args.no_kill, proxy=proxy,
                            spacing_seconds=args.fault_spacing),
         work_dir=args.work_dir, keep=args.keep, ib_options=tuple(args.ib), child_log_level=args.engine_log_level,
+        server_version=args.server_version,
     )
 
     def say(line: str) -> None:

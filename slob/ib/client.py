@@ -66,7 +66,7 @@ from slob.ib.errors import (
 from slob.ib.history import HistoryNotPermitted, HistoryPacingViolation, hmds_kind
 from slob.ib.pacing import TokenBucket
 from slob.model import Quote, Tick
-from slob.orders import Execution, OpenOrder, OrderError, PositionReported
+from slob.orders import UNSET_PNL, Execution, OpenOrder, OrderError, PositionReported
 
 __all__ = ["ConnectionClosed", "HistoryUpdate", "IBClient", "Subscription", "SubscriptionLive", "TwsMessage"]
 
@@ -200,6 +200,7 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         self._closing = False
         self._abort_cause = ""
         self._abort_junk = False
+        self._pnl_unset = False  # the protobuf commission report just decoded had no realizedPNL
         self._frame_ns = 0
         #: monotonic ns since which the reader holds an incomplete frame (0: none)
         self.partial_since_ns = 0
@@ -747,7 +748,16 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
     def execDetailsEnd(self, reqId: int) -> None:  # noqa: N802,N803
         self._finish_rows(reqId)
 
+    def commissionAndFeesReportProtoBuf(self, commissionAndFeesReportProto: Any) -> None:  # noqa: N802,N803
+        # From 201 an opening fill's report leaves realizedPNL out, and IB's decoder then says
+        # 0.0 -- a realized P&L of zero, which it is not. Remember it for the call that follows
+        # (IB's decoder makes both, in order, on this thread).
+        self._pnl_unset = not commissionAndFeesReportProto.HasField("realizedPNL")
+
     def commissionAndFeesReport(self, commissionAndFeesReport: Any) -> None:  # noqa: N802,N803
+        if self._pnl_unset:
+            self._pnl_unset = False
+            commissionAndFeesReport.realizedPNL = UNSET_PNL  # "none", as the text protocol says
         self._send(orders.commission(commissionAndFeesReport))
 
     def position(self, account: str, contract: Any, position: Decimal, avgCost: float) -> None:  # noqa: N803
