@@ -583,8 +583,10 @@ class LiveTradingEngine:
 
     async def _memory_event(self, event: object) -> None:
         if isinstance(event, HistoryUnavailable):
-            await self._on_error(SlobError(f"history unavailable for {event.symbol} {event.start.isoformat()} .. "
-                                           f"{event.end.isoformat()}: {event.reason}"), where="history")
+            # in the store's connection events (slob report lists it); on the bus as itself
+            self._record(ErrorReported("history", SlobError(
+                f"unavailable for {event.symbol} {event.start.isoformat()} .. {event.end.isoformat()}: "
+                f"{event.reason}")))
             self._update_levels([(event.start, event.end)])
         elif isinstance(event, HistoryFilled) and event.missing:
             self._update_levels(list(event.missing))
