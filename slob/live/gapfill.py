@@ -45,7 +45,7 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Awaitable, Callable, Protocol
 
-from slob.ib.errors import SlobError
+from slob.ib.errors import ConnectionLost, RequestTimedOut, SlobError
 from slob.live.candle_aggregator import CandleAggregator
 from slob.live.warmup import MINUTE, MemoryConfig, Range, floor_minute, missing_ranges, overlaps, trading_minutes
 from slob.model import Candle, Gap, HistoryFilled, HistoryUnavailable, Tick
@@ -87,6 +87,7 @@ class _Hold:
     bars: int = 0
     requests: int = 0
     missing: list[Range] = field(default_factory=list)
+    evidence: set[dt.datetime] = field(default_factory=set)  # owed minutes with live trades seen
 
 
 class GapFiller:
@@ -113,6 +114,7 @@ class GapFiller:
         self._hold: _Hold | None = None
         self._wake = asyncio.Event()
         self._newest: dt.datetime | None = None  # newest exchange time seen (ticks, TWS's clock)
+        self._last_tick: dt.datetime | None = None  # newest live tick's
         #: Every stretch history could not supply, for the whole run.
         self.missing: list[Range] = []
         self.stats = {"holds": 0, "requests": 0, "bars": 0, "stored": 0, "failures": 0, "gaps_filled": 0,
@@ -157,7 +159,9 @@ class GapFiller:
             return []
         owed = self.aggregator.pending_from or floor_minute(at)
         out = self.aggregator.cut(owed)
-        self._begin(owed, cause)
+        hold = self._begin(owed, cause)
+        if self._last_tick is not None and self._last_tick >= owed:
+            hold.evidence.add(floor_minute(self._last_tick))  # the minute the cut dropped
         return out
 
     def join_on_first_tick(self) -> None:
@@ -199,12 +203,16 @@ class GapFiller:
         hold = self._hold
         assert hold is not None
         hold.ticks.append(tick)
+        hold.evidence.add(floor_minute(tick.timestamp))
         if hold.first_tick_joins:
             hold.first_tick_joins = False
             self.join_at(floor_minute(tick.timestamp) + MINUTE)
         self.saw(tick.timestamp)
 
-    def saw(self, t: dt.datetime) -> None:
+    def saw(self, t: dt.datetime, *, tick: bool = True) -> None:
+        """Exchange time ``t`` was seen: a live tick's (``tick``), or TWS's clock."""
+        if tick and (self._last_tick is None or t > self._last_tick):
+            self._last_tick = t
         if self._newest is None or t > self._newest:
             self._newest = t
             if self._hold is not None:
@@ -221,7 +229,7 @@ class GapFiller:
             except asyncio.TimeoutError:
                 if self._hold is not None and self._hold.live_from is not None and self._clock is not None:
                     try:
-                        self.saw(await self._clock())
+                        self.saw(await self._clock(), tick=False)
                     except SlobError as exc:
                         log.debug("= %s: TWS's clock unreadable while holding: %s", self.symbol, exc)
             self._wake.clear()
@@ -265,11 +273,12 @@ class GapFiller:
         span = (floor_minute(gap.start), floor_minute(gap.end) + MINUTE)
         return first <= span[0] and not any(overlaps(span, m) for m in missing)
 
-    def _begin(self, owed: dt.datetime | None, cause: str) -> None:
-        self._hold = _Hold(owed, cause, first=owed)
+    def _begin(self, owed: dt.datetime | None, cause: str) -> _Hold:
+        hold = self._hold = _Hold(owed, cause, first=owed)
         self.stats["holds"] += 1
         log.info("= %s: holding live ticks; minutes from %s owed by history (%s)", self.symbol,
                  owed.isoformat() if owed else "the join", cause)
+        return hold
 
     async def _supply(self, hold: _Hold, start: dt.datetime, end: dt.datetime) -> None:
         """Minutes [start, end): stored ones where trusted, the rest from TWS, replayed in
@@ -310,7 +319,11 @@ class GapFiller:
             await self._deliver(c, origin)
 
     async def _fetch(self, hold: _Hold, span: Range) -> list[Candle] | None:
-        """The bars of ``span`` from TWS, or None when they cannot be had."""
+        """The bars of ``span`` from TWS, or None when they cannot be had. Tried again
+        (``max_attempts``, ``retry_seconds`` apart) only when another try may answer
+        differently: a time-out, a lost session, a minute with live trades and no bar yet.
+        An error TWS will repeat (no permission, unknown contract, pacing after the
+        history service's own retries) or "no data" is final at once."""
         cfg = self.config
         reason = "this data source has no historical bars"
         if self._history is None:
@@ -319,14 +332,15 @@ class GapFiller:
         for attempt in range(1, cfg.max_attempts + 1):
             hold.requests += 1
             self.stats["requests"] += 1
-            log.info("> %s: history %s .. %s (attempt %d)", self.symbol, span[0].isoformat(), span[1].isoformat(),
-                     attempt)
+            log.info("> %s: history %s .. %s%s", self.symbol, span[0].isoformat(), span[1].isoformat(),
+                     f" (attempt {attempt})" if attempt > 1 else "")
             try:
                 answer = await self._history(self.symbol, span[0], span[1])
             except SlobError as exc:
                 if hold.live_from is None:
                     raise _Interrupted from exc
                 reason = f"{type(exc).__name__}: {exc}"
+                again = isinstance(exc, (RequestTimedOut, ConnectionLost))
             else:
                 bars = [replace(b, symbol=self.symbol) if b.symbol != self.symbol else b
                         for b in answer if b.interval_seconds == 60 and span[0] <= b.start < span[1]]
@@ -336,30 +350,29 @@ class GapFiller:
                     log.info("< %s: %d bars for %s .. %s", self.symbol, len(bars), span[0].isoformat(),
                              span[1].isoformat())
                     return bars
-                reason = doubt
+                reason, again = doubt
             self.stats["failures"] += 1
-            if attempt < cfg.max_attempts:
-                log.warning("! %s: history %s .. %s: %s; again in %g s", self.symbol, span[0].isoformat(),
-                            span[1].isoformat(), reason, cfg.retry_seconds)
-                await self._sleep(cfg.retry_seconds)
-                if hold.live_from is None:
-                    raise _Interrupted
+            if not again or attempt == cfg.max_attempts:
+                break
+            log.warning("! %s: history %s .. %s: %s; again in %g s", self.symbol, span[0].isoformat(),
+                        span[1].isoformat(), reason, cfg.retry_seconds)
+            await self._sleep(cfg.retry_seconds)
+            if hold.live_from is None:
+                raise _Interrupted
         await self._unavailable(span, reason)
         return None
 
-    def _doubt(self, bars: list[Candle], span: Range, hold: _Hold) -> str | None:
-        """Why an answer cannot be the whole truth about ``span``; None if it can."""
-        live = {floor_minute(t.timestamp) for t in hold.ticks if span[0] <= t.timestamp < span[1]}
+    def _doubt(self, bars: list[Candle], span: Range, hold: _Hold) -> tuple[str, bool] | None:
+        """Why an answer cannot be the whole truth about ``span``, and whether asking
+        again may help; None if it can be."""
+        live = {m for m in hold.evidence if span[0] <= m < span[1]}
+        lacking = sorted(live - {b.start for b in bars})
+        if lacking:  # the bar of a minute just over may not be published yet
+            return f"no bar for {lacking[0]:%H:%M} UTC although live trades were seen in it", True
         if not bars:
             n = trading_minutes(span, self._is_trading)
-            if live or n >= self.config.empty_answer_minutes:
-                return f"TWS returned no bars for {n} trading minute(s)" + (" although live trades were seen" if live
-                                                                             else "")
-            return None
-        have = {b.start for b in bars}
-        lacking = sorted(live - have)
-        if lacking:
-            return f"no bar for {lacking[0]:%H:%M} UTC although live trades were seen in it"
+            if n >= self.config.empty_answer_minutes:
+                return f"TWS returned no bars for {n} trading minutes (no data)", False
         return None
 
     async def _unavailable(self, span: Range, reason: str) -> None:

@@ -541,7 +541,7 @@ class LiveTradingEngine:
             filler.use_stored(stored)
             filler.start(window)
             if now is not None:
-                filler.saw(now)
+                filler.saw(now, tick=False)
                 # a trade at TWS's "now" may still have gone before the subscription: the
                 # minute after the next whole second is the first one seen whole
                 filler.join_at(floor_minute(now + dt.timedelta(seconds=1)) + MINUTE)

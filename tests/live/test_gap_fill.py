@@ -205,10 +205,12 @@ async def test_an_empty_answer_is_no_data_when_live_trades_contradict_it() -> No
     for t in ticks[9:]:
         await h.live(t)
     reasons = [e.reason for e in h.events if isinstance(e, HistoryUnavailable)]
-    # [1, 2): two minutes ended, no trade seen live there: a quiet market is believable;
-    # [2, 3): live trades were seen in it, so an empty answer is not the truth
-    assert reasons == ["TWS returned no bars for 1 trading minute(s) although live trades were seen"]
-    assert h.filler.missing == [(BASE + 2 * MINUTE, BASE + 3 * MINUTE)]
+    # live trades were seen in 14:00 (before the outage) and 14:02 (after it): an empty
+    # answer is not the truth; each stretch is asked twice, then given up
+    assert reasons == ["no bar for 14:00 UTC although live trades were seen in it",
+                       "no bar for 14:02 UTC although live trades were seen in it"]
+    assert h.requests == [(BASE, BASE + 2 * MINUTE)] * 2 + [(BASE + 2 * MINUTE, BASE + 3 * MINUTE)] * 2
+    assert h.filler.missing == [(BASE, BASE + 2 * MINUTE), (BASE + 2 * MINUTE, BASE + 3 * MINUTE)]
 
 
 @pytest.mark.asyncio
