@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Callable
 from ibapi.message import OUT
 
 from slob.ib import wire
+from slob.testing import fake_history
 from slob.testing import tws_messages as msg
 from slob.testing.fake_market import TICK_BY_TICK_TYPES, Subscription
 from slob.testing.futures import FutureContract, is_cme_open, resolve_contracts
@@ -148,6 +149,7 @@ class Session(asyncio.Protocol):
             OUT.CANCEL_ORDER: lambda r: self.tws.book.cancel(self, r.int("orderId")),
             OUT.REQ_GLOBAL_CANCEL: lambda r: self.tws.book.global_cancel(self),
         }
+        self._handlers.update(fake_history.session_handlers(self))  # bars, ticks, head timestamps
 
     # -- transport callbacks -----------------------------------------------------
 
