@@ -47,6 +47,7 @@ from typing import Awaitable, Callable, Protocol
 
 from slob.ib.errors import ConnectionLost, RequestTimedOut, SlobError
 from slob.live.candle_aggregator import CandleAggregator
+from slob.live.store_records import HistorySpan
 from slob.live.warmup import MINUTE, MemoryConfig, Range, floor_minute, missing_ranges, overlaps, trading_minutes
 from slob.model import Candle, Gap, HistoryFilled, HistoryUnavailable, Tick
 
@@ -349,6 +350,8 @@ class GapFiller:
                 if doubt is None:
                     log.info("< %s: %d bars for %s .. %s", self.symbol, len(bars), span[0].isoformat(),
                              span[1].isoformat())
+                    # what IB's history covered: slob history will not ask for it again
+                    self._record(HistorySpan(self.symbol, 60, span[0], span[1], dt.datetime.now(dt.timezone.utc)))
                     return bars
                 reason, again = doubt
             self.stats["failures"] += 1

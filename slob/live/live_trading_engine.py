@@ -67,7 +67,7 @@ from slob.live.ib_ws_fetcher import IBWSFetcher
 from slob.live.order_executor import OrderExecutor, RiskConfig, SetupSkipped, TradePlan
 from slob.live.sessions import LONDON, CmeHours, us_equity_open
 from slob.live.setup_tracker import SetupChanged, SetupConfig, SetupReady, SetupTracker, State
-from slob.live.store import RunStarted, RunStopped, Store, default_db_path
+from slob.live.store import CandleRecord, RunStarted, RunStopped, Store, default_db_path
 from slob.live.warmup import MINUTE, MemoryConfig, floor_minute, fresh, levels_known, trusted, warmup_start
 from slob.model import (Candle, CandleClosed, ConnectionLost, ConnectionRestored, ErrorReported, Gap, HistoryFilled,
                         HistoryUnavailable, Tick)
@@ -409,7 +409,7 @@ class LiveTradingEngine:
         otherwise replayed from memory (trading off, see :meth:`_setup_event`)."""
         self.candles_closed += 1
         if self.store is not None and origin != "store":
-            self.store.add(candle)
+            self.store.add(candle if origin == "live" else CandleRecord(candle, "history"))
         await self.bus.publish(CandleClosed(candle))
         tracker = self.trackers.get(candle.symbol)
         if tracker is not None and candle.interval_seconds == 60:
@@ -533,7 +533,7 @@ class LiveTradingEngine:
         for symbol, aggregator in self.aggregators.items():
             stored: dict[dt.datetime, Candle] = {}
             if window is not None and now is not None:
-                rows = await asyncio.to_thread(store.candles, symbol, 60, window, now)
+                rows = await asyncio.to_thread(store.candle_records, symbol, 60, window, now)
                 stored = trusted(rows, self._last_data)
             filler = GapFiller(symbol, aggregator, config=self.memory, history=history,
                                deliver=self._candle, publish=self._memory_event, record=self._record,

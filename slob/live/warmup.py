@@ -11,9 +11,9 @@ strategy sees a live candle, the engine replays the trading day from the LSE ope
    where the *join* is the first minute built from live ticks alone: the minute after the
    one in which the subscription became live (slob.live.gapfill decides it);
 2. 1-minute candles the **store** holds for the window are used where they can be trusted
-   (:func:`trusted`): everything before the minute of the last data the store holds --
-   that minute may have been cut short by the previous run's stop or kill, so it is
-   asked for again;
+   (:func:`trusted`): those from IB's history (``slob history``, or an earlier warm-up),
+   and live ones before the minute of the last data the store holds -- that minute may
+   have been cut short by the previous run's stop or kill, so it is asked for again;
 3. the minutes the store does not hold are **requested** from TWS as 1-minute TRADES bars,
    one request per contiguous stretch (:func:`missing_ranges`; IB's limit is a day of
    1-minute bars per request, which the fetcher pages);
@@ -34,14 +34,14 @@ from __future__ import annotations
 import datetime as dt
 import math
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
 
 from slob.ib.errors import ConfigError
 from slob.live.sessions import LONDON, lse_session
 from slob.model import Candle
 
 __all__ = [
-    "MINUTE", "MemoryConfig", "Range", "floor_minute", "fresh", "levels_known", "minutes", "missing_ranges",
+    "MINUTE", "MemoryConfig", "Range", "Stored", "floor_minute", "fresh", "levels_known", "minutes", "missing_ranges",
     "overlaps", "trading_minutes", "trusted", "warmup_start",
 ]
 
@@ -118,14 +118,23 @@ def warmup_start(now: dt.datetime) -> dt.datetime | None:
     return start if start < now else None
 
 
-def trusted(stored: Sequence[Candle], last_data: dt.datetime | None) -> dict[dt.datetime, Candle]:
-    """The stored 1-minute candles the warm-up may use, by start: those before the minute
-    of ``last_data`` (the exchange time of the last data stored; its minute may have been
-    cut short by the previous run's end)."""
-    if last_data is None:
-        return {}
-    tail = floor_minute(last_data - _TINY)
-    return {c.start: c for c in stored if c.interval_seconds == 60 and c.start < tail}
+class Stored(Protocol):
+    """A stored candle with its source (slob.live.store.CandleRecord)."""
+
+    @property
+    def candle(self) -> Candle: ...
+    @property
+    def source(self) -> str: ...
+
+
+def trusted(stored: Sequence[Stored], last_data: dt.datetime | None) -> dict[dt.datetime, Candle]:
+    """The stored 1-minute candles the warm-up may use, by start: every one from IB's
+    history (a finished minute), and live ones before the minute of ``last_data`` (the
+    exchange time of the last data stored; its minute may have been cut short by the
+    previous run's end)."""
+    tail = floor_minute(last_data - _TINY) if last_data is not None else None
+    return {r.candle.start: r.candle for r in stored if r.candle.interval_seconds == 60
+            and (r.source == "history" or (tail is not None and r.candle.start < tail))}
 
 
 def missing_ranges(start: dt.datetime, end: dt.datetime, covered: Iterable[dt.datetime]) -> list[Range]:
@@ -168,6 +177,3 @@ def fresh(trigger_at: dt.datetime, now: dt.datetime) -> bool:
     An older trigger's moment has passed."""
     return trigger_at >= floor_minute(now)
 
-
-def by_minute(candles: Iterable[Candle]) -> Mapping[dt.datetime, Candle]:
-    return {c.start: c for c in candles}

@@ -72,8 +72,10 @@ TRIGGERS = _triggers()  # when the uninterrupted engine places a bracket: trigge
 
 
 def _steps() -> list[dt.datetime]:
+    """Half-hour steps, then minutes from a quarter of an hour before the first trigger;
+    the last candle is closed by the final stop (no later trade closes it)."""
     busy = min(TRIGGERS) - 15 * MINUTE
-    return [c.end + SECOND for c in CANDLES if c.end >= busy or c.end.minute % 30 == 0 or c is CANDLES[-1]]
+    return [c.end + SECOND for c in CANDLES[:-1] if c.end >= busy or c.end.minute % 30 == 0]
 
 
 STEPS = _steps()
