@@ -123,6 +123,7 @@ class GapFiller:
         self.joined_at: dt.datetime | None = None  # the last join
         self._last_covered: tuple[dt.datetime, dt.datetime] | None = None  # the last hold's [first, join)
         self._late: list[Candle] = []  # closed by a cut outside the engine's reach: delivered by run()
+        self._polled = False
 
     # -- the engine's calls (event loop, never awaiting) ---------------------------------
 
@@ -224,20 +225,31 @@ class GapFiller:
     async def run(self) -> None:
         """Supply what can be supplied whenever something changes; poll TWS's clock while
         a hold waits for time to pass on a quiet market. Runs until cancelled."""
+        loop = asyncio.get_running_loop()
         while True:
+            # not asyncio.wait_for: before Python 3.12 it can swallow a cancellation that
+            # meets the event being set, and this task must stop when the engine does
+            self._polled = False
+            timer = loop.call_later(self.config.clock_poll_seconds, self._poll)
             try:
-                await asyncio.wait_for(self._wake.wait(), self.config.clock_poll_seconds)
-            except asyncio.TimeoutError:
-                if self._hold is not None and self._hold.live_from is not None and self._clock is not None:
-                    try:
-                        self.saw(await self._clock(), tick=False)
-                    except SlobError as exc:
-                        log.debug("= %s: TWS's clock unreadable while holding: %s", self.symbol, exc)
+                await self._wake.wait()
+            finally:
+                timer.cancel()
             self._wake.clear()
+            if self._polled and self._hold is not None and self._hold.live_from is not None \
+                    and self._clock is not None:
+                try:
+                    self.saw(await self._clock(), tick=False)
+                except SlobError as exc:
+                    log.debug("= %s: TWS's clock unreadable while holding: %s", self.symbol, exc)
             if self._late:
                 late, self._late = self._late, []
                 await self._hand_over(late, {})
             await self.step()
+
+    def _poll(self) -> None:
+        self._polled = True
+        self._wake.set()
 
     async def step(self) -> None:
         """Supply every owed minute that is over, and release the held ticks once the join
