@@ -81,6 +81,7 @@ class _Hold:
     cause: str
     live_from: dt.datetime | None = None  # the join; None while an outage is open
     first_tick_joins: bool = False  # no clock to tell the join: the first tick's next minute
+    live_before: bool = True  # the minutes before owed_from were seen live (not so at start)
     ticks: list[Tick] = field(default_factory=list)
     gaps: list[Gap] = field(default_factory=list)
     first: dt.datetime | None = None  # the first minute this hold owed
@@ -121,7 +122,8 @@ class GapFiller:
         self.stats = {"holds": 0, "requests": 0, "bars": 0, "stored": 0, "failures": 0, "gaps_filled": 0,
                       "gaps_unfilled": 0, "dropped_ticks": 0}
         self.joined_at: dt.datetime | None = None  # the last join
-        self._last_covered: tuple[dt.datetime, dt.datetime] | None = None  # the last hold's [first, join)
+        self._last_covered: tuple[dt.datetime, dt.datetime, bool] | None = None  # the last hold's first, join,
+        # live_before
         self._late: list[Candle] = []  # closed by a cut outside the engine's reach: delivered by run()
         self._polled = False
 
@@ -147,7 +149,7 @@ class GapFiller:
     def start(self, window_start: dt.datetime | None, cause: str = "warm-up") -> None:
         """Hold from the start: minutes from ``window_start`` on are owed (None: none
         before the join)."""
-        self._begin(window_start, cause)
+        self._begin(window_start, cause).live_before = False
         if window_start is not None:
             self.aggregator.cut(window_start)
 
@@ -188,7 +190,7 @@ class GapFiller:
         warm-up covers)."""
         if self._hold is None:
             if not join:  # the warm-up is over already: it covered the gap or it did not
-                if self._covers(gap, *(self._last_covered or (gap.end, gap.end)), self.missing):
+                if self._covers(gap, *(self._last_covered or (gap.end, gap.end, False)), self.missing):
                     self._record(replace(gap, filled=True))
                 return
             # A Gap without its ConnectionLost first: the candles since its start may hold
@@ -281,10 +283,12 @@ class GapFiller:
         self._wake.set()
 
     @staticmethod
-    def _covers(gap: Gap, first: dt.datetime, join: dt.datetime, missing: list[Range]) -> bool:
-        """Were all the minutes ``gap`` may have lost supplied by a hold of [first, join)?"""
+    def _covers(gap: Gap, first: dt.datetime, join: dt.datetime, live_before: bool, missing: list[Range]) -> bool:
+        """Were all the minutes ``gap`` may have lost supplied -- live before ``first`` when
+        ``live_before`` (the candles closed before a hold began were complete: the stream
+        reached past them), from memory in [first, join), and live again from ``join``?"""
         span = (floor_minute(gap.start), floor_minute(gap.end) + MINUTE)
-        return first <= span[0] and not any(overlaps(span, m) for m in missing)
+        return (live_before or first <= span[0]) and not any(overlaps(span, m) for m in missing)
 
     def _begin(self, owed: dt.datetime | None, cause: str) -> _Hold:
         hold = self._hold = _Hold(owed, cause, first=owed)
@@ -411,9 +415,9 @@ class GapFiller:
         self._hold = None
         self.joined_at = join
         first = hold.first or join
-        self._last_covered = (first, join)
+        self._last_covered = (first, join, hold.live_before)
         for g in hold.gaps:
-            filled = self._covers(g, first, join, hold.missing)
+            filled = self._covers(g, first, join, hold.live_before, hold.missing)
             self.stats["gaps_filled" if filled else "gaps_unfilled"] += 1
             if filled:
                 self._record(replace(g, filled=True))
