@@ -50,6 +50,7 @@ __all__ = [
     "page_ranges",
     "parse_bar_time",
     "parse_ib_time",
+    "uncovered",
     "what_to_show",
 ]
 
@@ -238,6 +239,25 @@ def page_ranges(start: dt.datetime, end: dt.datetime, bar: BarSize) -> list[Page
         pages.append(Page(cursor, nxt))
         cursor = nxt
     return pages
+
+
+def uncovered(start: dt.datetime, end: dt.datetime,
+              covered: Iterable[tuple[dt.datetime, dt.datetime]]) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The parts of ``[start, end)`` outside every ``[a, b)`` of ``covered`` (any order,
+    overlaps allowed), in time order."""
+    out: list[tuple[dt.datetime, dt.datetime]] = []
+    cursor = start
+    for a, b in sorted(covered):
+        if b <= cursor:
+            continue
+        if a >= end:
+            break
+        if a > cursor:
+            out.append((cursor, a))
+        cursor = max(cursor, b)
+    if cursor < end:
+        out.append((cursor, end))
+    return out
 
 
 def candle_from_bar(symbol: str, contract: str, bar: BarSize, start: dt.datetime, open_: float, high: float,

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-__all__ = ["HistoryKey", "HistoryPacer", "PacingLedger", "PacingRules"]
+__all__ = ["HistoryKey", "HistoryPacer", "PacingLedger", "PacingRules", "pacing_floor_seconds"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +144,18 @@ class PacingLedger:
         window = self._window
         while window and now - window[0][0] >= r.window_seconds + r.margin_seconds + 1.0:
             window.popleft()
+
+
+def pacing_floor_seconds(requests: int, rules: PacingRules | None = None) -> float:
+    """The least time ``requests`` different requests for one contract and tick type take
+    under the rules (the first goes at once): five per two seconds, and from the 61st on
+    60 per ten minutes. What a download costs against a real TWS, at best."""
+    r = rules or PacingRules()
+    if requests <= 1:
+        return 0.0
+    burst = (requests - 1) // r.per_contract_limit * (r.per_contract_seconds + r.margin_seconds)
+    window = (requests - 1) // r.window_limit * (r.window_seconds + r.margin_seconds)
+    return float(max(burst, window))
 
 
 class HistoryPacer:

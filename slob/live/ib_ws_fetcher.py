@@ -63,7 +63,7 @@ from slob.live.backoff import backoff_delay
 from slob.live.callbacks import Callback, UserCallbacks
 from slob.live.ib_contract_manager import ContractManager
 from slob.live.ib_feeds import DELIVER, SWITCHED, Feed, FeedBook, subscription_error
-from slob.live.ib_history import IBHistory
+from slob.live.ib_history import HistorySettings, IBHistory
 from slob.live.ib_session import ClientFactory, IBSession, SessionHooks
 from slob.live.ib_supervisor import Closed, Notice, Supervisor, SupervisorSettings
 from slob.live.session_machine import Event, State
@@ -288,6 +288,12 @@ class IBWSFetcher(UserCallbacks):
         service: IBHistory | None = getattr(self, "_history_service", None)
         if service is None:
             service = self._history_service = IBHistory(self._session, self.config)
+        return service
+
+    def configure_history(self, settings: HistorySettings) -> IBHistory:
+        """Replace the history service with one using ``settings`` (timeouts, pacing rules,
+        the pacer's clock); returns it."""
+        service = self._history_service = IBHistory(self._session, self.config, settings)
         return service
 
     async def history(self, symbol_or_contract: str | Contract, start: dt.datetime, end: dt.datetime, *,

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from slob.testing.fake_session import Session
     from slob.testing.fake_tws import FakeTWS
 
-__all__ = ["FakeHistory", "HistoryPort", "TEXTS", "history_of"]
+__all__ = ["FakeHistory", "HistoryPort", "TEXTS", "history_of", "record_from_now"]
 
 log = logging.getLogger("slob.testing.fake_tws")
 _NS = 1_000_000_000
@@ -132,6 +132,10 @@ class FakeHistory:
         self.pacing: PacingRules | None = PacingRules()
         #: The clock the pacing rules run on (monotonic seconds; inject one in tests).
         self.clock: Callable[[], float] = time.monotonic
+        #: Record generated (non-scripted) scenarios as they play, for their history (about
+        #: 56 bytes a trade). Set False before the first connection to save the memory
+        #: in long runs that never ask for history: such families then have none.
+        self.record_generated = True
         self._ledger: PacingLedger | None = None
         self._scripts: dict[str, Timeline] = {}
         self._taps: dict[str, Tap] = {}
@@ -155,7 +159,8 @@ class FakeHistory:
         played = market.trades_played
         for family, source in list(market._streams.items()):  # noqa: SLF001 - see the docstring
             scripted = isinstance(self._scenarios.get(family), ScriptedScenario)
-            tap = Tap(source, market._next.get(family), record=not scripted)  # noqa: SLF001
+            tap = Tap(source, market._next.get(family),  # noqa: SLF001
+                      record=self.record_generated and not scripted)
             tap.listeners.append(functools.partial(self._played, family))
             market._streams[family] = tap.stream()  # noqa: SLF001
             self._taps[family] = tap
@@ -171,6 +176,8 @@ class FakeHistory:
                 line = self._scripts[family] = Timeline.of(iter(scenario.events(0)))
             return line
         tap = self._taps.get(family)
+        if tap is not None and not tap.record:
+            return None
         if tap is None:
             if scenario is None:
                 return None
@@ -469,6 +476,19 @@ def history_of(tws: "FakeTWS") -> FakeHistory:
             price_of=lambda c, p, t: tws.market.contract_price(c, p, t),
             zone=tws.time_zone, no_permission=lambda: tws.no_permission,
             flowing=lambda: tws.market.flowing)
+    return service
+
+
+def record_from_now(tws: "FakeTWS") -> FakeHistory:
+    """Start keeping ``tws``'s generated trades as history now (call it right after
+    ``start()``): by default that begins with the first client connection, so trades the
+    market plays before it -- a clock advanced with nobody connected -- have no history."""
+    service = history_of(tws)
+
+    def attach() -> None:
+        service.attach(tws.market)
+
+    tws._call(attach)  # noqa: SLF001 - on the fake's loop, where the market runs
     return service
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import math
 from typing import Any, AsyncIterator
 
 import pytest
@@ -15,12 +14,12 @@ from ibapi.contract import Contract
 from support.recorder import Recorder
 
 from slob.config.ib_config import IBConfig
-from slob.ib.errors import ConnectionLost, ContractNotFound, RequestFailed, RequestTimedOut, SlobError
+from slob.ib.errors import ConnectionLost, ContractNotFound, RequestTimedOut, SlobError
 from slob.ib.history import HistoryNotPermitted, HistoryPacingViolation
 from slob.ib.history_pacing import PacingRules
 from slob.live import IBWSFetcher
 from slob.live.candle_aggregator import CandleAggregator
-from slob.live.ib_history import HistorySettings, IBHistory
+from slob.live.ib_history import HistorySettings
 from slob.model import Candle, Tick
 from slob.testing import FakeTWS, RandomWalkScenario
 from slob.testing.fake_history import history_of
@@ -53,8 +52,7 @@ async def connected(tws: FakeTWS, *, subscribe: bool = False, clock: ManualClock
     fetcher.on_tick, fetcher.on_error, fetcher.on_event = rec.tick, rec.error, rec.event
     clock = clock or ManualClock()
     history_of(tws).clock = clock
-    fetcher._history_service = IBHistory(fetcher._session, fetcher.config,  # noqa: SLF001
-                                         HistorySettings(clock=clock, sleep=clock.sleep, **settings))
+    fetcher.configure_history(HistorySettings(clock=clock, sleep=clock.sleep, **settings))
     await fetcher.connect()
     if subscribe:
         await fetcher.subscribe(["NQ"])
@@ -119,7 +117,7 @@ async def test_other_bar_sizes_and_what_to_show(paused: FakeTWS) -> None:
     fives = [c for c in built if c.interval_seconds == 300 and not c.filled]
     assert await fetcher.history("NQ", T0, now, bar="5 mins") == fives
     secs = [c for c in built if c.interval_seconds == 5 and not c.filled]
-    assert await fetcher.history("NQ", T0, now, bar="5 secs") == secs  # 30-minute... pages of an hour
+    assert await fetcher.history("NQ", T0, now, bar="5 secs") == secs  # one page: 5-second bars go by the hour
     mid = await fetcher.history("NQ", T0, now, what="MIDPOINT")
     assert len(mid) == 10 and all(c.volume == 0 and c.trades == 0 for c in mid)
     trades = await fetcher.history("NQ", T0, now)
@@ -323,8 +321,10 @@ async def test_history_needs_a_session() -> None:
     fetcher = IBWSFetcher(config=IBConfig(port=1, **FAST))
     with pytest.raises(ConnectionLost, match="not connected"):
         await fetcher.history("NQ", T0 - dt.timedelta(hours=1), T0)
-    with pytest.raises(RequestFailed.__mro__[1]):  # SlobError
+    with pytest.raises(ConnectionLost):
         await fetcher.head_timestamp("NQ")
+    with pytest.raises(ConnectionLost):
+        await fetcher.historical_ticks("NQ", T0 - dt.timedelta(hours=1), T0)
 
 
 def test_keep_up_to_date_through_ibclient_ends_with_the_session() -> None:

@@ -394,3 +394,23 @@ async def test_fake_eclient_answers_history_in_process(candles: list[Candle]) ->
         assert request["formatDate"] == "2" and request["localSymbol"] == "NQH5"
     finally:
         await fetcher.disconnect()
+
+
+def test_generated_trades_are_history_from_the_recording_on_and_it_can_be_switched_off() -> None:
+    from slob.testing.fake_history import record_from_now
+
+    for record in (True, False):
+        with FakeTWS(speed=0, start=START) as tws:  # the seeded random walk
+            history_of(tws).record_generated = record
+            record_from_now(tws)
+            tws.advance(600)
+            app = RecordingApp().start(tws.port)
+            try:
+                req = next(IDS)
+                app.reqHistoricalData(req, nqh5(), "", "600 S", "1 min", "TRADES", 0, 2, False, [])
+                if record:
+                    assert len(bars(app, req)) == 10
+                else:
+                    assert error_of(app, req)[0] == 162  # no data: nothing was kept
+            finally:
+                app.stop()
