@@ -502,15 +502,23 @@ class LiveTradingEngine:
     async def _close_quiet_candles(self) -> None:
         """Close candles whose time is up even when no tick arrives to show it. Feed time
         is the last tick's exchange time plus the real time since it arrived, minus a grace
-        for ticks still in flight: right for live, delayed and replayed data alike."""
+        for ticks still in flight: right for live, delayed and replayed data alike. A
+        fetcher that knows how far its stream is complete (``complete_until()``: the last
+        frame received, in exchange time) bounds it: a stall not yet noticed as an outage
+        must not close candles that could still be missing trades -- once noticed, their
+        minutes are filled from history."""
         while True:
             await asyncio.sleep(self.quiet_check_seconds)
+            bound = getattr(self.fetcher, "complete_until", None)
+            complete: dt.datetime | None = bound() if callable(bound) else None
             for symbol, aggregator in self.aggregators.items():
                 seen = self._last_tick.get(symbol)
                 if seen is None or self._holding(symbol):
                     continue
                 stamp, arrived = seen
                 now = stamp + dt.timedelta(seconds=time.monotonic() - arrived) - self.close_grace
+                if complete is not None:
+                    now = min(now, complete)
                 for candle in aggregator.advance(now):
                     await self._candle(candle)
 
