@@ -55,8 +55,9 @@ __all__ = ["GapFiller", "History", "Origin"]
 
 log = logging.getLogger("slob.live.gapfill")
 
-#: Where a replayed candle's minute came from: "store" (already stored), "history"
-#: (TWS's bars, or built from them).
+#: Where a candle came from: "live" (the live feed, as it happened), "store" (already
+#: stored), "history" (TWS's bars, or built from them), "held" (live ticks held during a
+#: hold and released after it: right, but late -- triggers in it may be stale).
 Origin = str
 
 
@@ -410,7 +411,7 @@ class GapFiller:
                 self.stats["dropped_ticks"] += 1
                 continue
             for c in agg.add(tick):
-                await self._deliver(c, "live")
+                await self._deliver(c, "held")
         # no await between the last check and here: a tick arriving now goes the live way
         self._hold = None
         self.joined_at = join

@@ -405,11 +405,12 @@ class LiveTradingEngine:
 
     async def _candle(self, candle: Candle, origin: Origin = "live") -> None:
         """A closed candle: stored (unless it came from the store), published, and -- for
-        1-minute candles -- handed to the tracker. ``origin`` "live": built from live ticks;
-        otherwise replayed from memory (trading off, see :meth:`_setup_event`)."""
+        1-minute candles -- handed to the tracker. ``origin`` "live": built from live ticks
+        as they came; otherwise replayed from memory or from ticks held meanwhile (a trigger
+        is traded only while fresh, see :meth:`_refusal`)."""
         self.candles_closed += 1
         if self.store is not None and origin != "store":
-            self.store.add(candle if origin == "live" else CandleRecord(candle, "history"))
+            self.store.add(CandleRecord(candle, "history") if origin == "history" else candle)
         await self.bus.publish(CandleClosed(candle))
         tracker = self.trackers.get(candle.symbol)
         if tracker is not None and candle.interval_seconds == 60:
@@ -458,8 +459,8 @@ class LiveTradingEngine:
             filler = self.fillers.get(event.symbol)
             now = filler.now if filler is not None else None
             if now is None or not fresh(event.at, now):
-                return (f"it triggered at {event.at:%H:%M} UTC in minutes replayed from memory (warm-up or gap "
-                        "fill): the moment to enter has passed")
+                return (f"it triggered at {event.at:%H:%M} UTC in minutes the engine only saw late (replayed "
+                        "from memory, or held during a warm-up or gap fill): the moment to enter has passed")
         if event.day in self.levels_unknown and not self.memory.trade_without_levels:
             return (f"the LSE session of {event.day} is incomplete (history unavailable for some of its minutes), "
                     "so its high/low are not known; MemoryConfig(trade_without_levels=True) trades anyway")
