@@ -223,6 +223,28 @@ class GapFiller:
             if self._hold is not None:
                 self._wake.set()
 
+    async def close(self) -> None:
+        """A stop while holding. The owed minutes stay without candles (the next start owes
+        them again: they lie after its last stored data). The held ticks become candles as
+        at any stop -- the open minute closed as it was seen: from the join on, or, when the
+        stop comes before the join, the minute forming then (the next start asks for it
+        again, it is the one its last stored tick falls in)."""
+        hold = self._hold
+        if hold is None:
+            return
+        self._hold = None
+        if hold.live_from is None:
+            return
+        ticks = hold.ticks
+        start = hold.live_from if any(t.timestamp >= hold.live_from for t in ticks) else hold.live_from - MINUTE
+        agg = self.aggregator
+        if hold.owed_from is not None and hold.owed_from < start:
+            await self._hand_over(agg.advance(hold.owed_from) + agg.skip(start), {})
+        for tick in ticks:
+            if tick.timestamp >= start:
+                for c in agg.add(tick):
+                    await self._deliver(c, "held")
+
     # -- the filler's task ---------------------------------------------------------------
 
     async def run(self) -> None:

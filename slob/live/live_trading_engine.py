@@ -334,9 +334,9 @@ class LiveTradingEngine:
                 await asyncio.gather(self._drain, return_exceptions=True)
             if self._early:  # stopped before they could be delivered
                 await self._deliver_early_ticks()
-            for symbol, aggregator in self.aggregators.items():
-                if self._holding(symbol):
-                    continue  # its open candles are owed by history: a flush would store them short
+            for filler in self.fillers.values():
+                await filler.close()  # what was held from the join on becomes candles, as live
+            for aggregator in self.aggregators.values():
                 for candle in aggregator.flush():
                     await self._candle(candle)
         finally:
@@ -455,6 +455,8 @@ class LiveTradingEngine:
 
     def _refusal(self, event: SetupChanged, replayed: bool) -> str:
         """Why a TRIGGERED setup must not be traded; empty if it may."""
+        if self._stopping:
+            return "the engine is stopping"
         if replayed:
             filler = self.fillers.get(event.symbol)
             now = filler.now if filler is not None else None
