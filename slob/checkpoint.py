@@ -695,8 +695,10 @@ def render_text(report: Mapping[str, Any]) -> str:
             lines.append(f"  ... and {gaps['omitted']} more")
     sim = run.get("sim")
     if sim:
-        lines.append(f"sim faults  ({sim.get('fault', 'none')})")
-        lines += [f"  +{f['at_seconds']:6.2f} s  {f['fault']}" for f in sim.get("faults", [])]
+        fired, extra = sim.get("faults", []), sim.get("fault", "none")
+        added = "no failing fault added" if extra == "none" else f"--sim-fault {extra} added (the run should FAIL)"
+        lines.append(f"sim faults  {len(fired)} injected: the recoverable schedule, {added}")
+        lines += [f"  +{f['at_seconds']:6.2f} s  {f['fault']}" for f in fired]
     memory = report.get("memory")
     if memory:
         lines.append(f"memory      {memory['live_minutes']} trading minutes live, {memory['history_minutes']} from "

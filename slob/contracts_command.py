@@ -7,26 +7,63 @@ given ``--host/--port``; read-only, so any port is fine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
-from typing import TextIO
+import logging
+from typing import Iterator, TextIO
 
 from slob.config.ib_config import IBConfig
+from slob.ib.errors import ContractNotFound, RequestFailed
 from slob.live.expiry_book import CHICAGO
 from slob.live.ib_ws_fetcher import IBWSFetcher
 from slob.testing import DEFAULT_START, FakeTWS
+from slob.testing.futures import FUTURES
 
-__all__ = ["run_contracts"]
+__all__ = ["UnknownRoot", "run_contracts"]
+
+
+class UnknownRoot(ContractNotFound):
+    """A root the embedded fake TWS does not list: the message names the ones it does."""
+
+    def __init__(self, exc: ContractNotFound) -> None:
+        RequestFailed.__init__(self, exc.code, exc.req_id, exc.text,
+                               f"{exc} The embedded fake TWS knows the roots {', '.join(sorted(FUTURES))}; "
+                               "for any other, ask a real TWS / IB Gateway with --host/--port.")
 
 
 def run_contracts(
     root: str, *, at: dt.datetime | None, roll_days: int, host: str | None, port: int | None,
     client_id: int, out: TextIO,
 ) -> int:
-    if port is None and host is None:
-        with FakeTWS(start=at or DEFAULT_START, speed=0) as tws:
-            return asyncio.run(_show(root.upper(), at, roll_days, "127.0.0.1", tws.port, client_id, "fake TWS", out))
-    return asyncio.run(_show(root.upper(), at, roll_days, host or "127.0.0.1", port or 7497, client_id,
-                             "TWS", out))
+    with _request_errors_raised():
+        if port is None and host is None:
+            with FakeTWS(start=at or DEFAULT_START, speed=0) as tws:
+                try:
+                    return asyncio.run(_show(root.upper(), at, roll_days, "127.0.0.1", tws.port, client_id,
+                                             "fake TWS", out))
+                except ContractNotFound as exc:
+                    raise UnknownRoot(exc) from None
+        return asyncio.run(_show(root.upper(), at, roll_days, host or "127.0.0.1", port or 7497, client_id,
+                                 "TWS", out))
+
+
+@contextlib.contextmanager
+def _request_errors_raised() -> Iterator[None]:
+    """The query's own failures (e.g. 200, no such contract) reach the user once, as the
+    command's error line: the client's warning line for them is dropped meanwhile."""
+    client_log = logging.getLogger("slob.ib.client")
+    quiet = _RequestErrors()
+    client_log.addFilter(quiet)
+    try:
+        yield
+    finally:
+        client_log.removeFilter(quiet)
+
+
+class _RequestErrors(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        return not (record.msg == "! %d %s (req %d)" and isinstance(args, tuple) and args and args[0] == 200)
 
 
 async def _show(root: str, at: dt.datetime | None, roll_days: int, host: str, port: int, client_id: int,

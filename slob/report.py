@@ -59,7 +59,7 @@ from slob.model import ConnectionLost, ConnectionRestored, ContractRolled, Gap
 
 __all__ = [
     "MULTIPLIERS", "NO_DATA", "DayReport", "Report", "ReportInput", "TradeRow",
-    "build_report", "day_bounds", "max_drawdown", "report_json", "trading_day",
+    "build_report", "day_bounds", "max_drawdown", "report_json", "trade_days", "trading_day",
 ]
 
 CHICAGO = ZoneInfo("America/Chicago")
@@ -488,6 +488,32 @@ def build_report(data: ReportInput) -> Report:
     unattributed = sum(1 for f in data.fills
                        if not setup_of.get(f.order_id) and data.first <= trading_day(f.time) <= data.last)
     return Report(data.first, data.last, data.now, tuple(days), total, unattributed)
+
+
+def trade_days(days: Iterable[dt.date], trades: Sequence[TradeRow],
+               setup_states: Mapping[dt.date, Mapping[str, int]] | None = None,
+               open_trades: Mapping[dt.date, int] | None = None) -> tuple[tuple[DayReport, ...], DayReport]:
+    """The trade figures of :func:`build_report` (trades, wins, win rate, P&L,
+    commissions, max drawdown: :class:`DayReport`'s properties) for trades that do not
+    come from the store -- a backtest's -- per trading day of ``days`` and in total. A
+    trade belongs to the trading day of its exit, as in the report; the uptime fields are
+    zero (there was no feed to measure)."""
+    states = setup_states or {}
+    opened = open_trades or {}
+    out = []
+    for day in sorted(set(days)):
+        out.append(DayReport(day=day, trading_seconds=0.0, covered_seconds=0.0, gaps=(), outages=0,
+                             reconnects_socket=0, reconnects_ib=0, rolls=0, errors=0, ticks=0,
+                             setup_states=dict(states.get(day, {})),
+                             trades=tuple(t for t in trades if trading_day(t.exit_time) == day),
+                             open_trades=opened.get(day, 0)))
+    total_states: Counter[str] = Counter()
+    for d in out:
+        total_states.update(d.setup_states)
+    total = DayReport(day=None, trading_seconds=0.0, covered_seconds=0.0, gaps=(), outages=0, reconnects_socket=0,
+                      reconnects_ib=0, rolls=0, errors=0, ticks=0, setup_states=dict(total_states),
+                      trades=tuple(t for d in out for t in d.trades), open_trades=sum(d.open_trades for d in out))
+    return tuple(out), total
 
 
 def _event_time(e: ConnectionEvent) -> dt.datetime:

@@ -1,5 +1,5 @@
 """A strategy's own tests, without an IB account: the worked example of
-docs/testing-your-strategy.md. Installing slob (with its ibapi extra), pytest and
+docs/testing-your-strategy.md. Installing slob (it brings IB's client), pytest and
 pytest-asyncio is all it needs: the fixtures come from slob's pytest plugin."""
 
 import asyncio

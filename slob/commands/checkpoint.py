@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import math
 import os
 import re
 import time
@@ -25,10 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol, TextIO
 
-from slob.commands.common import EXIT_OK, EXIT_VERDICT_FAIL, when
+from slob.commands.common import EXIT_OK, EXIT_VERDICT_FAIL, positive, when
 
 if TYPE_CHECKING:
     from ibapi.contract import ContractDetails
+
+    from slob.config.ib_config import IBConfig
 
     from slob.checkpoint import CheckpointRecorder
     from slob.live.sessions import CmeHours
@@ -48,16 +49,7 @@ SIM_FAULTS = {
 _SIM_CONFIG: dict[str, Any] = dict(reconnect_delay_seconds=0.05, max_reconnect_delay_seconds=0.4,
                                    max_reconnect_attempts=8, connect_timeout_seconds=5.0)
 _UTC = dt.timezone.utc
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or math.isinf(value):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive, finite number")
-    return value
+_LIVE_PORTS = (7496, 4001)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -66,18 +58,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--client-id", type=int, default=60,
                    help="API client id (default 60, so it can run beside `slob run`)")
     p.add_argument("--symbol", default="NQ", help="what to subscribe (default NQ, the front month, rolled)")
-    p.add_argument("--minutes", type=_positive, default=60.0,
+    p.add_argument("--data-type", choices=("realtime", "delayed"), default="realtime",
+                   help="realtime (default) or delayed (15-minute delayed data, for a login without a CME "
+                        "subscription; streams market data, as IB has no delayed tick-by-tick)")
+    p.add_argument("--tick-source", choices=("tick_by_tick", "market_data"), default=None,
+                   help="tick_by_tick (default for realtime) or market_data (the default for delayed)")
+    p.add_argument("--account", default="", metavar="ID",
+                   help="IB account id (default: the login's); --live needs it, to confirm it")
+    p.add_argument("--live", action="store_true",
+                   help="allow a live port (7496/4001) or account: read-only here, but confirmed as for `slob run`")
+    p.add_argument("--confirm-live", metavar="ACCOUNT", default=None,
+                   help="with --live, confirm the account without a prompt (for scripts: no terminal needed)")
+    p.add_argument("--minutes", type=positive, default=60.0,
                    help="how long to stream, real minutes; fractions allowed (default 60)")
-    p.add_argument("--max-gap-seconds", type=_positive, default=60.0,
+    p.add_argument("--max-gap-seconds", type=positive, default=60.0,
                    help="longest unexplained quiet period allowed while the market is open (default 60)")
     p.add_argument("--report-dir", type=Path, default=Path("."),
                    help="where to write checkpoint-*.json and .txt (default: the current directory)")
-    p.add_argument("--progress-seconds", type=_positive, default=None,
+    p.add_argument("--progress-seconds", type=positive, default=None,
                    help="plain progress line interval (default: run length / 20, 1..30 s)")
     sim = p.add_argument_group("simulation (--sim: an embedded fake TWS instead of a real one)")
     sim.add_argument("--sim", action="store_true",
                      help="run against an embedded fake TWS, with faults injected on a schedule")
-    sim.add_argument("--sim-speed", type=_positive, default=60.0,
+    sim.add_argument("--sim-speed", type=positive, default=60.0,
                      help="simulated exchange seconds per real second (default 60)")
     sim.add_argument("--sim-start", type=when, default=None,
                      help="simulated start, ISO (default 2024-12-02T15:00Z, a Monday, NQZ4 front month)")
@@ -213,11 +216,12 @@ class _RichDisplay:
     """A live panel (progress bar and figures) for terminals; events scroll above it."""
 
     def __init__(self, out: TextIO, title: str) -> None:
-        from rich.console import Console
         from rich.live import Live
 
+        from slob.commands.live_view import console
+
         self.title = title
-        self.console = Console(file=out)
+        self.console = console(file=out)
         self.live = Live(console=self.console, refresh_per_second=4, transient=False)
         self.live.start()
 
@@ -305,9 +309,37 @@ def _write(report: dict[str, Any], text: str, directory: Path, stamp: str) -> tu
     return json_path, text_path
 
 
-def run(args: argparse.Namespace, out: TextIO) -> int:
-    from slob.checkpoint import render_text
+def ib_config(args: argparse.Namespace, *, port: int | None = None) -> IBConfig:
+    """The connection ``args`` describe (``port``: the embedded fake's). Raises
+    LiveTradingRefused for a live port or account without --live, ConfigError for bad values."""
+    from slob.config.ib_config import IBConfig
+    from slob.ib.errors import ConfigError
 
+    if args.confirm_live is not None and not args.live:
+        raise ConfigError("--confirm-live confirms live trading: add --live (or drop --confirm-live)")
+    if args.live and args.sim:
+        raise ConfigError("--live is for a real TWS / IB Gateway; the embedded fake (--sim) is paper only")
+    source = args.tick_source or ("market_data" if args.data_type == "delayed" else "tick_by_tick")
+    common: dict[str, Any] = dict(client_id=args.client_id, account=args.account, data_type=args.data_type,
+                                  tick_source=source, paper_trading=not args.live, allow_live=args.live)
+    if port is not None:
+        return IBConfig(host="127.0.0.1", port=port, **common, **_SIM_CONFIG)
+    return IBConfig(host=args.host, port=args.port, **common)
+
+
+def run(args: argparse.Namespace, out: TextIO) -> int:
+    import sys
+
+    from slob.checkpoint import render_text
+    from slob.commands.run import confirm_live
+
+    if not args.sim:
+        config = ib_config(args)  # refuses a live port or a bad value before anything starts
+        if config.port in _LIVE_PORTS or args.live:
+            confirm_live(config.account, confirmation=args.confirm_live, stdin=sys.stdin, prompt=sys.stderr,
+                         account_hint="--account")
+    else:
+        ib_config(args, port=7497)  # the values, before the fake starts on its own port
     directory = _report_dir(args.report_dir)
     started = dt.datetime.now(_UTC)
     symbol_tag = re.sub(r"[^A-Za-z0-9]+", "", args.symbol.upper()) or "symbol"
@@ -339,7 +371,6 @@ async def _checkpoint(args: argparse.Namespace, out: TextIO) -> _Outcome:
 async def _stream(args: argparse.Namespace, out: TextIO, tws: "FakeTWS | None") -> _Outcome:
     from slob import __version__
     from slob.checkpoint import REAL, CheckpointRecorder, ClockMap
-    from slob.config.ib_config import IBConfig
     from slob.ib.errors import SlobError
     from slob.live import IBWSFetcher
     from slob.model import ConnectionLost, ConnectionRestored, ContractRolled, Tick
@@ -347,10 +378,7 @@ async def _stream(args: argparse.Namespace, out: TextIO, tws: "FakeTWS | None") 
     total = args.minutes * 60.0
     symbol = " ".join(args.symbol.split())  # the same text for the subscription and the checks
     real = _RealClock()
-    if tws is not None:
-        config = IBConfig(host="127.0.0.1", port=tws.port, client_id=args.client_id, **_SIM_CONFIG)
-    else:
-        config = IBConfig(host=args.host, port=args.port, client_id=args.client_id)
+    config = ib_config(args, port=tws.port if tws is not None else None)
     fetcher = IBWSFetcher(config=config)
     where = f"{config.host}:{config.port}" + (" (embedded fake TWS)" if tws is not None else "")
     print(f"checkpoint: {symbol} from {where}, client id {config.client_id}, for {args.minutes:g} min; "

@@ -5,14 +5,65 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
+import re
+from typing import Collection
 
-__all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_USAGE", "EXIT_VERDICT_FAIL", "speed", "when"]
+__all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_PIPE", "EXIT_USAGE", "EXIT_VERDICT_FAIL", "for_command_line", "positive",
+           "speed", "when"]
 
 #: Exit codes every command uses (documented in docs/reference/cli.md).
 EXIT_OK = 0
 EXIT_FAIL = 1  # an error slob explains on stderr (TWS not running, bad config...)
 EXIT_USAGE = 2  # bad arguments (argparse)
 EXIT_VERDICT_FAIL = 3  # a checkpoint ran but its verdict is FAIL
+EXIT_PIPE = 141  # the output was closed early (128 + SIGPIPE, as `yes | head` exits)
+
+#: IBConfig keys that fix texts name, and the option each has where a command offers one.
+_KEY_OPTIONS = {
+    "data_type": "--data-type", "tick_source": "--tick-source", "roll_days_before_expiry": "--roll-days",
+    "client_id": "--client-id", "account": "--account", "port": "--port", "host": "--host",
+}
+#: The live opt-in as the library words it (slob.config.ib_config, slob.live.ib_session,
+#: slob.live.order_executor, slob.live.live_trading_engine).
+_LIVE_WORDINGS = (
+    (re.compile(r"set paper_trading=False and allow_live=True \(CLI: --live\)"), "add --live"),
+    (re.compile(r"\(paper_trading=False and allow_live=True, CLI --live\)"), "(--live)"),
+    (re.compile(r"\(allow_live=True / --live\)"), "(--live)"),
+    (re.compile(r"paper_trading=False needs allow_live=True as well \(CLI: --live\)"), "live trading needs --live"),
+)
+_SETTING = re.compile(r"\b(?:(set|use) )?(" + "|".join(_KEY_OPTIONS) + r")=(?:'([^']*)'|(\w+))")
+
+
+def for_command_line(text: str, command: str, options: Collection[str]) -> str:
+    """A library error's fix text, worded for ``slob COMMAND``: a setting the command has a
+    flag for becomes the flag (``set data_type='delayed'`` -> ``add --data-type delayed``),
+    one it reads from its config file becomes the file's key, and the live opt-in becomes
+    ``--live`` -- each only where the command offers it; other texts are kept as they are."""
+    if "--live" in options:
+        for pattern, words in _LIVE_WORDINGS:
+            text = pattern.sub(words, text)
+
+    def setting(m: re.Match[str]) -> str:
+        verb, key, value = m[1], m[2], m[3] if m[3] is not None else m[4]
+        option = _KEY_OPTIONS[key]
+        if option in options:
+            return f"{'add ' if verb else ''}{option} {value}"
+        if "--config" in options:
+            return f"{verb + ' ' if verb else ''}{key} = {value!r} in the config file's [ib] section"
+        return m[0]
+
+    return _SETTING.sub(setting, text)
+
+
+def positive(text: str) -> float:
+    """A positive, finite number (minutes, days, seconds, speeds)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive, finite number")
+    return value
 
 
 def speed(text: str) -> float:

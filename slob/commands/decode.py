@@ -28,6 +28,8 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
             line = describe(event)
             if keep.accepts(line):
                 print(line.text, file=out)
+    except BrokenPipeError:
+        raise  # the reader went away (| head): not the input file's fault
     except OSError as exc:
         raise ConfigError(f"cannot read {args.path}: {exc.strerror or exc}") from None
     except ValueError as exc:

@@ -9,19 +9,17 @@ the same summary tables, rendered by rich.
 from __future__ import annotations
 
 import argparse
-import collections
 import logging
 import math
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from slob.commands.common import EXIT_FAIL, EXIT_OK
+from slob.commands.live_view import Fields, Rate, open_view
 
 if TYPE_CHECKING:
-    from rich.console import Console, RenderableType
+    from rich.console import RenderableType
 
     from slob.demo import DemoStats
 
@@ -57,7 +55,7 @@ def _seconds(text: str) -> float:
 def run(args: argparse.Namespace, out: TextIO) -> int:
     from slob.demo import run_demo
 
-    display: _Display = _LiveDisplay(out) if out.isatty() else _PlainDisplay(out)
+    display = _Display(out)
     quiet, loggers = _ExpectedCancels(), [logging.getLogger(n) for n in ("slob.ib.client", "slob.live.orders")]
     for logger in loggers:
         logger.addFilter(quiet)
@@ -104,113 +102,38 @@ class _ExpectedCancels(logging.Filter):
 # -- the display ---------------------------------------------------------------------------
 
 
-class _Rate:
-    """Ticks per real second over about the last second."""
-
-    def __init__(self) -> None:
-        self._samples: collections.deque[tuple[float, int]] = collections.deque()
-
-    def __call__(self, ticks: int) -> float:
-        now = time.monotonic()
-        self._samples.append((now, ticks))
-        while len(self._samples) > 2 and now - self._samples[1][0] >= 1.0:
-            self._samples.popleft()
-        then, before = self._samples[0]
-        return (ticks - before) / (now - then) if now - then > 0.05 else 0.0
-
-
 class _Display:
-    def __init__(self, out: TextIO, console: Console) -> None:
-        self.out, self.console = out, console
+    """The shared live view (:mod:`slob.commands.live_view`) over the demo's statistics."""
+
+    def __init__(self, out: TextIO) -> None:
         self.stats: DemoStats | None = None
-        self.rate = _Rate()
+        self.rate = Rate()
+        self.view = open_view(out, title=self._title, fields=self._fields, every=PLAIN_EVERY,
+                              waiting="starting the fake TWS and connecting the engine...")
+        self.console = self.view.console
+        self.say = self.view.say
 
     def attach(self, stats: DemoStats) -> None:
         self.rate(stats.ticks)
         self.stats = stats
 
-    def say(self, line: str) -> None:
-        raise NotImplementedError
+    def _title(self) -> str:
+        port = self.stats.port if self.stats is not None else 0
+        return f"slob demo: FakeTWS 127.0.0.1:{port} -> IB client -> engine -> SQLite"
+
+    def _fields(self) -> Fields | None:
+        s = self.stats
+        return None if s is None else _fields(s, self.rate(s.ticks))
 
     def __enter__(self) -> "_Display":
+        self.view.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        pass
+        self.view.__exit__(*exc)
 
 
-class _LiveDisplay(_Display):
-    """A rich Live status panel, refreshed 8 times a second; events print above it."""
-
-    def __init__(self, out: TextIO) -> None:
-        from rich.console import Console
-        from rich.live import Live
-
-        super().__init__(out, Console(file=out))
-        self.live = Live(console=self.console, get_renderable=self._render, refresh_per_second=8,
-                         transient=True, redirect_stdout=False, redirect_stderr=False)
-
-    def say(self, line: str) -> None:
-        from rich.text import Text
-
-        self.console.print(Text(line), soft_wrap=True)
-
-    def __enter__(self) -> "_LiveDisplay":
-        self.live.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.live.stop()
-
-    def _render(self) -> RenderableType:
-        from rich.panel import Panel
-        from rich.table import Table
-        from rich.text import Text
-
-        s = self.stats
-        if s is None:
-            return "starting the fake TWS and connecting the engine..."
-        grid = Table.grid(padding=(0, 2))
-        for _ in range(4):
-            grid.add_column()
-        f = _fields(s, self.rate(s.ticks))
-        for left, right in zip(f[::2], f[1::2]):
-            grid.add_row(Text(left[0], style="bold"), Text(left[1]), Text(right[0], style="bold"), Text(right[1]))
-        return Panel(grid, title=f"slob demo: FakeTWS 127.0.0.1:{s.port} -> IB client -> engine -> SQLite",
-                     title_align="left", expand=False)
-
-
-class _PlainDisplay(_Display):
-    """Event lines as they happen and a status line every PLAIN_EVERY seconds (a thread)."""
-
-    def __init__(self, out: TextIO) -> None:
-        from rich.console import Console
-
-        super().__init__(out, Console(file=out, force_terminal=False, width=100))
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._tick, name="slob-demo-status", daemon=True)
-
-    def say(self, line: str) -> None:
-        with self._lock:
-            print(line, file=self.out, flush=True)
-
-    def _tick(self) -> None:
-        while not self._stop.wait(PLAIN_EVERY):
-            s = self.stats
-            if s is not None:
-                self.say("  ".join(f"{k} {v}" for k, v in _fields(s, self.rate(s.ticks))))
-
-    def __enter__(self) -> "_PlainDisplay":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def _fields(s: DemoStats, rate: float) -> list[tuple[str, str]]:
+def _fields(s: DemoStats, rate: float) -> Fields:
     when = f"{s.sim_time:%Y-%m-%d %H:%M} UTC" if s.sim_time else "-"
     price = f"{s.contract} {s.last_price:.2f}" if not math.isnan(s.last_price) else "-"
     return [

@@ -69,6 +69,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     where.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
                        help="the directory holding slob.sqlite3 (what `slob run --data-dir` wrote to)")
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
+    p.add_argument("--compare-backtest", action="store_true",
+                   help="set the paper trades against a backtest of the same days from the same stored candles, "
+                        "setup by setup: matched or missed (and why), entry and exit slippage, P&L differences")
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
@@ -88,16 +91,29 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         counts = store.counts()
     report = build_report(data)
     message = _empty_message(report, path, counts) if report.empty else None
+    compared = None
+    if getattr(args, "compare_backtest", False) and not report.empty:
+        from slob.research.compare import compare_store
+
+        compared = compare_store(path, first, last)
     if args.json:
         payload: dict[str, Any] = {"db": str(path), **report_json(report)}
         if message:
             payload["message"] = message
+        if compared is not None:
+            from slob.commands.backtest import comparison_json
+
+            payload["compare_backtest"] = comparison_json(compared)
         json.dump(payload, out, indent=2)
         out.write("\n")
     elif message:
         print(message, file=out)
     else:
         render(report, path, out)
+        if compared is not None:
+            from slob.commands.backtest import render_comparison
+
+            render_comparison(compared, out)
     return EXIT_OK
 
 
@@ -205,15 +221,16 @@ def _is_terminal(out: TextIO) -> bool:
 def render(report: Report, path: Path, out: TextIO) -> None:
     """Tables on ``out``: rich styling on a terminal, plain ASCII otherwise."""
     from rich import box
-    from rich.console import Console
     from rich.table import Table
+
+    from slob.commands.live_view import console as pipe_console
 
     terminal = _is_terminal(out)
     # Never narrower than the tables: a squeezed table cuts numbers to "1,2…"; a narrow
     # terminal wraps long lines instead, which keeps every digit.
     width = max(shutil.get_terminal_size((_WIDTH, 24)).columns, _WIDTH) if terminal else _WIDTH
-    console = Console(file=out, width=width, force_terminal=terminal, no_color=not terminal,
-                      highlight=False, markup=False, emoji=False)
+    console = pipe_console(file=out, width=width, force_terminal=terminal, no_color=not terminal,
+                           highlight=False, markup=False, emoji=False)
     style = box.SIMPLE_HEAVY if terminal else box.ASCII2
     dash = "—" if terminal else "-"
     span = (f"trading day {report.first}" if report.first == report.last

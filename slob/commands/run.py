@@ -21,7 +21,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TextIO
 
-from slob.commands.common import EXIT_OK
+from slob.commands.common import EXIT_OK, for_command_line
+from slob.commands.live_view import open_view, status_line
+from slob.commands.run_view import RunWatch
 from slob.config.loader import FLAGS, Flag, RunConfig, load_config, parse_flag
 from slob.ib.errors import ConfigError, LiveTradingRefused
 
@@ -32,6 +34,9 @@ NAME = "run"
 HELP = "run the engine (ticks, candles, setups, paper orders) against TWS / IB Gateway"
 
 log = logging.getLogger("slob.commands.run")
+STATUS_EVERY = 10.0  # real seconds between status lines when the output is not a terminal
+#: The options `slob run` has: a fix text names these (slob.commands.common.for_command_line).
+OPTIONS = frozenset({f.option for f in FLAGS} | {"--config", "--live", "--trade", "--no-trade"})
 _PORTS = {7497: "TWS paper", 4002: "IB Gateway paper", 7496: "TWS live", 4001: "IB Gateway live"}
 
 
@@ -59,6 +64,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --live, confirm the account without a prompt (for scripts: no terminal needed)")
     p.add_argument("--check", action="store_true",
                    help="print the plan and exit without connecting (checks the configuration)")
+    p.add_argument("--status-every", type=_every, default=STATUS_EVERY, metavar="SECONDS",
+                   help=f"when the output is not a terminal: a status line every SECONDS (default {STATUS_EVERY:g}; "
+                        "0 = none). On a terminal a live panel shows the same figures")
+
+
+def _every(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError("a number of seconds >= 0 (0 = no status lines)")
+    return value
 
 
 def _dest(flag: Flag) -> str:
@@ -97,13 +115,13 @@ def plan(config: RunConfig, db: Path) -> str:
     return "; ".join(parts)
 
 
-def confirm_live(account: str, *, confirmation: str | None, stdin: TextIO, prompt: TextIO) -> None:
+def confirm_live(account: str, *, confirmation: str | None, stdin: TextIO, prompt: TextIO,
+                 account_hint: str = "--account (or SLOB_IB_ACCOUNT, or [ib] account in the config file)") -> None:
     """Refuse live trading unless the account is confirmed: ``--confirm-live ACCOUNT``, or
-    the account id typed at the prompt (only when ``stdin`` is a terminal)."""
+    the account id typed at the prompt (only when ``stdin`` is a terminal). ``account_hint``
+    says where the command takes the account from."""
     if not account:
-        raise LiveTradingRefused(
-            "live trading needs the account named, to confirm it: give --account (or SLOB_IB_ACCOUNT, "
-            "or [ib] account in the config file)")
+        raise LiveTradingRefused(f"live trading needs the account named, to confirm it: give {account_hint}")
     if confirmation is not None:
         if confirmation.strip() != account:
             raise LiveTradingRefused(f"--confirm-live {confirmation} does not match the account {account}; "
@@ -129,11 +147,11 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_OK
     if config.live:
         confirm_live(config.ib.account, confirmation=args.confirm_live, stdin=sys.stdin, prompt=sys.stderr)
-    asyncio.run(_run_engine(config, db, out))
+    asyncio.run(_run_engine(config, db, out, args.status_every))
     return EXIT_OK
 
 
-async def _run_engine(config: RunConfig, db: Path, out: TextIO) -> None:
+async def _run_engine(config: RunConfig, db: Path, out: TextIO, every: float) -> None:
     from slob.live.ib_ws_fetcher import IBWSFetcher
     from slob.live.live_trading_engine import LiveTradingEngine
 
@@ -143,30 +161,60 @@ async def _run_engine(config: RunConfig, db: Path, out: TextIO) -> None:
         candle_intervals=config.engine.candle_intervals, store_ticks=config.engine.store_ticks,
         setup_config=config.setup, trade=config.engine.trade, risk=config.risk,
     )
-    _report(engine, out)
+    fetcher = engine.fetcher
+    assert isinstance(fetcher, IBWSFetcher)
+
+    def multiplier(symbol: str) -> float:
+        details = fetcher.details_for(symbol)
+        try:
+            return float(details.contract.multiplier) if details is not None else 20.0
+        except (TypeError, ValueError):
+            return 20.0
+
+    def error(line: str) -> None:
+        print(f"slob: {for_command_line(line, NAME, OPTIONS)}", file=sys.stderr, flush=True)
+
+    watch = RunWatch(engine, say=lambda line: view.say(line), error=error, multiplier=multiplier)
+    mode = "LIVE" if live else "paper"
+    view = open_view(out, title=lambda: f"slob run: {mode} trading via {config.ib.host}:{config.ib.port}, store {db}",
+                     fields=lambda: watch.snapshot, every=every,
+                     waiting=f"connecting to {config.ib.host}:{config.ib.port}...")
+    watch.attach()
     quiet = _ClientIdNotices()
+    cancels = _OrderCancels()
     client_log = logging.getLogger("slob.ib.client")
+    client_log.addFilter(cancels)
     if not client_log.isEnabledFor(logging.INFO):  # at INFO/DEBUG the user asked for every line
         client_log.addFilter(quiet)
     try:
-        await engine.start()
-    except BaseException:
-        try:
-            await engine.stop()  # closes the store and whatever part of the session opened
-        except Exception:  # the start failure is the error to report
-            log.debug("stop after a failed start", exc_info=True)
-        raise
+        with view:
+            try:
+                await engine.start()
+            except BaseException:
+                try:
+                    await engine.stop()  # closes the store and whatever part of the session opened
+                except Exception:  # the start failure is the error to report
+                    log.debug("stop after a failed start", exc_info=True)
+                raise
+            finally:
+                client_log.removeFilter(quiet)
+            contracts = []
+            for symbol in engine.symbols:
+                details = fetcher.details_for(symbol)
+                local = details.contract.localSymbol if details is not None else ""
+                contracts.append(f"{symbol.upper()} -> {local}" if local else symbol.upper())
+            view.say(f"connected; streaming {', '.join(contracts)}. Ctrl-C or SIGTERM stops cleanly.")
+            refresher = asyncio.create_task(watch.refresh_forever(), name="slob-run-status")
+            try:
+                await engine.run()
+            finally:
+                refresher.cancel()
+                await asyncio.gather(refresher, return_exceptions=True)
     finally:
-        client_log.removeFilter(quiet)
-    contracts = []
-    fetcher = engine.fetcher
-    for symbol in engine.symbols:
-        details = fetcher.details_for(symbol) if isinstance(fetcher, IBWSFetcher) else None
-        local = details.contract.localSymbol if details is not None else ""
-        contracts.append(f"{symbol.upper()} -> {local}" if local else symbol.upper())
-    _say(out, f"connected; streaming {', '.join(contracts)}. Ctrl-C or SIGTERM stops cleanly.")
-    await engine.run()
+        client_log.removeFilter(cancels)
+        watch.detach()
     stats = engine.get_stats()
+    _say(out, "final: " + status_line(watch.fields()))
     orders = stats.get("orders")
     placed = f", {orders['placed_setups']} setups with orders" if orders else ""
     _say(out, f"stopped: {stats['feed'].get('ticks', 0)} trades, {stats['candles']} candles, "
@@ -174,66 +222,26 @@ async def _run_engine(config: RunConfig, db: Path, out: TextIO) -> None:
 
 
 class _ClientIdNotices(logging.Filter):
-    """While connecting, TWS's 326 (client id in use) is not logged per attempt:
-    ClientIdInUse reports it once, as the command's one error line."""
+    """While starting, the errors that end the start are not logged by the client as well:
+    326 (client id in use, per attempt) becomes ClientIdInUse, 200 ContractNotFound, the
+    market-data permission codes MarketDataNotSubscribed -- each reported once, as the
+    command's one error line."""
+
+    CODES = frozenset({326, 200, 354, 10089, 10168, 10186, 10189})
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args
-        return not (record.msg == "! %d %s (req %d)" and isinstance(args, tuple) and args and args[0] == 326)
+        return not (record.msg == "! %d %s (req %d)" and isinstance(args, tuple) and args and args[0] in self.CODES)
+
+
+class _OrderCancels(logging.Filter):
+    """TWS's 202 (order cancelled) is logged once, at INFO, by the order executor (and
+    shown as an event line); the client's own warning line for it would say it twice."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        return not (record.msg == "! %d %s (req %d)" and isinstance(args, tuple) and args and args[0] == 202)
 
 
 def _say(out: TextIO, line: str) -> None:
     print(line, file=out, flush=True)
-
-
-def _report(engine: LiveTradingEngine, out: TextIO) -> None:
-    """Status lines for what a user watches: first trade per symbol, connection changes,
-    setups and orders; errors the engine goes on after, on stderr."""
-    from slob.live.order_executor import BracketPlaced, SetupSkipped
-    from slob.live.setup_tracker import SetupChanged
-    from slob.model import ConnectionLost, ConnectionRestored, ContractRolled, ErrorReported, Tick
-
-    waiting = {s.upper() for s in engine.symbols}
-
-    def first_trade(tick: Tick) -> None:
-        if tick.symbol not in waiting:
-            return
-        waiting.discard(tick.symbol)
-        if not waiting:
-            stop_watching()
-        delayed = " (delayed)" if tick.delayed else ""
-        _say(out, f"{tick.symbol}: first trade {tick.price:.2f} x {tick.size:g} on {tick.contract} "
-                  f"at {tick.timestamp:%Y-%m-%d %H:%M:%S} UTC{delayed}")
-
-    def lost(event: ConnectionLost) -> None:
-        _say(out, f"connection lost ({event.cause}); reconnecting")
-
-    def restored(event: ConnectionRestored) -> None:
-        _say(out, f"connection restored ({event.cause})" + ("; data was lost, resubscribed" if event.data_lost else ""))
-
-    def rolled(event: ContractRolled) -> None:
-        _say(out, f"{event.symbol}: rolled {event.old} -> {event.new}")
-
-    def setup(event: SetupChanged) -> None:
-        _say(out, f"setup {event.setup_id} {event.direction.value} {event.state.value}"
-                  + (f": {event.reason}" if event.reason else ""))
-
-    def bracket(event: BracketPlaced) -> None:
-        _say(out, f"orders for {event.setup_id}: {event.direction} {event.quantity} {event.contract}, "
-                  f"stop {event.stop:.2f}, target {event.target:.2f}")
-
-    def skipped(event: SetupSkipped) -> None:
-        _say(out, f"setup {event.setup_id} not traded: {event.reason}")
-
-    def error(event: ErrorReported) -> None:
-        print(f"slob: {event.where}: {event.error}", file=sys.stderr, flush=True)
-
-    bus = engine.bus
-    stop_watching = bus.subscribe(Tick, first_trade)
-    bus.subscribe(ConnectionLost, lost)
-    bus.subscribe(ConnectionRestored, restored)
-    bus.subscribe(ContractRolled, rolled)
-    bus.subscribe(SetupChanged, setup)
-    bus.subscribe(BracketPlaced, bracket)
-    bus.subscribe(SetupSkipped, skipped)
-    bus.subscribe(ErrorReported, error)

@@ -14,6 +14,8 @@ import argparse
 import csv
 import dataclasses
 import datetime as dt
+import errno
+import ipaddress
 import json
 import math
 import re
@@ -32,8 +34,8 @@ if TYPE_CHECKING:
     from slob.testing import FakeTWS
     from slob.testing.scenario import Scenario, Trade
 
-__all__ = ["Fault", "FaultSchedule", "PLANTED_DAY", "build", "fault", "load_trades", "planted_day", "scenario",
-           "serve"]
+__all__ = ["DEFAULT_ACCOUNT", "Fault", "FaultSchedule", "PLANTED_DAY", "build", "fault", "load_trades", "loopback",
+           "planted_day", "scenario", "serve"]
 
 NAME = "sim"
 HELP = "run the fake TWS standalone (loopback only) until Ctrl-C, with a chosen scenario and scheduled faults"
@@ -328,11 +330,33 @@ def _scenarios(args: argparse.Namespace) -> tuple[dict[str, Scenario] | None, dt
 # -- the command -------------------------------------------------------------------------------
 
 
+#: The managed account by default: the original design's example (``account='DU123456'``)
+#: runs against ``slob sim`` exactly as written.
+DEFAULT_ACCOUNT = "DU123456"
+
+
+def loopback(text: str) -> str:
+    """A loopback address to bind (argparse type): the fake TWS is never reachable from
+    the network. ``localhost`` is 127.0.0.1."""
+    host = "127.0.0.1" if text.strip().lower() == "localhost" else text.strip()
+    try:
+        ok = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IP address; slob sim binds a loopback address "
+                                         "(127.0.0.1, the default, or ::1)") from None
+    if not ok:
+        raise argparse.ArgumentTypeError(f"{text} is not a loopback address: slob sim binds loopback only "
+                                         "(127.0.0.1, the default, or ::1), so no other machine can reach it")
+    return host
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)")
+    p.add_argument("--host", type=loopback, default="127.0.0.1",
+                   help="loopback address to bind: 127.0.0.1 (default) or ::1; nothing else is accepted")
     p.add_argument("--port", type=int, default=7497, help="port (default 7497, TWS paper; 0 = any free)")
     p.add_argument("--speed", type=speed, default=1.0,
-                   help="simulated seconds per real second (default 1; 'max' as fast as clients read)")
+                   help="simulated seconds per real second (default 1; 0 = paused: the clock stands still and "
+                        "nothing trades; 'max' = as fast as clients read)")
     p.add_argument("--start", type=when, default=None,
                    help="simulated start time, ISO or 'now' (default 2024-12-02T15:00Z; for --scenario planted "
                         "its date is the day to plant and its time, if any, where the clock starts -- a bare date "
@@ -347,7 +371,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--server-version", type=int, default=200, help="highest server version offered (100-200)")
     p.add_argument("--no-permission", action="append", default=[], metavar="ROOT",
                    help="a root without market-data permission (354 / delayed); repeatable")
-    p.add_argument("--account", action="append", default=None, help="managed account (default DU1234567)")
+    p.add_argument("--account", action="append", default=None,
+                   help=f"managed account; repeatable (default {DEFAULT_ACCOUNT}, as in the original design's example)")
 
 
 def build(args: argparse.Namespace) -> tuple[FakeTWS, str]:
@@ -358,7 +383,7 @@ def build(args: argparse.Namespace) -> tuple[FakeTWS, str]:
     paths, start, described = _scenarios(args)
     tws = FakeTWS(host=args.host, port=args.port, speed=args.speed, start=start, seed=args.seed, scenarios=paths,
                   server_version=args.server_version, no_permission=args.no_permission,
-                  accounts=args.account or ("DU1234567",))
+                  accounts=args.account or (DEFAULT_ACCOUNT,))
     return tws, described
 
 
@@ -378,13 +403,33 @@ def serve(tws: FakeTWS, faults: Iterable[Fault], stop: threading.Event, out: Tex
         schedule.stop()
 
 
+def _start(tws: FakeTWS, args: argparse.Namespace) -> None:
+    """Start ``tws``; a port that cannot be bound is a ConfigError naming the fix."""
+    try:
+        tws.start()
+    except RuntimeError as exc:
+        cause = exc.__cause__
+        if isinstance(cause, OSError) and cause.errno == errno.EADDRINUSE:
+            raise ConfigError(f"port {args.port} on {args.host} is already in use (another slob sim, or TWS / IB "
+                              "Gateway itself?): stop that, or choose another port with --port (0 = any free "
+                              "port)") from None
+        if isinstance(cause, OSError):
+            raise ConfigError(f"cannot listen on {args.host}:{args.port}: {cause.strerror or cause}; choose another "
+                              "--port (0 = any free port)") from None
+        raise
+
+
 def run(args: argparse.Namespace, out: TextIO) -> int:
     tws, described = build(args)
     stop = threading.Event()
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if main_thread else None
     try:
+        _start(tws, args)
         with tws:
+            from slob.testing.fake_history import record_from_now
+
+            record_from_now(tws)  # history from the moment it starts, not from the first client
             print(f"fake TWS listening on {tws.host}:{tws.port} (server version <= {tws.server_version}, "
                   f"clock {tws.clock.now():%Y-%m-%d %H:%M:%S} UTC at {args.speed:g}x); Ctrl-C stops it",
                   file=out, flush=True)

@@ -547,8 +547,7 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         when = _EPOCH + dt.timedelta(milliseconds=errorTime) if errorTime else dt.datetime.now(dt.timezone.utc)
         if errorCode == 326:
             self.client_id_rejected = True
-        if reqId in self._order_ids:  # an order's error, for on_order: never a request's (ids kept apart)
-            self._log_error(info.severity, errorCode, errorString, reqId)
+        if reqId in self._order_ids:  # an order's error, for on_order (which logs it): never a request's
             self._send(OrderError(reqId, errorCode, errorString, when))
             return
         if reqId in self._history_ids:  # a historical request's: its caller hears of it

@@ -37,11 +37,9 @@ def ibapi_info() -> IbapiInfo:
         import ibapi
         from ibapi.server_versions import MAX_CLIENT_VER
     except ImportError as exc:
-        raise IbapiMissing(
-            "IB's Python client `ibapi` is not installed. Install the pinned copy with "
-            "`pip install --require-hashes -r vendor/requirements.txt` (or run tools/test), "
-            "or IB's own TWS API installer; see vendor/README.md."
-        ) from exc
+        from slob import ibapi_missing
+
+        raise IbapiMissing(ibapi_missing() or f"IB's Python client cannot be imported ({exc})") from exc
     raw = getattr(ibapi, "VERSION", None)
     if isinstance(raw, dict):
         parts = (int(raw.get("major", 0)), int(raw.get("minor", 0)), int(raw.get("micro", 0)))

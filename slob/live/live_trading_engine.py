@@ -132,9 +132,10 @@ class LiveTradingEngine:
         self.paper_trading = paper_trading
         self.fetcher: Fetcher = self._make_fetcher(
             data_source, ib_fetcher, ib_config, alpaca_fetcher, alpaca_key_id, alpaca_secret_key, allow_live)
-        self._store_arg = store
-        self._data_dir = data_dir
         self.store: Store | None = store if isinstance(store, Store) else None
+        #: Where the store is (or will be): the file is created only once the feed is connected.
+        self.store_path: Path = (store.path if isinstance(store, Store) else Path(store) if store is not None
+                                 else default_db_path(data_dir))
         self.candle_intervals = tuple(candle_intervals)
         self.store_ticks = store_ticks
         self.on_candle = on_candle
@@ -147,7 +148,7 @@ class LiveTradingEngine:
         if trade and data_source == "ib":
             assert isinstance(self.fetcher, IBWSFetcher)
             self.executor = OrderExecutor(self.fetcher, risk=risk, publish=self.bus.publish,
-                                          allow_live=allow_live)
+                                          allow_live=allow_live, clock=self.exchange_now)
         self.aggregators: dict[str, CandleAggregator] = {}
         self.memory = memory or MemoryConfig()
         if self.memory.enabled and any(i % 60 for i in self.candle_intervals):
@@ -203,13 +204,11 @@ class LiveTradingEngine:
     # -- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the store, connect, subscribe, and start consuming ticks."""
+        """Connect, open the store, subscribe, and start consuming ticks. The store file is
+        created only once the connection is up: a start that cannot connect leaves none."""
         if self._started:
             return
-        if self.store is None:
-            arg = self._store_arg
-            path = Path(arg) if isinstance(arg, (str, Path)) else default_db_path(self._data_dir)
-            self.store = Store(path)
+        log.info("= engine starting: %s %s, store %s", self.data_source, self.symbols, self.store_path)
         fetcher = self.fetcher
         fetcher.on_tick = self._on_tick
         fetcher.on_error = self._on_error
@@ -219,10 +218,14 @@ class LiveTradingEngine:
             setattr(fetcher, "on_order", self.executor.on_order)
             # awaited by the session supervisor after every (re)connect and 1101
             setattr(fetcher, "on_reconcile", self.executor.reconcile)
-            self.executor.store = self.store
-        await self._begin_run(self.store)
         try:
             await fetcher.connect()
+            # No await between the connect and the executor having its store: a reconnect's
+            # reconciliation must see the store's intents (a setup is never placed twice).
+            store = self._open_store()
+            if self.executor is not None:
+                self.executor.store = store
+            await self._begin_run(store)
             if self.executor is not None:
                 self.executor.check_paper()
             await fetcher.subscribe(self.symbols)
@@ -231,7 +234,7 @@ class LiveTradingEngine:
             for symbol in self.symbols:
                 self.aggregators[symbol.upper()] = CandleAggregator(
                     symbol.upper(), self.candle_intervals, is_trading=self._trading_hours(symbol))
-            await self._prepare_memory(self.store)
+            await self._prepare_memory(store)
             self._listener = asyncio.create_task(self._listen(), name="slob-engine-listen")
             if self.executor is not None:
                 # Reconciled before any order: place() refuses until a reconciliation has
@@ -248,7 +251,14 @@ class LiveTradingEngine:
         self._quiet_timer = asyncio.create_task(self._close_quiet_candles(), name="slob-engine-candles")
         self._started = True
         log.info("= engine started: %s %s, paper=%s, store %s", self.data_source, self.symbols,
-                 self.paper_trading, self.store.path)
+                 self.paper_trading, self.store_path)
+
+    def _open_store(self) -> Store:
+        if self.store is None:
+            created = not self.store_path.exists()
+            self.store = Store(self.store_path)
+            log.info("= store %s (%s)", self.store_path, "created" if created else "opened")
+        return self.store
 
     async def _begin_run(self, store: Store) -> None:
         """Record this run; if the previous one never stopped cleanly, remember where its
@@ -663,7 +673,8 @@ class LiveTradingEngine:
             "restart_gap": None if self.restart_gap is None else self.restart_gap.seconds,
             "memory": self._memory_stats(),
             "feed": self.fetcher.get_stats(),
-            "store": str(self.store.path) if self.store is not None else None,
+            "store": str(self.store_path),
+            "store_open": self.store is not None,
         }
 
     def _memory_stats(self) -> dict[str, Any]:
@@ -677,3 +688,13 @@ class LiveTradingEngine:
             "levels_unknown": sorted(d.isoformat() for d in self.levels_unknown),
             **total,
         }
+
+    def exchange_now(self) -> dt.datetime:
+        """The exchange clock: the latest tick's exchange time plus the real time since it
+        arrived (so replayed and simulated feeds keep their own timeline); the wall clock
+        (UTC) before the first tick."""
+        seen = list(self._last_tick.values())
+        if not seen:
+            return dt.datetime.now(_UTC)
+        stamp, arrived = max(seen, key=lambda s: s[1])
+        return stamp + dt.timedelta(seconds=time.monotonic() - arrived)

@@ -39,6 +39,12 @@ Paper only unless explicitly allowed: the fetcher's config already refuses live 
 non-paper accounts; the executor checks again on every :meth:`OrderExecutor.place` (and in
 :meth:`OrderExecutor.start`) that the login manages paper accounts (``D…``) only, unless
 ``allow_live=True``.
+
+**One clock.** Every time the executor writes (an intent's ``created``, a status, a
+reconciliation's records) comes from ``clock``: the engine passes its exchange clock, the
+one fills carry (TWS's execution time), so a replayed or simulated day stores orders and
+fills on the same timeline. Without one it is the wall clock (UTC), which is exchange time
+within a second or so for a live feed.
 """
 
 from __future__ import annotations
@@ -142,8 +148,10 @@ class OrderExecutor:
         store: Store | None = None,
         allow_live: bool = False,
         commission_wait_seconds: float = 2.0,
+        clock: Callable[[], dt.datetime] | None = None,
     ) -> None:
         self.fetcher = fetcher
+        self.clock: Callable[[], dt.datetime] = clock or _wall_clock
         self.risk = risk or RiskConfig()
         self._publish = publish
         self.store = store
@@ -212,7 +220,7 @@ class OrderExecutor:
             executions = await self.fetcher.executions()
             positions = await self.fetcher.positions()
             boundary = self._reserve_boundary()
-            now = dt.datetime.now(_UTC)
+            now = self.clock()
             snapshot = TwsState(tuple(open_orders), tuple(executions), dict(self._reports), tuple(positions))
             records: list[object] = []
             for o in open_orders:
@@ -418,7 +426,7 @@ class OrderExecutor:
         intent = bracket(setup_id=setup.setup_id, symbol=setup.symbol, direction=setup.direction.value,
                          contract=ref, quantity=float(qty), stop=setup.stop, target=setup.target,
                          ids=(parent_id, tp_id, sl_id))
-        now = dt.datetime.now(_UTC)
+        now = self.clock()
         self.placed.add(setup.setup_id)
         self.intents[setup.setup_id] = intent
         await self._write_intent(intent, intent.legs, state="intent", now=now, entry=setup.entry)
@@ -466,7 +474,7 @@ class OrderExecutor:
             return "not reconciled with TWS yet (start() or reconcile() first): what is at TWS is unknown"
         if setup.setup_id in self.placed:
             return "already placed (reconciled from TWS or the store)"
-        today = self.daily.day(setup.at or dt.datetime.now(_UTC))
+        today = self.daily.day(setup.at or self.clock())
         if today <= -self.risk.max_daily_loss:
             return f"daily loss limit reached (realized {today:.2f} USD on this trading day)"
         if abs(self.position) + self.risk.contracts > self.risk.max_position:
@@ -482,7 +490,7 @@ class OrderExecutor:
         if isinstance(record, OrderUpdate):
             self._status[record.order_id] = next_status(self._status.get(record.order_id, ""), record.status)
             if store is not None:
-                store.add(OrderStatusRecord(record.order_id, record.status, record.at, perm_id=record.perm_id or None,
+                store.add(OrderStatusRecord(record.order_id, record.status, self.clock(), perm_id=record.perm_id or None,
                                             filled=record.filled, avg_fill_price=record.avg_fill_price or None,
                                             parent_id=record.parent_id or None))
         elif isinstance(record, Execution):
@@ -508,9 +516,14 @@ class OrderExecutor:
             self._remember(record.order_id, record.order_ref)
             self._status[record.order_id] = next_status(self._status.get(record.order_id, ""), record.status)
             if store is not None and record.status:
-                store.add(_status_from_open_order(record, dt.datetime.now(_UTC)))
+                store.add(_status_from_open_order(record, self.clock()))
         elif isinstance(record, OrderError):
-            log.warning("! order %d: %d %s", record.order_id, record.code, record.text)
+            if record.code == 202:  # cancelled: our own cancel, or OCA after the bracket's other exit filled
+                log.info("= order %d%s cancelled by TWS (202 %s)", record.order_id,
+                         f" of {self._setup_of[record.order_id]}" if record.order_id in self._setup_of else "",
+                         record.text.strip())
+            else:
+                log.warning("! order %d: %d %s", record.order_id, record.code, record.text)
         await self._emit(record)
 
     async def _emit(self, event: object) -> None:
@@ -519,6 +532,11 @@ class OrderExecutor:
 
 
 # -- records and IB objects -------------------------------------------------------------------
+
+
+def _wall_clock() -> dt.datetime:
+    return dt.datetime.now(_UTC)
+
 
 
 def _ib_contract(c: OrderContract) -> Contract:

@@ -32,6 +32,7 @@ from slob.soak.checks import (
     recoveries,
     verdict,
 )
+from slob.soak.child import ib_config, parse_options
 from slob.soak.faults import FAULT_KINDS
 from slob.soak.runner import Applied, RunRecord
 from slob.testing.fake_tws import Connection
@@ -71,6 +72,12 @@ def _iso(t: dt.datetime | None) -> str | None:
     return None if t is None else t.astimezone(dt.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
+#: Faults that leave one request without its answer (a pacing rejection, silence): their
+#: effect lasts until the engine's request time-out, plus its reconnect.
+_WAITED_OUT = frozenset({"pacing", "unanswered"})
+_RECONNECT_NS = 2_000_000_000
+
+
 def _start(a: Applied) -> tuple[int | None, dt.datetime | None, int | None]:
     """When an applied event took effect (monotonic, simulated), and when its armed fault
     fired (None: nothing armed). A triggered fault starts at its trigger -- the trigger (a
@@ -96,6 +103,7 @@ def build_report(record: RunRecord, store: StoreData) -> dict[str, Any]:
     end_ns = max([c.ended_ns for c in record.children if c.ended_ns] + [0])
 
     mine = [c for c in record.connections if c.client_id == cfg.client_id]
+    request_timeout = float(ib_config(7497, cfg.client_id, parse_options(cfg.ib_options)).request_timeout_seconds)
     inputs, outages = [], []
     for a in record.applied:
         start_ns, sim, fired_ns = _start(a)
@@ -104,7 +112,12 @@ def build_report(record: RunRecord, store: StoreData) -> dict[str, Any]:
                                         is_cme_open(sim or a.sim_at), fired_ns, a.healed_ns))
         if start_ns is None or sim is None:
             continue
-        back = first_tick_after(received, stamps, max(start_ns, fired_ns or 0, a.healed_ns or 0), _unix(sim))
+        healed = a.healed_ns or 0
+        if a.kind in _WAITED_OUT and fired_ns is not None:
+            # TWS rejected or ignored one request: the engine finds out only when it gives up
+            # waiting for the answer, and then replaces the session -- that outage is this fault's.
+            healed = max(healed, fired_ns + int(request_timeout * 1e9) + _RECONNECT_NS)
+        back = first_tick_after(received, stamps, max(start_ns, fired_ns or 0, healed), _unix(sim))
         end = by_received[back].timestamp if back is not None else record.sim_end
         back_ns = back if back is not None else 2**62
         if a.until is not None:

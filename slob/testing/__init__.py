@@ -65,6 +65,9 @@ def __getattr__(name: str) -> Any:
     module = _WHERE.get(name)
     if module is None:
         raise AttributeError(f"module 'slob.testing' has no attribute {name!r}")
+    import slob
+
+    slob.require_ibapi()  # one line saying what to install, not a traceback from deep inside
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

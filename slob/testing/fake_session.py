@@ -359,6 +359,7 @@ class Session(asyncio.Protocol):
             self.close()
             return
         self.client_id = client_id
+        self.tws._session_ready(self)  # its record first: no reader sees a ready client without it
         self.state = "ready"
         sv = self.server_version
         # TWS replays a returning client's open orders first (api_reconnect_active_order).
@@ -369,7 +370,7 @@ class Session(asyncio.Protocol):
             self.error(-1, 2104, farm="usfarm")
             self.error(-1, 2106, farm="ushmds")
             self.error(-1, 2158, farm="secdefnj")
-        self.tws._session_ready(self)
+        self.tws._notify()
 
     def _req_ids(self, req: Request) -> None:
         self.send(msg.next_valid_id(self.tws.next_order_id, self.server_version))

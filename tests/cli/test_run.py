@@ -32,6 +32,7 @@ from slob.testing import FakeTWS
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "reference" / "configuration.md"
 CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("SLOB_")}
 SECONDS = 30  # upper bound for any one wait on the child; never reached when things work
+STATUS = "connection "  # how `slob run`'s status lines begin
 
 
 @pytest.fixture(autouse=True)
@@ -297,12 +298,15 @@ class Child:
         self.proc = proc
 
     def line(self) -> str:
+        """The next event line (status lines, which come every --status-every seconds, are skipped)."""
         assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            err = self.proc.stderr.read() if self.proc.stderr else ""
-            raise AssertionError(f"slob run ended (exit {self.proc.wait(SECONDS)}): {err}")
-        return line.rstrip("\n")
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                err = self.proc.stderr.read() if self.proc.stderr else ""
+                raise AssertionError(f"slob run ended (exit {self.proc.wait(SECONDS)}): {err}")
+            if not line.startswith(STATUS):
+                return line.rstrip("\n")
 
     def finish(self, sig: signal.Signals | None = None) -> tuple[int, str, str]:
         if sig is not None:
@@ -403,10 +407,11 @@ def one_error_line(child: Child) -> str:
 
 def test_tws_not_running_is_one_line(tmp_path: Path) -> None:
     port = refused_port()
-    with slob_run("--port", str(port), "--db", str(tmp_path / "s.db")) as child:
+    with slob_run("--port", str(port), "--db", str(tmp_path / "store" / "s.db")) as child:
         line = one_error_line(child)
     assert line.startswith(f"slob: TWS/IB Gateway is not accepting API connections at 127.0.0.1:{port}")
     assert "Enable ActiveX and Socket Clients" in line
+    assert not (tmp_path / "store").exists()  # the store is created only once connected
 
 
 def test_a_port_that_is_not_the_api_is_one_line(tmp_path: Path) -> None:

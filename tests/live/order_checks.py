@@ -7,11 +7,20 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
+from slob.live.order_executor import TradePlan
+from slob.live.setup_tracker import Direction
 from slob.live.store import Store
 from slob.testing import FakeTWS
 from slob.testing.order_records import OrderInfo
 
 TERMINAL = {"Filled", "Cancelled", "ApiCancelled", "Inactive"}
+
+
+def plan(n: int = 1, direction: Direction = Direction.SHORT) -> TradePlan:
+    """Setup ``n`` of 2024-12-02 15:32: entry at market, stop and target 10 points away."""
+    if direction is Direction.SHORT:
+        return TradePlan(f"NQ-20241202-short-1532-{n}", "NQ", direction, 21010.0, 20990.0, None)
+    return TradePlan(f"NQ-20241202-long-1532-{n}", "NQ", direction, 20990.0, 21010.0, None)
 
 
 def by_ref(tws: FakeTWS) -> dict[str, list[OrderInfo]]:

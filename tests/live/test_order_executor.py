@@ -11,11 +11,12 @@ from typing import AsyncIterator
 
 import pytest
 import pytest_asyncio
+from order_checks import plan
 
 from slob.config.ib_config import IBConfig
 from slob.ib.errors import LiveTradingRefused
 from slob.live import IBWSFetcher
-from slob.live.order_executor import BracketPlaced, OrderExecutor, RiskConfig, SetupSkipped, TradePlan
+from slob.live.order_executor import BracketPlaced, OrderExecutor, RiskConfig, SetupSkipped
 from slob.live.setup_tracker import Direction
 from slob.live.store import Store
 from slob.orders import OrderError
@@ -24,12 +25,6 @@ from slob.testing import FakeTWS, ScriptedScenario
 UTC = dt.timezone.utc
 START = dt.datetime(2024, 12, 2, 15, 0, tzinfo=UTC)
 FLAT = ScriptedScenario.from_prices(START, [(s, 21000.0, 1) for s in range(1, 600)])
-
-
-def plan(n: int = 1, direction: Direction = Direction.SHORT) -> TradePlan:
-    if direction is Direction.SHORT:
-        return TradePlan(f"NQ-20241202-short-1532-{n}", "NQ", direction, 21010.0, 20990.0, None)
-    return TradePlan(f"NQ-20241202-long-1532-{n}", "NQ", direction, 20990.0, 21010.0, None)
 
 
 @pytest_asyncio.fixture

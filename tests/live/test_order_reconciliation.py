@@ -15,13 +15,12 @@ from typing import Any, AsyncIterator
 
 import pytest
 import pytest_asyncio
-from order_checks import bracket_problems, by_ref, report_pnl, store_problems
+from order_checks import bracket_problems, plan, by_ref, report_pnl, store_problems
 
 from slob.config.ib_config import IBConfig
 from slob.ib.errors import ConnectionLost, LiveTradingRefused, RequestTimedOut, SlobError
 from slob.live import IBWSFetcher
-from slob.live.order_executor import BracketPlaced, OrderExecutor, SetupSkipped, TradePlan
-from slob.live.setup_tracker import Direction
+from slob.live.order_executor import BracketPlaced, OrderExecutor, SetupSkipped
 from slob.live.store import Store
 from slob.model import ConnectionRestored
 from slob.testing import FakeTWS, FaultProxy, ScriptedScenario
@@ -31,12 +30,6 @@ START = dt.datetime(2024, 12, 2, 15, 0, tzinfo=UTC)
 # flat at 21000 for a minute, then down through the short's target (20990) and on
 PRICES = [(s, 21000.0, 1) for s in range(1, 60)] + [(60 + s, 20995.0 - s, 1) for s in range(0, 40)]
 SCRIPT = ScriptedScenario.from_prices(START, PRICES)
-
-
-def plan(n: int = 1, direction: Direction = Direction.SHORT) -> TradePlan:
-    if direction is Direction.SHORT:
-        return TradePlan(f"NQ-20241202-short-1532-{n}", "NQ", direction, 21010.0, 20990.0, None)
-    return TradePlan(f"NQ-20241202-long-1532-{n}", "NQ", direction, 20990.0, 21010.0, None)
 
 
 @pytest_asyncio.fixture

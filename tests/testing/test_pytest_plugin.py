@@ -141,7 +141,8 @@ def test_without_ibapi_the_fixtures_say_what_to_install(pytester: pytest.Pyteste
     '''
     result = run(pytester, source)
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*fake_eclient fixture needs IB's TWS API client*pip install 'slob?ibapi?'*"])
+    result.stdout.fnmatch_lines(["*fake_eclient fixture*IB's Python client (ibapi) is not installed: "
+                                 "pip install 'ibapi-stable==10.50.2'*"])
 
 
 def test_loading_the_plugin_imports_no_ibapi(pytester: pytest.Pytester) -> None:
