@@ -43,7 +43,7 @@ import asyncio
 import datetime as dt
 import logging
 from dataclasses import dataclass, field, replace
-from typing import Awaitable, Callable, Protocol
+from typing import Any, Awaitable, Callable, Protocol
 
 from slob.ib.errors import ConnectionLost, RequestTimedOut, SlobError
 from slob.live.candle_aggregator import CandleAggregator
@@ -51,7 +51,7 @@ from slob.live.store_records import HistorySpan
 from slob.live.warmup import MINUTE, MemoryConfig, Range, floor_minute, missing_ranges, overlaps, trading_minutes
 from slob.model import Candle, Gap, HistoryFilled, HistoryUnavailable, Tick
 
-__all__ = ["GapFiller", "History", "Origin"]
+__all__ = ["GapFiller", "History", "Origin", "memory_stats"]
 
 log = logging.getLogger("slob.live.gapfill")
 
@@ -449,3 +449,16 @@ class GapFiller:
                  f", {len(hold.missing)} stretch(es) missing" if hold.missing else "")
         await self._publish(HistoryFilled(self.symbol, first, join, hold.cause, hold.stored, hold.bars,
                                           hold.requests, tuple(hold.missing)))
+
+
+def memory_stats(fillers: dict[str, GapFiller], config: MemoryConfig, levels_unknown: set[dt.date]) -> dict[str, Any]:
+    """The engine's ``get_stats()["memory"]``: totals over the symbols' fillers."""
+    keys = next(iter(fillers.values())).stats if fillers else {}
+    return {
+        "enabled": config.enabled,
+        "holding": sorted(s for s, f in fillers.items() if f.holding),
+        "joined_at": {s: f.joined_at.isoformat() if f.joined_at else None for s, f in fillers.items()},
+        "missing_minutes": sum(int((e - s) / MINUTE) for f in fillers.values() for s, e in f.missing),
+        "levels_unknown": sorted(d.isoformat() for d in levels_unknown),
+        **{k: sum(f.stats[k] for f in fillers.values()) for k in keys},
+    }

@@ -62,13 +62,13 @@ from slob.ib.errors import ConfigError, LiveTradingRefused, SlobError
 from slob.live.callbacks import invoke
 from slob.live.candle_aggregator import CandleAggregator
 from slob.live.event_bus import EventBus
-from slob.live.gapfill import GapFiller, History, Origin
+from slob.live.gapfill import GapFiller, History, Origin, memory_stats
 from slob.live.ib_ws_fetcher import IBWSFetcher
 from slob.live.order_executor import OrderExecutor, RiskConfig, SetupSkipped, TradePlan
-from slob.live.sessions import LONDON, CmeHours, us_equity_open
+from slob.live.sessions import CmeHours, us_equity_open
 from slob.live.setup_tracker import SetupChanged, SetupConfig, SetupReady, SetupTracker, State
 from slob.live.store import CandleRecord, RunStarted, RunStopped, Store, default_db_path
-from slob.live.warmup import MINUTE, MemoryConfig, floor_minute, fresh, levels_known, trusted, warmup_start
+from slob.live.warmup import MINUTE, Levels, MemoryConfig, floor_minute, fresh, trusted, warmup_start
 from slob.model import (Candle, CandleClosed, ConnectionLost, ConnectionRestored, ErrorReported, Gap, HistoryFilled,
                         HistoryUnavailable, Tick)
 
@@ -158,8 +158,9 @@ class LiveTradingEngine:
         #: One GapFiller per symbol (market memory on): warm-up and gap fill.
         self.fillers: dict[str, GapFiller] = {}
         self._filler_tasks: list[asyncio.Task[None]] = []
+        self._levels = Levels()
         #: Trading days whose LSE session has minutes nobody could supply.
-        self.levels_unknown: set[dt.date] = set()
+        self.levels_unknown: set[dt.date] = self._levels.unknown
         #: End of the last 1-minute candle each symbol's tracker (and orders) handled.
         self.processed_until: dict[str, dt.datetime] = {}
         self._progress = asyncio.Condition()
@@ -181,7 +182,6 @@ class LiveTradingEngine:
         self._drain: asyncio.Task[None] | None = None
         self._restart_from: dt.datetime | None = None  # last data of a run that did not stop cleanly
         self._last_data: dt.datetime | None = None  # the store's, when this run began
-        self._seen_first_tick = False
         #: The Gap recorded because the previous run did not stop cleanly (None: it did).
         self.restart_gap: Gap | None = None
 
@@ -402,7 +402,7 @@ class LiveTradingEngine:
                 return
             filler.saw(tick.timestamp)
         elif not self.memory.enabled:
-            self._check_start_levels(tick)
+            self._say_levels(self._levels.first_tick(tick.timestamp), tick.timestamp, tick.timestamp)
         for candle in aggregator.add(tick):
             await self._candle(candle)
 
@@ -608,34 +608,21 @@ class LiveTradingEngine:
             self._record(ErrorReported("history", SlobError(
                 f"unavailable for {event.symbol} {event.start.isoformat()} .. {event.end.isoformat()}: "
                 f"{event.reason}")))
-            self._update_levels([(event.start, event.end)])
-        elif isinstance(event, HistoryFilled) and event.missing:
-            self._update_levels(list(event.missing))
+            self._say_levels(self._levels.missed(event.start, event.end), event.start, event.end)
+        elif isinstance(event, HistoryFilled):
+            for start, end in event.missing:
+                self._say_levels(self._levels.missed(start, end), start, end)
         await self.bus.publish(event)
 
     def _record(self, record: object) -> None:
         if self.store is not None and not self._stopping:
             self.store.add(record)
 
-    def _update_levels(self, missing: list[tuple[dt.datetime, dt.datetime]]) -> None:
-        for start, end in missing:
-            day, last = start.astimezone(LONDON).date(), end.astimezone(LONDON).date()
-            while day <= last:
-                if day.weekday() < 5 and not levels_known(day, [(start, end)]) and day not in self.levels_unknown:
-                    self.levels_unknown.add(day)
-                    log.warning("! the LSE session of %s is incomplete (no data %s .. %s): its setups will not be "
-                                "traded%s", day, start.isoformat(), end.isoformat(),
-                                "" if not self.memory.trade_without_levels else " -- trade_without_levels is on")
-                day += dt.timedelta(days=1)
-
-    def _check_start_levels(self, tick: Tick) -> None:
-        """Market memory off: a day the engine joined after its LSE open has unknown levels."""
-        if self._seen_first_tick:
-            return
-        self._seen_first_tick = True
-        start = warmup_start(tick.timestamp)
-        if start is not None and tick.timestamp > start:
-            self._update_levels([(start, floor_minute(tick.timestamp) + MINUTE)])
+    def _say_levels(self, days: list[dt.date], start: dt.datetime, end: dt.datetime) -> None:
+        for day in days:
+            log.warning("! the LSE session of %s is incomplete (no data %s .. %s): its setups will not be traded%s",
+                        day, start.isoformat(), end.isoformat(),
+                        "" if not self.memory.trade_without_levels else " -- trade_without_levels is on")
 
     async def caught_up(self, until: dt.datetime, symbols: Sequence[str] | None = None,
                         timeout: float | None = None) -> None:
@@ -671,22 +658,10 @@ class LiveTradingEngine:
                 "store_differences": len(self.executor.store_differences),
                 "cancels_sent": self.executor.cancels_sent, "repairs_placed": self.executor.repairs_placed},
             "restart_gap": None if self.restart_gap is None else self.restart_gap.seconds,
-            "memory": self._memory_stats(),
+            "memory": memory_stats(self.fillers, self.memory, self.levels_unknown),
             "feed": self.fetcher.get_stats(),
             "store": str(self.store_path),
             "store_open": self.store is not None,
-        }
-
-    def _memory_stats(self) -> dict[str, Any]:
-        fillers = self.fillers.values()
-        total = {k: sum(f.stats[k] for f in fillers) for k in next(iter(fillers)).stats} if fillers else {}
-        return {
-            "enabled": self.memory.enabled,
-            "holding": sorted(s for s, f in self.fillers.items() if f.holding),
-            "joined_at": {s: f.joined_at.isoformat() if f.joined_at else None for s, f in self.fillers.items()},
-            "missing_minutes": sum(int((e - s) / MINUTE) for f in fillers for s, e in f.missing),
-            "levels_unknown": sorted(d.isoformat() for d in self.levels_unknown),
-            **total,
         }
 
     def exchange_now(self) -> dt.datetime:

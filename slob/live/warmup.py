@@ -41,7 +41,7 @@ from slob.live.sessions import LONDON, lse_session
 from slob.model import Candle
 
 __all__ = [
-    "MINUTE", "MemoryConfig", "Range", "Stored", "floor_minute", "fresh", "levels_known", "minutes", "missing_ranges",
+    "MINUTE", "Levels", "MemoryConfig", "Range", "Stored", "floor_minute", "fresh", "levels_known", "minutes", "missing_ranges",
     "overlaps", "trading_minutes", "trusted", "warmup_start",
 ]
 
@@ -168,6 +168,35 @@ def levels_known(day: dt.date, missing: Iterable[Range]) -> bool:
         return True
     session = lse_session(day)
     return not any(overlaps(session, m) for m in missing)
+
+
+class Levels:
+    """The trading days whose LSE session has minutes nobody could supply: their high and
+    low are unknown (``unknown``). ``missed`` adds what a missing stretch touches and
+    returns the days newly unknown (to say so once)."""
+
+    def __init__(self) -> None:
+        self.unknown: set[dt.date] = set()
+        self._first_seen = False
+
+    def missed(self, start: dt.datetime, end: dt.datetime) -> list[dt.date]:
+        new = []
+        day, last = start.astimezone(LONDON).date(), end.astimezone(LONDON).date()
+        while day <= last:
+            if day.weekday() < 5 and day not in self.unknown and not levels_known(day, [(start, end)]):
+                self.unknown.add(day)
+                new.append(day)
+            day += dt.timedelta(days=1)
+        return new
+
+    def first_tick(self, t: dt.datetime) -> list[dt.date]:
+        """Without market memory: the first tick after a day's LSE open leaves that day's
+        levels unknown (the session before it was not seen)."""
+        if self._first_seen:
+            return []
+        self._first_seen = True
+        start = warmup_start(t)
+        return self.missed(start, floor_minute(t) + MINUTE) if start is not None else []
 
 
 def fresh(trigger_at: dt.datetime, now: dt.datetime) -> bool:
