@@ -32,7 +32,7 @@ import datetime as dt
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -177,12 +177,16 @@ class Driver:
             pass
 
 
-async def run_plan(plan: Plan, db: Path) -> Outcome:
+Hook = Callable[["Driver"], Awaitable[None]]
+
+
+async def run_plan(plan: Plan, db: Path, *, first_start: Hook | None = None) -> Outcome:
+    """``first_start`` (if given) starts the first engine instead of ``driver.start()``."""
     async with FakeTWS(start=OPEN, speed=0, scenarios={"NQ": SCRIPT}) as tws:
         driver = Driver(tws, db)
         for at in STEPS[:plan.start]:
             await driver.play(at)
-        await driver.start()
+        await (first_start or Driver.start)(driver)
         at_step = {d.after: d for d in plan.disruptions}
         assert all(d.after + d.lost + 1 < len(STEPS) for d in plan.disruptions), "a fenced step must follow"
         i = plan.start

@@ -189,6 +189,37 @@ async def test_a_1101_in_a_consolidation_is_filled_and_the_setup_lives(tmp_path:
 
 
 @pytest.mark.asyncio
+async def test_a_drop_during_the_warm_up_only_moves_the_join(tmp_path: Path) -> None:
+    want = await asyncio.to_thread(reference, tmp_path)
+
+    async def start_into_a_drop(driver: Driver) -> None:
+        driver.tws.drop_on_next_request("REQ_HISTORICAL_DATA", answered=False)  # the morning's bars
+        await driver.start()
+        # the warm-up's request cut the session; stepping on waits for the new one
+        seen = [await asyncio.wait_for(driver.connection.get(), FENCE) for _ in range(2)]
+        assert [type(e).__name__ for e in seen] == ["ConnectionLost", "ConnectionRestored"]
+
+    got = await run_plan(Plan(start=AT_1500), tmp_path / "drop.sqlite3", first_start=start_into_a_drop)
+    check(got, want)
+
+
+@pytest.mark.asyncio
+async def test_a_stop_during_the_warm_up_then_a_new_start(tmp_path: Path) -> None:
+    want = await asyncio.to_thread(reference, tmp_path)
+
+    async def stopped_while_waiting(driver: Driver) -> None:
+        driver.tws.ignore_next_request("REQ_HISTORICAL_DATA")  # the morning's bars never come
+        await driver.start()
+        assert driver.engine is not None and driver.engine.fillers["NQ"].holding
+        await asyncio.to_thread(driver.tws.wait_for_request, "REQ_HISTORICAL_DATA")
+        await driver.stop()  # a clean stop mid-warm-up: nothing half-replayed is left
+        await driver.start()
+
+    got = await run_plan(Plan(start=AT_1500), tmp_path / "stop.sqlite3", first_start=stopped_while_waiting)
+    check(got, want)
+
+
+@pytest.mark.asyncio
 async def test_a_restart_asks_history_only_for_what_the_store_lacks(tmp_path: Path) -> None:
     db = tmp_path / "store.sqlite3"
     async with FakeTWS(start=OPEN, speed=0, scenarios={"NQ": SCRIPT}) as tws:
