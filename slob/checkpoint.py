@@ -22,6 +22,14 @@ weekend is no gap, and one that spans a halt is split into the open parts before
 it. A gap whose real span overlaps a recorded outage (ConnectionLost ... ConnectionRestored)
 is *explained* by that outage's cause; the others are *unexplained*.
 
+**Market memory.** Each recorded :class:`~slob.model.Gap` (in exchange time) marks the
+minutes the feed may have lost: from the minute of its start to the minute of its end.
+The command asks IB's history for them once the stream is over (:meth:`CheckpointRecorder.gap_spans`,
+:meth:`CheckpointRecorder.filled`), and the report tells the run's CME trading minutes
+apart: *live* (no gap touched them), *from history* (a gap touched them and history
+answered) and *missing* (a gap touched them and history could not be had). This does not
+change the verdict: the gaps are judged as quiet periods above.
+
 **Verdict** (all four must hold for PASS): at least one tick; every tick for the subscribed
 symbol; no unexplained gap longer than ``max_gap_seconds``; every outage recovered (each
 ConnectionLost followed by a ConnectionRestored before the end, and the feed did not give up).
@@ -33,12 +41,12 @@ import collections
 import datetime as dt
 import re
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from slob.live.candle_aggregator import CandleAggregator
 from slob.live.sessions import CmeHours
 from slob.live.symbols import MONTH_CODES, parse_symbol
-from slob.model import Candle, ConnectionLost, ConnectionRestored, ContractRolled, Tick
+from slob.model import Candle, ConnectionLost, ConnectionRestored, ContractRolled, Gap, Tick
 
 __all__ = [
     "FORMAT",
@@ -70,6 +78,13 @@ def _iso(t: dt.datetime | None) -> str | None:
 
 def _r(x: float, digits: int = 3) -> float:
     return round(x, digits)
+
+
+_MINUTE = dt.timedelta(minutes=1)
+
+
+def _floor_minute(t: dt.datetime) -> dt.datetime:
+    return t.replace(second=0, microsecond=0)
 
 
 # -- clocks and market hours ------------------------------------------------------------
@@ -396,6 +411,8 @@ class CheckpointRecorder:
         self.candles_by_interval: collections.Counter[int] = collections.Counter()
         self.filled_candles = 0
         self.last_real: dt.datetime = stream_start
+        self.outage_gaps: list[Gap] = []
+        self._supplied: dict[tuple[dt.datetime, dt.datetime], tuple[int | None, str]] = {}
 
     # -- input ---------------------------------------------------------------------------
 
@@ -431,6 +448,24 @@ class CheckpointRecorder:
             self.outage_log.restored(real_at, event.cause, event.data_lost)
         elif isinstance(event, ContractRolled):
             self.rolls.append(event)
+        elif isinstance(event, Gap):
+            self.outage_gaps.append(event)
+
+    def gap_spans(self) -> list[tuple[dt.datetime, dt.datetime]]:
+        """The minutes the recorded gaps may have lost, merged: ``[start, end)`` minute
+        boundaries (exchange time) to ask IB's history for."""
+        spans = sorted((_floor_minute(g.start), _floor_minute(g.end) + _MINUTE) for g in self.outage_gaps)
+        merged: list[tuple[dt.datetime, dt.datetime]] = []
+        for a, b in spans:
+            if merged and a <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+            else:
+                merged.append((a, b))
+        return merged
+
+    def filled(self, span: tuple[dt.datetime, dt.datetime], bars: Sequence[Candle] | None, reason: str = "") -> None:
+        """History's answer for a span of :meth:`gap_spans`: its bars, or None with why not."""
+        self._supplied[span] = (None if bars is None else len(bars), reason)
 
     def error(self, error: BaseException | str, real_at: dt.datetime) -> None:
         self.error_count += 1
@@ -548,7 +583,33 @@ class CheckpointRecorder:
                 "late_ticks": self.candles.late_ticks,
             },
             "errors": {"count": self.error_count, "first": list(self.errors)},
+            "memory": self._memory(run_start_x, run_end_x),
             "feed_stats": dict(stats),
+        }
+
+    def _memory(self, start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
+        """The run's CME trading minutes: live, from history, missing (see the module docstring)."""
+        first, last = _floor_minute(start), _floor_minute(end)
+        spans = self.gap_spans()
+        live = history = missing = 0
+        m = first
+        while m < last:
+            if self.hours.is_open(m):
+                span = next((s for s in spans if s[0] <= m < s[1]), None)
+                if span is None:
+                    live += 1
+                elif self._supplied.get(span, (None, ""))[0] is not None:
+                    history += 1
+                else:
+                    missing += 1
+            m += _MINUTE
+        return {
+            "live_minutes": live, "history_minutes": history, "missing_minutes": missing,
+            "gaps": len(self.outage_gaps),
+            "spans": [{"start": _iso(a), "end": _iso(b), "bars": self._supplied.get((a, b), (None, ""))[0],
+                       "filled": self._supplied.get((a, b), (None, ""))[0] is not None,
+                       "why_not": self._supplied.get((a, b), (None, "not asked"))[1] or None}
+                      for a, b in spans],
         }
 
 
@@ -638,6 +699,13 @@ def render_text(report: Mapping[str, Any]) -> str:
         added = "no failing fault added" if extra == "none" else f"--sim-fault {extra} added (the run should FAIL)"
         lines.append(f"sim faults  {len(fired)} injected: the recoverable schedule, {added}")
         lines += [f"  +{f['at_seconds']:6.2f} s  {f['fault']}" for f in fired]
+    memory = report.get("memory")
+    if memory:
+        lines.append(f"memory      {memory['live_minutes']} trading minutes live, {memory['history_minutes']} from "
+                     f"IB's history, {memory['missing_minutes']} missing ({memory['gaps']} gap(s))")
+        lines += [f"  {_hms(s['start'])} -> {_hms(s['end'])[11:]}  "
+                  + (f"filled ({s['bars']} bars)" if s["filled"] else f"NOT FILLED: {s['why_not']}")
+                  for s in memory["spans"]]
     errors = report["errors"]
     if errors["count"]:
         lines.append(f"errors      {errors['count']}")

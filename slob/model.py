@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
@@ -22,6 +22,8 @@ __all__ = [
     "ContractRolled",
     "ErrorReported",
     "Gap",
+    "HistoryFilled",
+    "HistoryUnavailable",
     "Quote",
     "Tick",
     "fast_constructor",
@@ -80,15 +82,49 @@ class ConnectionRestored:
 
 @dataclass(frozen=True, slots=True)
 class Gap:
-    """An outage: no data could arrive from ``start`` to ``end``."""
+    """An outage: no data could arrive from ``start`` to ``end``.
+
+    ``filled``: the minutes it may have lost were requested from IB's historical bars and
+    merged before the strategy saw the next live candle (slob.live.gapfill); it is not part
+    of equality -- a filled gap is the same outage.
+    """
 
     start: dt.datetime
     end: dt.datetime
     cause: str
+    filled: bool = field(default=False, compare=False)
 
     @property
     def seconds(self) -> float:
         return (self.end - self.start).total_seconds()
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryFilled:
+    """The minutes ``[start, end)`` of ``symbol`` were supplied whole -- from the store and
+    from IB's historical bars -- and replayed through the candles and the strategy; live
+    ticks build the candles from ``end`` on. ``cause``: ``"warm-up"`` or the outage's.
+    ``missing``: the stretches history could not supply (no candles there)."""
+
+    symbol: str
+    start: dt.datetime
+    end: dt.datetime
+    cause: str
+    stored: int  # 1-minute candles taken from the store
+    bars: int  # 1-minute bars received from TWS
+    requests: int  # history requests made
+    missing: tuple[tuple[dt.datetime, dt.datetime], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryUnavailable:
+    """IB's historical bars for ``[start, end)`` of ``symbol`` could not be had (``reason``:
+    the error, or why the answer was not believed); those minutes have no candles."""
+
+    symbol: str
+    start: dt.datetime
+    end: dt.datetime
+    reason: str
 
 
 @dataclass(frozen=True, slots=True)

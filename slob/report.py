@@ -25,6 +25,12 @@ record is assigned to the trading day of its time (UTC in the store).
   of the recorded outages it overlaps, or ``no data recorded`` (the engine was not
   running, or the feed was silent without TWS saying why).
 
+**Market memory** (docs/history.md) tells three kinds of minutes apart: *live* coverage
+(above: what the engine saw on its socket), *history-filled* minutes -- trading time not
+covered live whose 1-minute candle came from IB's history (warm-up, gap fill, ``slob
+history``; ``history_minutes``) -- and minutes still *missing*, neither. A gap row is
+``filled`` when history supplied every minute of it. Uptime stays the live figure.
+
 **Trades** are closed brackets: the fills of each setup's orders (``orders.setup_id`` is
 IB's ``orderRef``), in time order, from the first fill until the position is flat again.
 A trade belongs to the trading day of its exit. Its P&L is IB's realized P&L of the
@@ -92,7 +98,9 @@ class ReportInput:
 
     ``tick_minutes`` maps a minute (minutes since the epoch, UTC) to its number of stored
     ticks; ``candle_minutes`` maps each minute with a stored 1-minute candle to its trade
-    count (0 for a flat, filled candle). ``events``, ``setups``, ``orders`` and ``fills``
+    count (0 for a flat, filled candle); ``history_minutes`` the minutes whose stored
+    candle came from IB's history (they may be in ``candle_minutes`` too: they count as
+    history, not live). ``events``, ``setups``, ``orders`` and ``fills``
     may reach outside the range; they are assigned to days here.
     """
 
@@ -102,6 +110,7 @@ class ReportInput:
     tick_minutes: Mapping[int, int] = field(default_factory=dict)
     candle_minutes: Mapping[int, int] = field(default_factory=dict)
     events: Sequence[ConnectionEvent] = ()
+    history_minutes: Mapping[int, int] = field(default_factory=dict)
     setups: Sequence[SetupRecord] = ()
     orders: Sequence[OrderRecord] = ()
     fills: Sequence[FillRecord] = ()
@@ -142,10 +151,16 @@ class DayReport:
     setup_states: Mapping[str, int]
     trades: tuple[TradeRow, ...]
     open_trades: int
+    history_seconds: float = 0.0  # trading time not covered live, supplied by IB's history
 
     @property
     def uptime(self) -> float | None:
         return self.covered_seconds / self.trading_seconds if self.trading_seconds > 0 else None
+
+    @property
+    def missing_seconds(self) -> float:
+        """Trading time neither covered live nor filled from history."""
+        return max(0.0, self.trading_seconds - self.covered_seconds - self.history_seconds)
 
     @property
     def gap_seconds(self) -> float:
@@ -316,11 +331,12 @@ def _outages(events: Sequence[ConnectionEvent], data_minutes: Sequence[int], hor
     return out
 
 
-def _gap_rows(uncovered: list[Span], outages: list[_Outage]) -> list[Gap]:
+def _gap_rows(uncovered: list[Span], outages: list[_Outage], filled: list[Span]) -> list[Gap]:
     rows = []
     for start, end in uncovered:
         causes = list(dict.fromkeys(o.cause for o in outages if o.start < end and o.end > start))
-        rows.append(Gap(_time(start), _time(end), "; ".join(causes) or NO_DATA))
+        whole = not _subtract([(start, end)], filled)
+        rows.append(Gap(_time(start), _time(end), "; ".join(causes) or NO_DATA, filled=whole))
     return rows
 
 
@@ -407,9 +423,12 @@ def build_report(data: ReportInput) -> Report:
     if data.now.tzinfo is None:
         raise ValueError("now must be tz-aware")
     now = _seconds(data.now)
-    evidence = _minute_spans(set(data.tick_minutes) | set(data.candle_minutes))
+    history = set(data.history_minutes)
+    live_candles = {m: n for m, n in data.candle_minutes.items() if m not in history}
+    evidence = _minute_spans(set(data.tick_minutes) | set(live_candles))
+    history_spans = _minute_spans(history)
     traded = [m for m, n in data.tick_minutes.items() if n > 0]
-    traded += [m for m, n in data.candle_minutes.items() if n > 0]
+    traded += [m for m, n in live_candles.items() if n > 0]
     outages = _outages(data.events, traded, now)
     outage_spans = _union((o.start, o.end) for o in outages)
     setups = {s.id: s for s in data.setups}
@@ -421,13 +440,15 @@ def build_report(data: ReportInput) -> Report:
         lo, hi = day_bounds(day)
         trading = _trading_spans(data.hours, lo, min(hi, data.now)) if lo < data.now else []
         covered = _subtract(_intersect(evidence, trading), outage_spans)
+        uncovered = _subtract(trading, covered)
+        filled = _intersect(uncovered, history_spans)
         events = [e for e in data.events if trading_day(_event_time(e)) == day]
         start_minute, end_minute = int(_seconds(lo)) // 60, int(_seconds(hi)) // 60
         report = DayReport(
             day=day,
             trading_seconds=_length(trading),
             covered_seconds=_length(covered),
-            gaps=tuple(_gap_rows(_subtract(trading, covered), outages)),
+            gaps=tuple(_gap_rows(uncovered, outages, filled)),
             outages=sum(1 for e in events if isinstance(e, ConnectionLost)),
             reconnects_socket=sum(1 for e in events if isinstance(e, ConnectionRestored)
                                   and not e.cause.startswith("IB ")),
@@ -438,6 +459,7 @@ def build_report(data: ReportInput) -> Report:
             setup_states=dict(Counter(s.state for s in data.setups if trading_day(s.created) == day)),
             trades=tuple(t for t in closed if trading_day(t.exit_time) == day),
             open_trades=sum(1 for t in still_open if trading_day(t) == day),
+            history_seconds=_length(filled),
         )
         if report.trading_seconds > 0 or _active(report):
             days.append(report)
@@ -460,6 +482,7 @@ def build_report(data: ReportInput) -> Report:
         setup_states=dict(states),
         trades=tuple(t for d in days for t in d.trades),
         open_trades=sum(d.open_trades for d in days),
+        history_seconds=sum(d.history_seconds for d in days),
     )
     setup_of = {o.order_id: o.setup_id for o in data.orders}
     unattributed = sum(1 for f in data.fills
@@ -519,7 +542,10 @@ def _day_json(d: DayReport) -> dict[str, Any]:
         "trading_seconds": round(d.trading_seconds, 3),
         "covered_seconds": round(d.covered_seconds, 3),
         "uptime": None if d.uptime is None else round(d.uptime, 6),
+        "history_seconds": round(d.history_seconds, 3),
+        "missing_seconds": round(d.missing_seconds, 3),
         "gaps": len(d.gaps),
+        "gaps_filled": sum(1 for g in d.gaps if g.filled),
         "gap_seconds": round(d.gap_seconds, 3),
         "outages": d.outages,
         "reconnects": d.reconnects,
@@ -556,8 +582,8 @@ def report_json(report: Report) -> dict[str, Any]:
         "empty": report.empty,
         "days": [_day_json(d) for d in report.days],
         "total": _day_json(report.total),
-        "gaps": [{"start": _iso(g.start), "end": _iso(g.end), "seconds": round(g.seconds, 3), "cause": g.cause}
-                 for g in report.total.gaps],
+        "gaps": [{"start": _iso(g.start), "end": _iso(g.end), "seconds": round(g.seconds, 3), "cause": g.cause,
+                  "filled": g.filled} for g in report.total.gaps],
         "gap_causes": causes,
         "trades": [{
             "setup_id": t.setup_id, "symbol": t.symbol, "direction": t.direction, "quantity": t.quantity,

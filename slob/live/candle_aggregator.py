@@ -38,6 +38,18 @@ any other: the open candle closes at its normal time and the aggregation continu
 candle carries the ``contract`` of its last tick, so the candle of the roll minute may mix
 both contracts' prices and is labelled with the new one; flat candles after it use the new
 contract's last price. (slob.live.feed_switch makes the switch a single moment.)
+
+**Market memory** (slob.live.gapfill): the engine may replace minutes with IB's historical
+bars. :meth:`~CandleAggregator.cut` forgets every trade from a boundary of the finest
+interval on -- the open finest candle, and the part of every coarser open candle that came
+after the boundary (a snapshot of the coarser candles is kept at the start of each finest
+bucket for this) -- so those minutes can be supplied again whole with
+:meth:`~CandleAggregator.add_bar`, which merges a finished candle of the finest interval
+as if its trades had come (the same OHLCV, volume and trade count), fills the quiet
+buckets before it and closes it at once. Minutes that history could not supply are
+stepped over with :meth:`~CandleAggregator.skip`: no flat candles there, since nobody
+knows they were quiet. The three need every interval to be a multiple of the finest
+(ValueError otherwise), which the 60/300 default is.
 """
 
 from __future__ import annotations
@@ -81,6 +93,34 @@ class _Bar:
     contract: str
 
 
+    def copy(self) -> _Bar:
+        return _Bar(self.start, self.open, self.high, self.low, self.close, self.volume, self.trades,
+                    self.contract)
+
+    def merge(self, c: Candle) -> None:
+        """Add a finished candle's trades (it comes after everything merged so far)."""
+        if c.high > self.high:
+            self.high = c.high
+        if c.low < self.low:
+            self.low = c.low
+        self.close = c.close
+        self.volume += c.volume
+        self.trades += c.trades
+        self.contract = c.contract
+
+
+@dataclass(slots=True)
+class _Snapshot:
+    """The coarser series, the last price and contract as they were when the finest
+    bucket ``start`` began: what :meth:`CandleAggregator.cut` restores."""
+
+    start: int
+    bars: list[_Bar | None]
+    cursors: list[int | None]
+    last_price: float | None
+    last_contract: str
+
+
 @dataclass(slots=True)
 class _Series:
     interval: int
@@ -114,12 +154,23 @@ class CandleAggregator:
         self._watermark: int | None = None
         self._last_price: float | None = None
         self._last_contract = ""
+        self._snapshot: _Snapshot | None = None
 
     @property
     def watermark(self) -> dt.datetime | None:
         """Ticks older than this are late: everything before it is closed (for the finest
         interval). None before the first tick."""
         return None if self._watermark is None else _moment(self._watermark)
+
+    @property
+    def pending_from(self) -> dt.datetime | None:
+        """The start of the earliest bucket of the finest interval not closed yet (the open
+        candle's, or the next one's when none is open); None before any data. Everything
+        before it has been returned as closed candles."""
+        finest = self._series[0]
+        if finest.bar is not None:
+            return _moment(finest.bar.start)
+        return None if finest.cursor is None else _moment(finest.cursor)
 
     @property
     def last_price(self) -> float | None:
@@ -137,6 +188,13 @@ class CandleAggregator:
             return []
         price, size = tick.price, tick.size
         out: list[Candle] = []
+        finest = self._series[0]
+        first = second - second % finest.interval
+        if finest.bar is None or finest.bar.start != first:
+            # A new bucket of the finest interval: close what ends by its start (as
+            # advance() would), then remember the coarser candles as they are, for cut().
+            self._close(first, out)
+            self._mark(first)
         for series in self._series:
             bucket = second - second % series.interval
             bar = series.bar
@@ -164,19 +222,8 @@ class CandleAggregator:
         """Close the candles whose end is at or before ``now`` (exchange time) and fill
         the quiet buckets that ended by then; for a timer on a quiet market. Ticks older
         than ``now``'s bucket become late. Does nothing before the first tick."""
-        second = _seconds(now)
         out: list[Candle] = []
-        for series in self._series:
-            if series.cursor is None:
-                continue
-            bar = series.bar
-            if bar is not None:
-                if bar.start + series.interval > second:
-                    continue
-                out.append(self._candle(series.interval, bar))
-                series.bar = None
-                series.cursor = bar.start + series.interval
-            self._fill(series, second - second % series.interval, out)
+        self._close(_seconds(now), out)
         self._update_watermark()
         return self._ordered(out)
 
@@ -192,7 +239,122 @@ class CandleAggregator:
         self._update_watermark()
         return self._ordered(out)
 
+    # -- market memory (see the module docstring) ----------------------------------------
+
+    def add_bar(self, candle: Candle) -> list[Candle]:
+        """Merge ``candle``, a *finished* candle of the finest interval (a history bar), as
+        if its trades had come; return the candles closed by it, itself included (it
+        closes at once, and so does every coarser candle ending with it). It must not be
+        older than :attr:`pending_from` (ValueError: the caller owes the minutes in order)."""
+        self._check_nested()
+        finest = self._series[0]
+        if candle.interval_seconds != finest.interval:
+            raise ValueError(f"a {candle.interval_seconds}s bar sent to candles whose finest interval is "
+                             f"{finest.interval}s")
+        start = _seconds(candle.start)
+        if start % finest.interval:
+            raise ValueError(f"bar at {candle.start} is not on a {finest.interval}s boundary")
+        if self._watermark is not None and start < self._watermark:
+            raise ValueError(f"bar at {candle.start} is older than the candles already closed "
+                             f"(up to {_moment(self._watermark)})")
+        out: list[Candle] = []
+        self._close(start, out)
+        self._mark(start)
+        for series in self._series:
+            bucket = start - start % series.interval
+            bar = series.bar
+            if bar is not None and bar.start == bucket:
+                bar.merge(candle)
+            else:
+                series.bar = _Bar(bucket, candle.open, candle.high, candle.low, candle.close, candle.volume,
+                                  candle.trades, candle.contract)
+                series.cursor = bucket
+        self._last_price, self._last_contract = candle.close, candle.contract
+        self._close(start + finest.interval, out)
+        self._update_watermark()
+        return self._ordered(out)
+
+    def cut(self, at: dt.datetime) -> list[Candle]:
+        """Forget every trade at or after ``at``, a boundary of the finest interval not
+        before :attr:`pending_from`: the candles that end by ``at`` are closed (and the
+        quiet buckets before it filled) and returned; the open finest candle (which starts
+        at ``at``) is dropped and the coarser open candles go back to what they held
+        before ``at``. The buckets from ``at`` on must then come from :meth:`add_bar`
+        (or be stepped over with :meth:`skip`); ticks older than ``at`` are late."""
+        self._check_nested()
+        finest = self._series[0]
+        s = _seconds(at)
+        if s % finest.interval:
+            raise ValueError(f"cut at {at}: not on a {finest.interval}s boundary")
+        pending = self.pending_from
+        if pending is not None and at < pending:
+            raise ValueError(f"cut at {at}: the candles up to {pending} are closed already")
+        out: list[Candle] = []
+        self._close(s, out)
+        bar = finest.bar
+        if bar is not None:  # it starts at ``at``: _close left nothing else open
+            snap = self._snapshot
+            assert snap is not None and snap.start == bar.start == s
+            for series, kept, cursor in zip(self._series[1:], snap.bars, snap.cursors):
+                series.bar = None if kept is None else kept.copy()
+                series.cursor = cursor
+            self._last_price, self._last_contract = snap.last_price, snap.last_contract
+            finest.bar = None
+        if finest.cursor is not None:
+            finest.cursor = s
+        self._watermark = s
+        return self._ordered(out)
+
+    def skip(self, until: dt.datetime) -> list[Candle]:
+        """The buckets before ``until`` (a boundary of the finest interval) are missing --
+        an outage that history could not fill: close the candles that end by then (a
+        coarser one may lack the missing trades) and move on without flat candles for the
+        missing buckets. Returns the candles closed."""
+        self._check_nested()
+        s = _seconds(until)
+        if s % self._series[0].interval:
+            raise ValueError(f"skip to {until}: not on a {self._series[0].interval}s boundary")
+        out: list[Candle] = []
+        for series in self._series:
+            bar = series.bar
+            if bar is not None and bar.start + series.interval <= s:
+                out.append(self._candle(series.interval, bar))
+                series.bar = None
+                series.cursor = bar.start + series.interval
+            if series.bar is None and series.cursor is not None and series.cursor < s:
+                series.cursor = s - s % series.interval
+        self._update_watermark()
+        self._watermark = s if self._watermark is None else max(self._watermark, s)
+        return self._ordered(out)
+
     # -- internals ---------------------------------------------------------------------
+
+    def _close(self, second: int, out: list[Candle]) -> None:
+        """Close every candle that ends by ``second`` and fill the quiet buckets before
+        it (series that have seen no data yet are left alone)."""
+        for series in self._series:
+            if series.cursor is None:
+                continue
+            bar = series.bar
+            if bar is not None:
+                if bar.start + series.interval > second:
+                    continue
+                out.append(self._candle(series.interval, bar))
+                series.bar = None
+                series.cursor = bar.start + series.interval
+            self._fill(series, second - second % series.interval, out)
+
+    def _mark(self, start: int) -> None:
+        coarse = self._series[1:]
+        self._snapshot = _Snapshot(start, [None if s.bar is None else s.bar.copy() for s in coarse],
+                                   [s.cursor for s in coarse], self._last_price, self._last_contract)
+
+    def _check_nested(self) -> None:
+        finest = self.intervals[0]
+        if any(i % finest for i in self.intervals):
+            raise ValueError(f"candle intervals {list(self.intervals)} are not all multiples of {finest}s: "
+                             "whole bars cannot be merged into them")
+
 
     def _update_watermark(self) -> None:
         cursors = [s.cursor for s in self._series if s.cursor is not None]

@@ -25,6 +25,20 @@ previous run was never marked stopped (kill -9, OOM, power loss) records one
 :class:`~slob.model.Gap` in exchange time, from the last stored tick to the first tick of
 the new run, caused "engine restarted after an unclean stop".
 
+Market memory (``memory=MemoryConfig()``, on by default; docs/history.md). Before the
+strategy sees a live candle the engine warms up: today's 1-minute candles from the LSE
+open come from the store where it holds them and from TWS's historical bars where it
+does not (slob.live.warmup), replayed through the aggregator and the tracker with trading
+off, and the live ticks take over from the first minute they saw whole. After every
+outage the missing minutes are filled the same way before the tracker sees the next live
+candle (slob.live.gapfill, one :class:`~slob.live.gapfill.GapFiller` per symbol). A
+trigger found in replayed minutes is traded only if its entry candle is the current
+minute; a setup already placed (an intent in the store, an order at TWS) is never sent
+again. Minutes history could not supply are reported (WARNING, a
+:class:`~slob.model.HistoryUnavailable` on the bus, ``get_stats()["memory"]``); when some
+of a day's LSE session is missing its setups are not traded unless
+``MemoryConfig.trade_without_levels``.
+
 Paper is the default: ``paper_trading=False`` needs ``allow_live=True`` as well, and the
 fetcher's own configuration must agree.
 """
@@ -44,16 +58,19 @@ from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
 from slob.config.ib_config import IBConfig
-from slob.ib.errors import ConfigError, LiveTradingRefused
+from slob.ib.errors import ConfigError, LiveTradingRefused, SlobError
 from slob.live.callbacks import invoke
 from slob.live.candle_aggregator import CandleAggregator
 from slob.live.event_bus import EventBus
+from slob.live.gapfill import GapFiller, History, Origin, memory_stats
 from slob.live.ib_ws_fetcher import IBWSFetcher
-from slob.live.order_executor import OrderExecutor, RiskConfig, TradePlan
+from slob.live.order_executor import OrderExecutor, RiskConfig, SetupSkipped, TradePlan
 from slob.live.sessions import CmeHours, us_equity_open
 from slob.live.setup_tracker import SetupChanged, SetupConfig, SetupReady, SetupTracker, State
-from slob.live.store import RunStarted, RunStopped, Store, default_db_path
-from slob.model import Candle, CandleClosed, ConnectionRestored, ErrorReported, Gap, Tick
+from slob.live.store import CandleRecord, RunStarted, RunStopped, Store, default_db_path
+from slob.live.warmup import MINUTE, Levels, MemoryConfig, floor_minute, fresh, trusted, warmup_start
+from slob.model import (Candle, CandleClosed, ConnectionLost, ConnectionRestored, ErrorReported, Gap, HistoryFilled,
+                        HistoryUnavailable, Tick)
 
 __all__ = ["DATA_SOURCES", "Fetcher", "LiveTradingEngine"]
 
@@ -100,6 +117,7 @@ class LiveTradingEngine:
         setup_config: SetupConfig | None = None,
         trade: bool = True,
         risk: RiskConfig | None = None,
+        memory: MemoryConfig | None = None,
     ) -> None:
         if data_source not in DATA_SOURCES:
             raise ConfigError(f"data_source {data_source!r} is not one of {DATA_SOURCES} ('ib' for NQ futures "
@@ -132,6 +150,20 @@ class LiveTradingEngine:
             self.executor = OrderExecutor(self.fetcher, risk=risk, publish=self.bus.publish,
                                           allow_live=allow_live, clock=self.exchange_now)
         self.aggregators: dict[str, CandleAggregator] = {}
+        self.memory = memory or MemoryConfig()
+        if self.memory.enabled and any(i % 60 for i in self.candle_intervals):
+            raise ConfigError(f"candle_intervals {list(self.candle_intervals)}: with market memory on, every "
+                              "interval must be whole minutes (history comes as 1-minute bars); use e.g. [60, 300] "
+                              "or MemoryConfig(enabled=False)")
+        #: One GapFiller per symbol (market memory on): warm-up and gap fill.
+        self.fillers: dict[str, GapFiller] = {}
+        self._filler_tasks: list[asyncio.Task[None]] = []
+        self._levels = Levels()
+        #: Trading days whose LSE session has minutes nobody could supply.
+        self.levels_unknown: set[dt.date] = self._levels.unknown
+        #: End of the last 1-minute candle each symbol's tracker (and orders) handled.
+        self.processed_until: dict[str, dt.datetime] = {}
+        self._progress = asyncio.Condition()
         self._last_tick: dict[str, tuple[dt.datetime, float]] = {}
         #: How long after a candle's end the quiet-market timer waits for in-flight ticks.
         self.close_grace = dt.timedelta(seconds=2)
@@ -149,6 +181,7 @@ class LiveTradingEngine:
         self._early: list[Tick] | None = []
         self._drain: asyncio.Task[None] | None = None
         self._restart_from: dt.datetime | None = None  # last data of a run that did not stop cleanly
+        self._last_data: dt.datetime | None = None  # the store's, when this run began
         #: The Gap recorded because the previous run did not stop cleanly (None: it did).
         self.restart_gap: Gap | None = None
 
@@ -201,6 +234,7 @@ class LiveTradingEngine:
             for symbol in self.symbols:
                 self.aggregators[symbol.upper()] = CandleAggregator(
                     symbol.upper(), self.candle_intervals, is_trading=self._trading_hours(symbol))
+            await self._prepare_memory(store)
             self._listener = asyncio.create_task(self._listen(), name="slob-engine-listen")
             if self.executor is not None:
                 # Reconciled before any order: place() refuses until a reconciliation has
@@ -210,6 +244,8 @@ class LiveTradingEngine:
         except BaseException:
             await self._abort_start()
             raise
+        self._filler_tasks = [asyncio.create_task(self._run_filler(f), name=f"slob-engine-memory-{s}")
+                              for s, f in self.fillers.items()]
         self._drain = asyncio.create_task(self._deliver_early_ticks(), name="slob-engine-early-ticks")
         self._install_signal_handlers()
         self._quiet_timer = asyncio.create_task(self._close_quiet_candles(), name="slob-engine-candles")
@@ -228,8 +264,9 @@ class LiveTradingEngine:
         """Record this run; if the previous one never stopped cleanly, remember where its
         data ends: the first tick of this run closes the Gap."""
         runs = await asyncio.to_thread(store.runs)
+        self._last_data = await asyncio.to_thread(store.last_data_time)
         if runs and runs[-1].stopped is None:
-            self._restart_from = await asyncio.to_thread(store.last_data_time)
+            self._restart_from = self._last_data
             log.warning("! the previous run (pid %d, started %s) did not stop cleanly; data until %s",
                         runs[-1].pid, runs[-1].started.isoformat(timespec="seconds"),
                         self._restart_from.isoformat() if self._restart_from else "none stored")
@@ -297,6 +334,9 @@ class LiveTradingEngine:
             if self._quiet_timer is not None:
                 self._quiet_timer.cancel()
                 await asyncio.gather(self._quiet_timer, return_exceptions=True)
+            for task in self._filler_tasks:
+                task.cancel()
+            await asyncio.gather(*self._filler_tasks, return_exceptions=True)
             await self.fetcher.disconnect()
             if self._listener is not None:
                 await asyncio.gather(self._listener, return_exceptions=True)
@@ -304,6 +344,8 @@ class LiveTradingEngine:
                 await asyncio.gather(self._drain, return_exceptions=True)
             if self._early:  # stopped before they could be delivered
                 await self._deliver_early_ticks()
+            for filler in self.fillers.values():
+                await filler.close()  # what was held from the join on becomes candles, as live
             for aggregator in self.aggregators.values():
                 for candle in aggregator.flush():
                     await self._candle(candle)
@@ -353,6 +395,14 @@ class LiveTradingEngine:
         aggregator = self.aggregators.get(tick.symbol)
         if aggregator is None:
             return
+        filler = self.fillers.get(tick.symbol)
+        if filler is not None:
+            if filler.holding:
+                filler.tick(tick)
+                return
+            filler.saw(tick.timestamp)
+        elif not self.memory.enabled:
+            self._say_levels(self._levels.first_tick(tick.timestamp), tick.timestamp, tick.timestamp)
         for candle in aggregator.add(tick):
             await self._candle(candle)
 
@@ -363,42 +413,81 @@ class LiveTradingEngine:
             log.warning("! %s: gap %s -> %s", RESTART_CAUSE, start.isoformat(), tick.timestamp.isoformat())
             await self._on_event(self.restart_gap)
 
-    async def _candle(self, candle: Candle) -> None:
+    async def _candle(self, candle: Candle, origin: Origin = "live") -> None:
+        """A closed candle: stored (unless it came from the store), published, and -- for
+        1-minute candles -- handed to the tracker. ``origin`` "live": built from live ticks
+        as they came; otherwise replayed from memory or from ticks held meanwhile (a trigger
+        is traded only while fresh, see :meth:`_refusal`)."""
         self.candles_closed += 1
-        if self.store is not None:
-            self.store.add(candle)
+        if self.store is not None and origin != "store":
+            self.store.add(CandleRecord(candle, "history") if origin == "history" else candle)
         await self.bus.publish(CandleClosed(candle))
         tracker = self.trackers.get(candle.symbol)
         if tracker is not None and candle.interval_seconds == 60:
             for event in tracker.on_candle(candle):
-                await self._setup_event(event)
+                await self._setup_event(event, replayed=origin != "live")
         hook = self.on_candle
         if hook is not None:
             try:
                 await invoke(hook, candle)
             except Exception as exc:
                 await self._on_error(exc, where="on_candle")
+        if candle.interval_seconds == 60:
+            async with self._progress:
+                self.processed_until[candle.symbol] = candle.end
+                self._progress.notify_all()
 
-    async def _setup_event(self, event: SetupChanged | SetupReady) -> None:
+    async def _setup_event(self, event: SetupChanged | SetupReady, *, replayed: bool = False) -> None:
         await self.bus.publish(event)
         if not isinstance(event, SetupChanged):
             return
         self.setups_seen.add(event.setup_id)
-        placed = self.executor is not None and event.setup_id in self.executor.placed
+        executor = self.executor
+        placed = executor is not None and event.setup_id in executor.placed
         if self.store is not None and not placed:
             self.store.add_setup(id=event.setup_id, symbol=event.symbol, direction=event.direction.value,
                                  state=event.state.value, created=event.at, updated=event.at,
                                  details={"reason": event.reason, "entry": event.entry, "stop": event.stop,
                                           "target": event.target})
-        if self.executor is not None and event.state is State.TRIGGERED:
-            try:
-                await self.executor.place(TradePlan.of(event))
-            except Exception as exc:  # an order that cannot be sent is reported, the engine goes on
-                await self._on_error(exc, where=f"orders for {event.setup_id}")
+        if executor is None or event.state is not State.TRIGGERED:
+            return
+        if replayed and placed:
+            return  # traded before (by an earlier run, or before the outage): reconciled, never again
+        refusal = self._refusal(event, replayed)
+        if refusal:
+            log.warning("! setup %s not traded: %s", event.setup_id, refusal)
+            await self.bus.publish(SetupSkipped(event.setup_id, refusal))
+            return
+        try:
+            await executor.place(TradePlan.of(event))
+        except Exception as exc:  # an order that cannot be sent is reported, the engine goes on
+            await self._on_error(exc, where=f"orders for {event.setup_id}")
+
+    def _refusal(self, event: SetupChanged, replayed: bool) -> str:
+        """Why a TRIGGERED setup must not be traded; empty if it may."""
+        if self._stopping:
+            return "the engine is stopping"
+        if replayed:
+            filler = self.fillers.get(event.symbol)
+            now = filler.now if filler is not None else None
+            if now is None or not fresh(event.at, now):
+                return (f"it triggered at {event.at:%H:%M} UTC in minutes the engine only saw late (replayed "
+                        "from memory, or held during a warm-up or gap fill): the moment to enter has passed")
+        if event.day in self.levels_unknown and not self.memory.trade_without_levels:
+            return (f"the LSE session of {event.day} is incomplete (history unavailable for some of its minutes), "
+                    "so its high/low are not known; MemoryConfig(trade_without_levels=True) trades anyway")
+        return ""
 
     async def _on_event(self, event: object) -> None:
         if self.store is not None:
             self.store.add(event)
+        if isinstance(event, ConnectionLost):
+            for symbol, filler in self.fillers.items():
+                for candle in filler.hold(event.at, event.cause):
+                    await self._candle(candle)
+        elif isinstance(event, Gap):
+            for filler in self.fillers.values():
+                filler.gap(event, join=event is not self.restart_gap)
         await self.bus.publish(event)
         if self.executor is not None and isinstance(event, ConnectionRestored):
             try:
@@ -426,17 +515,129 @@ class LiveTradingEngine:
     async def _close_quiet_candles(self) -> None:
         """Close candles whose time is up even when no tick arrives to show it. Feed time
         is the last tick's exchange time plus the real time since it arrived, minus a grace
-        for ticks still in flight: right for live, delayed and replayed data alike."""
+        for ticks still in flight: right for live, delayed and replayed data alike. A
+        fetcher that knows how far its stream is complete (``complete_until()``: the last
+        frame received, in exchange time) bounds it: a stall not yet noticed as an outage
+        must not close candles that could still be missing trades -- once noticed, their
+        minutes are filled from history."""
         while True:
             await asyncio.sleep(self.quiet_check_seconds)
+            bound = getattr(self.fetcher, "complete_until", None)
+            complete: dt.datetime | None = bound() if callable(bound) else None
             for symbol, aggregator in self.aggregators.items():
                 seen = self._last_tick.get(symbol)
-                if seen is None:
+                if seen is None or self._holding(symbol):
                     continue
                 stamp, arrived = seen
                 now = stamp + dt.timedelta(seconds=time.monotonic() - arrived) - self.close_grace
+                if complete is not None:
+                    now = min(now, complete)
                 for candle in aggregator.advance(now):
                     await self._candle(candle)
+
+    # -- market memory (slob.live.warmup, slob.live.gapfill) ---------------------------------
+
+    def _holding(self, symbol: str) -> bool:
+        filler = self.fillers.get(symbol)
+        return filler is not None and filler.holding
+
+    async def _prepare_memory(self, store: Store) -> None:
+        """Make the fillers and start the warm-up: hold every symbol's candles from the
+        LSE open (of TWS's today) until history and the store have supplied them; live
+        ticks take over at the minute after TWS's clock now (the subscription is live)."""
+        if not self.memory.enabled:
+            return
+        now = await self._exchange_now()
+        window = warmup_start(now) if now is not None else None
+        history = self._history()
+        clock = getattr(self.fetcher, "server_time", None)
+        for symbol, aggregator in self.aggregators.items():
+            stored: dict[dt.datetime, Candle] = {}
+            if window is not None and now is not None:
+                rows = await asyncio.to_thread(store.candle_records, symbol, 60, window, now)
+                stored = trusted(rows, self._last_data)
+            filler = GapFiller(symbol, aggregator, config=self.memory, history=history,
+                               deliver=self._candle, publish=self._memory_event, record=self._record,
+                               clock=clock if callable(clock) else None)
+            filler.use_stored(stored)
+            filler.start(window)
+            if now is not None:
+                filler.saw(now, tick=False)
+                # a trade at TWS's "now" may still have gone before the subscription: the
+                # minute after the next whole second is the first one seen whole
+                filler.join_at(floor_minute(now + dt.timedelta(seconds=1)) + MINUTE)
+            else:
+                filler.join_on_first_tick()
+            self.fillers[symbol] = filler
+        log.info("= warm-up: %s from %s (TWS time %s), %d stored candles trusted", ", ".join(self.fillers),
+                 window.isoformat() if window else "the join (nothing of today's LSE session to replay)",
+                 now.isoformat() if now else "unknown", sum(len(f.stored) for f in self.fillers.values()))
+
+    def _history(self) -> History | None:
+        method = getattr(self.fetcher, "history", None)
+        if not callable(method):
+            return None
+
+        def request(symbol: str, start: dt.datetime, end: dt.datetime) -> Any:
+            return method(symbol, start, end)
+        return request
+
+    async def _exchange_now(self) -> dt.datetime | None:
+        clock = getattr(self.fetcher, "server_time", None)
+        if not callable(clock):
+            return None
+        try:
+            now: dt.datetime = await clock()
+        except SlobError as exc:
+            log.warning("! TWS's clock could not be read (%s): the warm-up joins at the first tick", exc)
+            return None
+        return now
+
+    async def _run_filler(self, filler: GapFiller) -> None:
+        try:
+            await filler.run()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug must not pass silently: the symbol's candles stop
+            log.exception("! market memory of %s failed", filler.symbol)
+            await self._on_error(exc, where=f"market memory of {filler.symbol}")
+
+    async def _memory_event(self, event: object) -> None:
+        if isinstance(event, HistoryUnavailable):
+            # in the store's connection events (slob report lists it); on the bus as itself
+            self._record(ErrorReported("history", SlobError(
+                f"unavailable for {event.symbol} {event.start.isoformat()} .. {event.end.isoformat()}: "
+                f"{event.reason}")))
+            self._say_levels(self._levels.missed(event.start, event.end), event.start, event.end)
+        elif isinstance(event, HistoryFilled):
+            for start, end in event.missing:
+                self._say_levels(self._levels.missed(start, end), start, end)
+        await self.bus.publish(event)
+
+    def _record(self, record: object) -> None:
+        if self.store is not None and not self._stopping:
+            self.store.add(record)
+
+    def _say_levels(self, days: list[dt.date], start: dt.datetime, end: dt.datetime) -> None:
+        for day in days:
+            log.warning("! the LSE session of %s is incomplete (no data %s .. %s): its setups will not be traded%s",
+                        day, start.isoformat(), end.isoformat(),
+                        "" if not self.memory.trade_without_levels else " -- trade_without_levels is on")
+
+    async def caught_up(self, until: dt.datetime, symbols: Sequence[str] | None = None,
+                        timeout: float | None = None) -> None:
+        """Wait until every (or each given) symbol's tracker has handled the 1-minute
+        candles ending by ``until`` (orders placed included). For tests and tools that step
+        a simulated clock; TimeoutError after ``timeout`` seconds."""
+        wanted = [s.upper() for s in (symbols or self.symbols)]
+
+        def done() -> bool:
+            return all((t := self.processed_until.get(s)) is not None and t >= until for s in wanted)
+
+        async def wait() -> None:
+            async with self._progress:
+                await self._progress.wait_for(done)
+        await asyncio.wait_for(wait(), timeout)
 
     # -- observation ---------------------------------------------------------------------
 
@@ -457,6 +658,7 @@ class LiveTradingEngine:
                 "store_differences": len(self.executor.store_differences),
                 "cancels_sent": self.executor.cancels_sent, "repairs_placed": self.executor.repairs_placed},
             "restart_gap": None if self.restart_gap is None else self.restart_gap.seconds,
+            "memory": memory_stats(self.fillers, self.memory, self.levels_unknown),
             "feed": self.fetcher.get_stats(),
             "store": str(self.store_path),
             "store_open": self.store is not None,

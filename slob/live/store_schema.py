@@ -84,6 +84,12 @@ MIGRATIONS: Sequence[Sequence[str]] = (
             start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL, fetched_ns INTEGER NOT NULL,
             PRIMARY KEY (symbol, interval_seconds, start_ns))""",
     ),
+    (  # 5: market memory -- whether a gap's minutes were filled from history; one row per gap
+        "ALTER TABLE connection_events ADD COLUMN filled INTEGER NOT NULL DEFAULT 0 CHECK (filled IN (0, 1))",
+        """DELETE FROM connection_events WHERE kind = 'gap' AND id NOT IN (
+            SELECT min(id) FROM connection_events WHERE kind = 'gap' GROUP BY start_ns, end_ns)""",
+        "CREATE UNIQUE INDEX connection_events_gap ON connection_events (start_ns, end_ns) WHERE kind = 'gap'",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 TABLES = ("ticks", "candles", "setups", "orders", "fills", "connection_events", "runs")
@@ -208,6 +214,10 @@ SQL = {
     + " WHERE excluded.end_ns >= history_spans.end_ns",
     "event": _insert("connection_events", "ts_ns kind cause start_ns end_ns data_lost symbol"
                      " old_contract new_contract"),
+    # a gap is one row: stored again (filled, after the engine filled it) it only gains the flag
+    "gap": "INSERT INTO connection_events (ts_ns, kind, cause, start_ns, end_ns, filled) VALUES (?, 'gap', ?, ?, ?, ?)"
+           " ON CONFLICT (start_ns, end_ns) WHERE kind = 'gap'"
+           " DO UPDATE SET filled = max(connection_events.filled, excluded.filled)",
     "setup": _insert("setups", "id symbol direction state created_ns updated_ns details",
                      key="id", keep="created_ns"),
     "order": _order_upsert(),
@@ -235,8 +245,7 @@ ROWS: dict[type, Callable[[Any], tuple[str, Row]]] = {
     ConnectionLost: lambda e: ("event", (to_ns(e.at), "lost", e.cause) + (None,) * 6),
     ConnectionRestored: lambda e: ("event", (to_ns(e.at), "restored", e.cause, None, None,
                                              int(e.data_lost), None, None, None)),
-    Gap: lambda g: ("event", (to_ns(g.end), "gap", g.cause, to_ns(g.start), to_ns(g.end))
-                    + (None,) * 4),
+    Gap: lambda g: ("gap", (to_ns(g.end), g.cause, to_ns(g.start), to_ns(g.end), int(g.filled))),
     ContractRolled: lambda r: ("event", (to_ns(r.at), "roll", "", None, None, None, r.symbol,
                                          r.old, r.new)),
     ErrorReported: lambda e: ("event", (to_ns(dt.datetime.now(UTC)), "error",
@@ -268,7 +277,7 @@ def event_from_row(row: sqlite3.Row) -> ConnectionEvent:
     if kind == "restored":
         return ConnectionRestored(at, cause, bool(row["data_lost"]))
     if kind == "gap":
-        return Gap(from_ns(row["start_ns"]), from_ns(row["end_ns"]), cause)
+        return Gap(from_ns(row["start_ns"]), from_ns(row["end_ns"]), cause, filled=bool(row["filled"]))
     if kind == "roll":
         return ContractRolled(row["symbol"], row["old_contract"], row["new_contract"], at)
     return ErrorEvent(at, cause)

@@ -17,6 +17,13 @@ The comparison is an exact multiset per (contract, exchange second, price, size)
 ``missing`` = expected - delivered, ``duplicates`` = delivered beyond expected + optional.
 A missing trade is *lost* unless its second overlaps a recorded gap
 (``floor(start) <= second <= floor(end)``: the trade happened during the outage).
+
+**Planted setups** (:func:`account_planted`). Each planted setup must be traded exactly
+once -- one bracket with its id as orderRef -- whatever restarts and outages happen
+around it, because the engine replays the minutes it missed (market memory) and never
+sends a setup twice. The one excuse: its trigger candle fell in minutes the engine had to
+replay from memory (it was down, or an outage was open, when the trigger closed); by the
+time it knew, the moment to enter had passed, and it rightly did not chase it.
 """
 
 from __future__ import annotations
@@ -29,9 +36,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
-from slob.live.store import FillRecord
+from slob.live.setup_planting import PlantedSetup
+from slob.live.store import ConnectionEvent, FillRecord
 from slob.live.store import OrderRecord as StoredOrder
-from slob.model import ContractRolled, Gap, Tick
+from slob.model import ConnectionLost, ContractRolled, Gap, Tick
 from slob.testing.fake_market import SentTick
 from slob.testing.futures import is_cme_open
 from slob.testing.order_records import UNTRANSMITTED, ExecutionRecord, OrderInfo, PositionRecord
@@ -42,9 +50,11 @@ __all__ = [
     "GapVerdict",
     "OrderAccount",
     "Outage",
+    "PlantedAccount",
     "RecoveryInput",
     "TickAccount",
     "account_orders",
+    "account_planted",
     "account_ticks",
     "closed_market_ticks",
     "compare_store_with_tws",
@@ -284,6 +294,60 @@ def account_orders(orders: Sequence[OrderInfo], positions: Sequence[PositionReco
     return OrderAccount(len(parents), tuple(sorted(refs)), tuple(sorted(r for r, n in refs.items() if n > 1)),
                         tuple(half), tuple(unprotected),
                         sum(1 for e in executions if e.client_id == client_id))
+
+
+@dataclass(frozen=True)
+class PlantedAccount:
+    """Planted setups against the brackets at TWS (see the module docstring): ``traded``
+    exactly once, ``twice`` or more, ``missed`` although the engine saw the trigger live,
+    ``replayed``: not traded, the trigger in minutes replayed from memory."""
+
+    traded: tuple[str, ...]
+    twice: tuple[str, ...]
+    missed: tuple[str, ...]
+    replayed: tuple[str, ...]
+
+
+_MINUTE = dt.timedelta(minutes=1)
+
+
+def _floor_minute(t: dt.datetime) -> dt.datetime:
+    return t.replace(second=0, microsecond=0)
+
+
+def replayed_windows(events: Sequence[ConnectionEvent]) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The minutes the engine replayed from memory rather than saw live, one stretch per
+    recorded gap: from the minute before its outage was noticed (the earliest
+    ConnectionLost since the previous gap, else the gap's start) to the minute after its
+    end (the join)."""
+    out = []
+    lost: dt.datetime | None = None
+    for e in sorted(events, key=lambda e: e.end if isinstance(e, Gap) else getattr(e, "at", _EPOCH)):
+        if isinstance(e, ConnectionLost):
+            lost = e.at if lost is None else min(lost, e.at)
+        elif isinstance(e, Gap):
+            start = min(e.start, lost) if lost is not None else e.start
+            out.append((_floor_minute(start) - _MINUTE, _floor_minute(e.end) + _MINUTE))
+            lost = None
+    return out
+
+
+def account_planted(planted: Sequence[PlantedSetup], orders: Sequence[OrderInfo],
+                    events: Sequence[ConnectionEvent], client_id: int) -> PlantedAccount:
+    parents = collections.Counter(o.order_ref for o in orders if o.client_id == client_id and o.parent_id == 0)
+    windows = replayed_windows(events)
+    traded, twice, missed, replayed = [], [], [], []
+    for p in planted:
+        n = parents.get(p.setup_id, 0)
+        if n == 1:
+            traded.append(p.setup_id)
+        elif n > 1:
+            twice.append(p.setup_id)
+        elif any(a <= p.trigger_at < b for a, b in windows):
+            replayed.append(p.setup_id)
+        else:
+            missed.append(p.setup_id)
+    return PlantedAccount(tuple(traded), tuple(twice), tuple(missed), tuple(replayed))
 
 
 def compare_store_with_tws(stored_orders: Sequence[StoredOrder], stored_fills: Sequence[FillRecord],

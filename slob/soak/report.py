@@ -21,6 +21,7 @@ from slob.soak.checks import (
     Outage,
     RecoveryInput,
     account_orders,
+    account_planted,
     account_ticks,
     closed_market_ticks,
     compare_store_with_tws,
@@ -136,6 +137,7 @@ def build_report(record: RunRecord, store: StoreData) -> dict[str, Any]:
     tick_account = account_ticks(record.sent, store.ticks, [v.gap for v in gap_verdicts if not v.problem],
                                  store.rolls)
     orders = account_orders(record.orders, record.positions, record.executions, cfg.client_id)
+    planted = account_planted(record.planted, record.orders, store.events, cfg.client_id)
     diffs = compare_store_with_tws(store.orders, store.fills, record.orders, record.executions, record.positions,
                                    cfg.client_id)
     closed_ticks = closed_market_ticks(record.sent)
@@ -161,6 +163,11 @@ def build_report(record: RunRecord, store: StoreData) -> dict[str, Any]:
               examples=tuple(f"process {c.number} (pid {c.pid}) code {c.exit_code}: " + " | ".join(c.log_tail[-3:])
                              for c in own_exits[:5])),
         Check("setups placed twice", len(orders.placed_twice), examples=orders.placed_twice),
+        Check("planted setups not traded exactly once", len(planted.twice) + len(planted.missed),
+              detail=f"{len(planted.traded)} of {len(record.planted)} traded once, {len(planted.replayed)} triggered "
+                     "while the engine was down or cut off (replayed from memory, rightly not chased)",
+              examples=tuple(f"{sid}: traded twice" for sid in planted.twice)
+              + tuple(f"{sid}: not traded although its trigger was seen live" for sid in planted.missed)),
         Check("brackets left half-placed", len(orders.half_placed), examples=orders.half_placed),
         Check("positions without a stop", len(orders.unprotected), examples=orders.unprotected),
         Check("differences between the store and TWS", len(diffs), examples=tuple(diffs[:20])),
@@ -229,7 +236,8 @@ def build_report(record: RunRecord, store: StoreData) -> dict[str, Any]:
             "placed_twice": list(orders.placed_twice), "half_placed": list(orders.half_placed),
             "unprotected": list(orders.unprotected), "store_differences": diffs,
             "planted": [{"setup": p.setup_id, "direction": p.direction.value, "outcome": p.outcome,
-                         "orders_at_tws": p.setup_id in placed_refs, "store_state": stored_setups.get(p.setup_id)}
+                         "orders_at_tws": p.setup_id in placed_refs, "store_state": stored_setups.get(p.setup_id),
+                         "trigger": _iso(p.trigger_at), "replayed_from_memory": p.setup_id in planted.replayed}
                         for p in record.planted],
         },
         "engine": {
@@ -299,7 +307,8 @@ def render(report: dict[str, Any], *, schedule: bool = True) -> str:
               f"{', '.join(gaps['rolls']) or 'none'}",
               f"orders: {orders['parents_placed']} brackets for {orders['setups_with_orders']} setups, "
               f"{orders['fills']} fills; planted setups traded: "
-              f"{sum(p['orders_at_tws'] for p in orders['planted'])} of {len(orders['planted'])}",
+              f"{sum(p['orders_at_tws'] for p in orders['planted'])} of {len(orders['planted'])}"
+              f" ({sum(p.get('replayed_from_memory', False) for p in orders['planted'])} triggered while cut off)",
               f"engine: {engine['processes']} processes ({engine['killed_by_soak']} killed by the soak, "
               f"{engine['exited_by_itself']} exited by themselves), RSS {engine['rss_start_kb']} KiB at the start, "
               f"{engine['rss_end_kb']} KiB at the end; {engine['reconnects_seen_by_tws']} reconnects"]
