@@ -13,8 +13,13 @@ IBWSFetcher: current time and NQ contract details) and, on REQ_TICK_BY_TICK_DATA
   leaves the CPU to the client being measured).
 
 The time just before each ``sendall`` (``time.monotonic_ns()``) is recorded for every tick
-in it. The stream frames are built with a fast formatter and checked byte for byte against
-``tws_messages.tbt_last`` (first, last and every 997th frame) before anything is sent.
+in it. Text streams (server version <= 207, where TICK_BY_TICK is still text) are built with
+a fast formatter and checked byte for byte against ``tws_messages.tbt_last`` (first, last
+and every 997th frame); protobuf streams (>= 208) are built by ``tws_messages.tbt_last``
+itself -- all before anything is sent.
+
+The feed negotiates as FakeTWS does, up to ``max_server_version`` (default 226, the
+protobuf generation for IB's client and slob; ib_async stays at its 178).
 
 Entry point :func:`serve` runs in a process of its own (multiprocessing, spawn).
 """
@@ -37,9 +42,8 @@ from slob.ib import wire
 from slob.testing import tws_messages as msg
 from slob.testing.futures import active_contracts
 from slob.testing.tws_requests import Request, decode_request
-
-#: The highest server version this feed speaks: the last text-only one.
-MAX_SERVER_VERSION = 200
+from slob.testing.tws_versions import MAX_SERVER_VERSION as MAX_SERVER_VERSION
+from slob.testing.tws_versions import sends_protobuf
 ACCOUNT = "DU1234567"
 ACCOUNT_VALUES = (("NetLiquidation", "1000000.00"), ("TotalCashValue", "1000000.00"),
                   ("BuyingPower", "4000000.00"), ("AvailableFunds", "1000000.00"))
@@ -58,9 +62,15 @@ def unix_of(seq: int, t0: int) -> int:
 
 def build_stream(req_id: int, n: int, sv: int, t0: int) -> tuple[bytes, "array[int]"]:
     """All N frames back to back, and the offset of each (N+1 offsets)."""
-    if sv > MAX_SERVER_VERSION:
-        raise ValueError("the fast formatter writes text message ids (server version <= 200)")
-    head = b"%d\x00%d\x002\x00" % (IN.TICK_BY_TICK, req_id)
+    if sends_protobuf(IN.TICK_BY_TICK, sv):
+        frames = [msg.tbt_last(req_id, True, unix_of(seq, t0), price_of(seq), seq, 0, "CME", "", sv)
+                  for seq in range(1, n + 1)]
+        offsets = array("q", [0])
+        offsets.extend(itertools.accumulate(len(f) for f in frames))
+        return b"".join(frames), offsets
+    binary_id = sv >= wire.MIN_PROTOBUF_SERVER_VERSION
+    head = (IN.TICK_BY_TICK.to_bytes(4, "big") + b"%d\x002\x00" % req_id if binary_id
+            else b"%d\x00%d\x002\x00" % (IN.TICK_BY_TICK, req_id))
     prices = [msg.price_text(price_of(i)).encode("ascii") for i in range(PRICE_STEPS)]
     frames = []
     for seq in range(1, n + 1):
@@ -80,8 +90,9 @@ class BenchSession:
     """The server side of the one API connection of a measurement."""
 
     def __init__(self, sock: socket.socket, *, messages: int, rate: float | None,
-                 start_delay: float, batch_bytes: int) -> None:
+                 start_delay: float, batch_bytes: int, max_server_version: int = MAX_SERVER_VERSION) -> None:
         self.sock = sock
+        self.max_server_version = max_server_version
         self.messages = messages
         self.rate = rate
         self.start_delay = start_delay
@@ -136,9 +147,9 @@ class BenchSession:
             frames = self.decoder.feed(data)
         self.sock.settimeout(None)
         hello = wire.ClientHello.parse(frames[0])
-        if hello.min_version > MAX_SERVER_VERSION:
+        if hello.min_version > self.max_server_version:
             raise ConnectionError(f"client wants server version >= {hello.min_version}")
-        self.sv = min(hello.max_version, MAX_SERVER_VERSION)
+        self.sv = min(hello.max_version, self.max_server_version)
         self.client_version = f"v{hello.min_version}..{hello.max_version}"
         now = dt.datetime.now(dt.timezone.utc)
         self.sock.sendall(msg.server_hello(self.sv, now))  # nothing else until START_API
@@ -166,7 +177,7 @@ class BenchSession:
             self.problems.append("reader failed: " + traceback.format_exc(limit=3))
 
     def _handle(self, payload: bytes) -> None:
-        request = decode_request(wire.decode_message(payload, self.sv), self.client_id)
+        request = decode_request(wire.decode_message(payload, self.sv), self.client_id, self.sv)
         self.requests.append(request.name)
         handler = self._handlers.get(request.msg_id)
         if handler is not None:
@@ -311,7 +322,8 @@ def serve(config: dict[str, Any], conn: Connection) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         session = BenchSession(sock, messages=config["messages"], rate=config.get("rate"),
                                start_delay=config.get("start_delay", 0.5),
-                               batch_bytes=config.get("batch_bytes", 16384))
+                               batch_bytes=config.get("batch_bytes", 16384),
+                               max_server_version=config.get("server_version", MAX_SERVER_VERSION))
         session.start_reader(session.handshake())
         conn.recv()  # "stop"
         session.close()

@@ -80,7 +80,8 @@ def measure(kind: str, n: int, rate: float | None, opts: argparse.Namespace,
         server = ctx.Process(
             target=feed.serve, name=f"bench-feed-{kind}", daemon=True,
             args=({"messages": n, "rate": rate, "start_delay": opts.start_delay,
-                   "batch_bytes": opts.batch_bytes, "stamps_path": stamps_path}, feed_child))
+                   "batch_bytes": opts.batch_bytes, "stamps_path": stamps_path,
+                   "server_version": getattr(opts, "server_version", feed.MAX_SERVER_VERSION)}, feed_child))
         client = ctx.Process(target=clients.run_client, name=f"bench-client-{kind}", daemon=True,
                              args=(kind, client_child, n, client_timeout, cb_path, rate is not None,
                                    memory_points))
@@ -383,7 +384,8 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
                    "runs": opts.runs, "timeout_s": opts.timeout, "start_delay_s": opts.start_delay,
                    "batch_bytes": opts.batch_bytes, "clients": kinds, "memory_ticks": opts.memory_ticks,
                    "memory_clients": opts.memory_clients, "proxy_ticks": opts.proxy_ticks,
-                   "proxy_rate": opts.proxy_rate, "feed_max_server_version": feed.MAX_SERVER_VERSION},
+                   "proxy_rate": opts.proxy_rate,
+                   "feed_max_server_version": getattr(opts, "server_version", feed.MAX_SERVER_VERSION)},
         "clients": results,
         "ratios": ratios(results, opts.rates),
     }

@@ -17,6 +17,9 @@ from typing import Any, Sequence
 __all__ = ["DEFAULT_JSON", "FULL", "QUICK", "add_arguments", "command_line", "parse_args", "resolve",
            "validate"]
 
+#: The highest server version the feed speaks (slob.testing.tws_versions.MAX_SERVER_VERSION;
+#: not imported: that would pull in ibapi. tests/tools/test_bench_smoke.py checks they agree).
+MAX_SERVER_VERSION = 226
 CLIENTS = ("slob", "ibapi", "ib_async")  # as slob.bench.clients.CLIENTS (checked there)
 #: Measured only when asked for with --clients: the architecture's floor (see clients.HOP_FLOOR).
 EXTRA_CLIENTS = ("hop_floor",)
@@ -98,6 +101,10 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                     help="seconds between the tick-by-tick request and the first tick (default 0.5)")
     ap.add_argument("--batch-bytes", type=int, default=16384,
                     help="bytes per socket write when sending flat out (default 16384)")
+    ap.add_argument("--server-version", type=int, default=MAX_SERVER_VERSION, metavar="N",
+                    help=f"highest server version the feed offers, 100-{MAX_SERVER_VERSION} (default "
+                         f"{MAX_SERVER_VERSION}: IB's client and slob stream protobuf; 200: the classic text "
+                         "protocol for all; ib_async speaks 178 either way)")
 
 
 def validate(opts: argparse.Namespace) -> str | None:
@@ -110,6 +117,8 @@ def validate(opts: argparse.Namespace) -> str | None:
         return "--proxy-ticks >= 0 and --proxy-rate > 0, please"
     if opts.timeout <= 0 or opts.start_delay < 0 or opts.batch_bytes < 1:
         return "--timeout > 0, --start-delay >= 0 and --batch-bytes >= 1, please"
+    if not 100 <= opts.server_version <= MAX_SERVER_VERSION:
+        return f"--server-version is 100..{MAX_SERVER_VERSION}"
     return None
 
 
@@ -127,7 +136,7 @@ def resolve(opts: argparse.Namespace) -> argparse.Namespace:
         opts.clients = list(CLIENTS)
     else:
         given["clients"] = opts.clients
-    for key, default in (("start_delay", 0.5), ("batch_bytes", 16384)):
+    for key, default in (("start_delay", 0.5), ("batch_bytes", 16384), ("server_version", MAX_SERVER_VERSION)):
         if getattr(opts, key) != default:
             given[key] = getattr(opts, key)
     for key in ("json", "plot", "markdown"):

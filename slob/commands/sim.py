@@ -338,10 +338,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fault", type=fault, action="append", default=[], metavar="WHAT@SECONDS",
                    help="inject a fault SECONDS (real time) after the first client connected; repeatable. WHAT: "
                         + _FAULT_FORMS + ". E.g. drop@30, stall:5@60, restart:10@90, 1101@120, error:10197@45")
-    p.add_argument("--server-version", type=int, default=200, help="highest server version offered (100-200)")
+    p.add_argument("--server-version", type=server_version, default=None, metavar="N",
+                   help="highest server version offered, 100-226 (default 226, or $SLOB_FAKE_TWS_SERVER_VERSION): "
+                        "a client gets min(its maximum, N); text up to 200, binary ids and protobuf from 201")
     p.add_argument("--no-permission", action="append", default=[], metavar="ROOT",
                    help="a root without market-data permission (354 / delayed); repeatable")
     p.add_argument("--account", action="append", default=None, help="managed account (default DU1234567)")
+
+
+def server_version(text: str) -> int:
+    """Parse ``--server-version`` (argparse type): an integer the fake speaks."""
+    from slob.testing.tws_versions import MAX_SERVER_VERSION, check_server_version
+
+    try:
+        return check_server_version(int(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a server version the fake TWS speaks: give an integer from 100 to "
+            f"{MAX_SERVER_VERSION} (200 and below: the classic text protocol; 201 and up: protobuf)") from None
 
 
 def build(args: argparse.Namespace) -> tuple[FakeTWS, str]:

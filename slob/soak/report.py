@@ -206,6 +206,7 @@ def build_report(record: RunRecord, store: StoreData) -> dict[str, Any]:
             "start": _iso(record.sim_start), "end": _iso(record.sim_end), "wall_seconds": round(record.wall_seconds, 1),
             "trades_per_minute": cfg.trades_per_minute, "client_id": cfg.client_id, "store": str(record.store_path),
             "ib_options": list(cfg.ib_options), "fault_proxy": cfg.faults.proxy,
+            "server_version": record.server_version,
         },
         "faults": {
             "by_kind": {k: faults_by_kind[k] for k in sorted(faults_by_kind, key=_kind_order)},
@@ -277,7 +278,8 @@ def render(report: dict[str, Any], *, schedule: bool = True) -> str:
     run, faults, ticks, gaps, orders, engine = (report[k] for k in ("run", "faults", "ticks", "gaps", "orders",
                                                                     "engine"))
     lines = [f"slob soak: {report['verdict']}  ({run['days']:g} simulated days from {run['start']}, seed {run['seed']}, "
-             f"{run['speed']:g}x, {run['wall_seconds']:g} s wall)", "", "checks:"]
+             f"{run['speed']:g}x, server version {run.get('server_version') or '?'}, {run['wall_seconds']:g} s wall)",
+             "", "checks:"]
     for c in report["checks"]:
         mark = "ok  " if c["ok"] else "FAIL"
         lines.append(f"  {mark} {c['name']}: {c['value']}" + (f"  ({c['detail']})" if c["detail"] else ""))

@@ -70,6 +70,9 @@ class SoakConfig:
     child_log_level: str = "WARNING"
     start_timeout: float = 60.0
     settle_seconds: float = 2.0
+    #: the fake TWS's highest server version (None: its default, 226 or
+    #: $SLOB_FAKE_TWS_SERVER_VERSION); 200 soaks the classic text protocol
+    server_version: int | None = None
 
     @property
     def end(self) -> dt.datetime:
@@ -167,6 +170,7 @@ class RunRecord:
     executions: list[Any]
     positions: list[Any]
     problems: list[str]  # things the runner itself could not do (a start that never came...)
+    server_version: int = 0  # the highest server version the fake TWS offered (the engine's IB client: all of it)
 
 
 class _Timers:
@@ -395,7 +399,8 @@ class Soak:
         cfg = self.cfg
         began = time.monotonic()
         market = SoakMarket(cfg.seed, self.planted, trades_per_minute=cfg.trades_per_minute)
-        with FakeTWS(start=cfg.start, speed=cfg.speed_at(cfg.start), seed=cfg.seed, scenarios={"NQ": market}) as tws:
+        with FakeTWS(start=cfg.start, speed=cfg.speed_at(cfg.start), seed=cfg.seed, scenarios={"NQ": market},
+                     server_version=cfg.server_version) as tws:
             self.tws = tws
             self._port = tws.port
             if cfg.faults.proxy:
@@ -504,7 +509,7 @@ class Soak:
             applied=self.applied, children=lives, connections=tws.connections, never_fired=never,
             sim_start=self.cfg.start, sim_end=tws.clock.now(), wall_seconds=wall, store_path=self.store_path,
             sent=tws.sent_ticks(client_id=self.cfg.client_id), orders=tws.orders, executions=tws.executions,
-            positions=tws.positions, problems=self.problems)
+            positions=tws.positions, problems=self.problems, server_version=tws.server_version)
 
     def cleanup(self) -> None:
         if not self.cfg.keep and self.cfg.work_dir is None:

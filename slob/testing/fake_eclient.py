@@ -36,7 +36,9 @@ the wrapper callbacks and the ``sink`` have run. Call a FakeEClient from one thr
 -- with an :class:`~slob.live.IBWSFetcher`, the event loop's (the sink is then the tick
 bridge, fed from the loop thread itself).
 
-It speaks server versions 100-200, the classic text protocol FakeTWS speaks.
+It speaks what FakeTWS speaks: server versions 100-226 (default 226, or
+``$SLOB_FAKE_TWS_SERVER_VERSION``), classic text up to 200, binary ids and protobuf by
+family from 201. Protobuf requests are decoded into the same named fields as text ones.
 """
 
 from __future__ import annotations
@@ -73,7 +75,8 @@ from slob.testing.order_records import (
     OrderRecord,
 )
 from slob.testing.scenario import SimClock
-from slob.testing.tws_requests import Request, decode_request, request_name
+from slob.testing.tws_requests import Request, decode_request
+from slob.testing.tws_versions import MIN_PROTOBUF_SERVER_VERSION, check_server_version, default_server_version
 
 __all__ = ["FakeConnector", "FakeEClient"]
 
@@ -89,7 +92,7 @@ class FakeEClient(IBClient):
 
     ``sink`` receives what IBClient produces (Tick, Quote, TwsMessage, ConnectionClosed,
     order records); by default they are appended to :attr:`records`. ``server_version``
-    (100-200), ``accounts``, ``next_order_id``, ``seed`` (the contract-details order) and
+    (100-226), ``accounts``, ``next_order_id``, ``seed`` (the contract-details order) and
     ``farm_notices`` mean what they mean for FakeTWS; ``clock`` (or ``start``) sets the
     simulated time.
     """
@@ -98,7 +101,7 @@ class FakeEClient(IBClient):
         self,
         sink: Callable[[object], None] | None = None,
         *,
-        server_version: int = msg.MAX_TEXT_SERVER_VERSION,
+        server_version: int | None = None,
         accounts: Iterable[str] = ("DU1234567",),
         next_order_id: int = 1,
         clock: SimClock | None = None,
@@ -107,9 +110,8 @@ class FakeEClient(IBClient):
         auto_answer: bool = True,
         farm_notices: bool = True,
     ) -> None:
-        if not 100 <= server_version <= msg.MAX_TEXT_SERVER_VERSION:
-            raise ValueError(f"server_version {server_version} is outside 100..{msg.MAX_TEXT_SERVER_VERSION}: "
-                             "FakeEClient speaks the classic text protocol (protobuf starts at 201)")
+        server_version = check_server_version(
+            default_server_version() if server_version is None else server_version, "FakeEClient")
         self.records: list[object] = []
         super().__init__(sink if sink is not None else self.records.append, max_server_version=server_version)
         self.server_version = server_version
@@ -195,15 +197,18 @@ class FakeEClient(IBClient):
     def sendMsg(self, msgId: int, msg: str) -> None:  # noqa: N802,N803
         if self._prepaid > 0:  # no pacing without a socket; keep IBClient's bookkeeping straight
             self._prepaid -= 1
-        payload = comm.make_msg(msgId, False, msg)[4:]
-        request = decode_request(wire.decode_message(payload, self._fake_sv), self._fake_api_client_id, self._fake_sv)
-        self._fake_record(request)
+        payload = comm.make_msg(msgId, self._fake_sv >= MIN_PROTOBUF_SERVER_VERSION, msg)[4:]
+        self._fake_take(payload)
 
     def sendMsgProtoBuf(self, msgId: int, msg: bytes) -> None:  # noqa: N802,N803
-        # Not reached at server versions <= 200; kept undecoded should a caller force it.
         if self._prepaid > 0:
             self._prepaid -= 1
-        self._fake_record(Request(self._fake_api_client_id, msgId, request_name(msgId), {}, (), (msg,)))
+        self._fake_take(comm.make_msg_proto(msgId, msg)[4:])
+
+    def _fake_take(self, payload: bytes) -> None:
+        """Decode one request payload as FakeTWS would, and record (and answer) it."""
+        request = decode_request(wire.decode_message(payload, self._fake_sv), self._fake_api_client_id, self._fake_sv)
+        self._fake_record(request)
 
     def _fake_record(self, request: Request) -> None:
         self.requests.append(request)

@@ -109,6 +109,7 @@ def order_from_request(req: Request, *, client_id: int, perm_id: int, account: s
         oca_group=oca_group, oca_type=oca_type or 3, order_ref=req.get("orderRef"),
         parent_id=req.int("parentId", 0), outside_rth=req.get("outsideRth") == "1",
         transmit=req.get("transmit", "1") != "0",
+        parent_perm_id=parent.perm_id if parent is not None else 0,
     )
 
 

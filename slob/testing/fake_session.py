@@ -260,11 +260,11 @@ class Session(asyncio.Protocol):
             return
         try:
             message = wire.decode_message(payload, self.server_version)
-        except wire.WireError as exc:
+            request = decode_request(message, self.client_id, self.server_version)
+        except wire.WireError as exc:  # RequestError too: a protobuf body that does not parse
             self.tws._protocol_error(self, exc)
             self.error(-1, 320, detail=str(exc))
             return
-        request = decode_request(message, self.client_id, self.server_version)
         self.tws._record(request)
         if self._paced_out():
             return

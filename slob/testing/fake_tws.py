@@ -8,7 +8,11 @@ synchronous tests, asyncio tests and other processes alike::
         tws.wait_for_request("REQ_TICK_BY_TICK_DATA")
         tws.drop()                                # fault injection
 
-It negotiates server versions up to 200 (the classic text protocol), answers the
+It negotiates server versions as TWS does, up to a configurable maximum (by default 226,
+the highest IB's client 10.50 offers): classic text up to 200, binary message ids from
+201 and protobuf, family by family, from the version at which IB moved each message
+(:mod:`slob.testing.tws_versions`); a client offering less (ib_async at 178) gets text.
+It answers the
 start-up requests every client sends, lists NQ/MNQ/ES/MES quarterly futures for its
 simulated date, streams market data and tick-by-tick trades from seeded price paths on a
 simulated clock, takes orders and fills them against those trades (market, limit, stop,
@@ -39,6 +43,7 @@ from slob.testing.loop_thread import LoopThread
 from slob.testing.order_records import ExecutionRecord, OrderInfo, PositionRecord
 from slob.testing.scenario import Scenario, SimClock
 from slob.testing.tws_requests import Request
+from slob.testing.tws_versions import check_server_version, default_server_version
 
 __all__ = ["ClientInfo", "Connection", "DEFAULT_START", "FakeTWS", "FiredFault", "RequestFault", "SentTick"]
 
@@ -106,7 +111,9 @@ class FakeTWS(LoopThread):
     """A protocol-level TWS on 127.0.0.1; see the module docstring.
 
     Parameters: ``port=0`` picks a free port; ``server_version`` is the highest version
-    offered (<= 200); ``start`` and ``speed`` set the simulated clock (speed: simulated
+    offered (100..226; default 226, or ``$SLOB_FAKE_TWS_SERVER_VERSION``): each client
+    gets min(its maximum, this), so ``server_version=200`` pins the text generation for
+    every client; ``start`` and ``speed`` set the simulated clock (speed: simulated
     seconds per real second, ``math.inf`` as fast as clients read, 0 paused until
     :meth:`advance`); ``scenarios`` maps a price family (``"NQ"``, ``"ES"``) to a
     :class:`~slob.testing.scenario.Scenario`; ``no_permission`` lists roots without a
@@ -124,7 +131,7 @@ class FakeTWS(LoopThread):
         *,
         host: str = "127.0.0.1",
         port: int = 0,
-        server_version: int = msg.MAX_TEXT_SERVER_VERSION,
+        server_version: int | None = None,
         accounts: Iterable[str] = ("DU1234567",),
         next_order_id: int = 1,
         start: dt.datetime | None = None,
@@ -142,11 +149,8 @@ class FakeTWS(LoopThread):
     ) -> None:
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"FakeTWS binds loopback addresses only, not {host!r}")
-        if not 100 <= server_version <= msg.MAX_TEXT_SERVER_VERSION:
-            raise ValueError(
-                f"server_version {server_version} is outside 100..{msg.MAX_TEXT_SERVER_VERSION}: "
-                "FakeTWS speaks the classic text protocol (protobuf starts at 201)"
-            )
+        server_version = check_server_version(
+            default_server_version() if server_version is None else server_version)
         if pacing not in ("reject", "count"):
             raise ValueError(f"pacing must be 'reject' or 'count', not {pacing!r}")
         super().__init__()
@@ -527,18 +531,24 @@ class FakeTWS(LoopThread):
         return armed
 
     def send_garbage(self, kind: str = "bad_id", client_id: int | None = None) -> None:
-        """Send a frame no client can read. ``bad_id``: a text message whose id is not a
-        number; ``truncated``: a text payload without its final NUL; ``oversize``: a length
-        prefix above the protocol maximum (the stream cannot be re-synchronised)."""
-        frames = {
+        """Send a frame no client can read. ``bad_id``: a message whose id cannot be read
+        (text: an id that is not a number; from server version 201: a payload shorter than
+        the 4-byte binary id); ``truncated``: a text payload without its final NUL (from
+        201 behind a binary TICK_PRICE id); ``oversize``: a length prefix above the protocol
+        maximum (the stream cannot be re-synchronised)."""
+        text = {
             "bad_id": wire.frame(b"garbage\x00\xff\xfe\x00"),
             "truncated": wire.frame(b"1\x006\x001"),
             "oversize": (wire.MAX_MSG_LEN + 1).to_bytes(4, "big") + b"junk",
         }
-        if kind not in frames:
-            raise ValueError(f"garbage kind must be one of {sorted(frames)}, not {kind!r}")
+        binary = {**text, "bad_id": wire.frame(b"\xff\xfe"),
+                  "truncated": wire.frame((1).to_bytes(4, "big") + b"6\x001")}
+        if kind not in text:
+            raise ValueError(f"garbage kind must be one of {sorted(text)}, not {kind!r}")
+
         def go() -> None:
             for s in self._targets(client_id):
+                frames = binary if s.server_version >= wire.MIN_PROTOBUF_SERVER_VERSION else text
                 s.send(frames[kind])
 
         self._call(go)

@@ -106,6 +106,7 @@ class OrderRecord:
     parent_id: int
     outside_rth: bool
     transmit: bool
+    parent_perm_id: int = 0  # a bracket child's parent's permId (OPEN_ORDER shows it from 203)
     status: str = UNTRANSMITTED
     why_held: str = ""
     triggered: bool = False  # a STP LMT whose stop has been touched

@@ -1,5 +1,7 @@
 """What the fake TWS sends about orders: OPEN_ORDER, ORDER_STATUS, EXECUTION_DATA,
-COMMISSION_REPORT and POSITION_DATA, encoded for a server version (100-200).
+COMMISSION_REPORT and POSITION_DATA, encoded for a server version (100-226): text as
+below, protobuf (:mod:`slob.testing.tws_proto_orders`) from the version at which TWS moved
+each message (:mod:`slob.testing.tws_versions`).
 
 Each function returns one complete frame, every field where IB's own client (ibapi 10.50
 ``decoder.py`` + ``orderdecoder.py``) reads it at that server version. The values of the
@@ -20,8 +22,10 @@ from decimal import Decimal
 from ibapi.message import IN
 
 from slob.ib import wire
+from slob.testing import tws_proto_orders as pb
 from slob.testing.order_records import ExecutionRecord, OrderRecord, PositionRecord, exchange_time
 from slob.testing.tws_messages import UNSET_INT, price_text
+from slob.testing.tws_versions import sends_protobuf
 
 __all__ = [
     "SUBMITTER",
@@ -114,6 +118,8 @@ def _contract_fields(o: OrderRecord) -> list[object]:
 
 def open_order(o: OrderRecord, sv: int) -> bytes:
     """OPEN_ORDER for ``o`` in its current status (with its commission once filled)."""
+    if sends_protobuf(IN.OPEN_ORDER, sv):
+        return pb.open_order(o, SUBMITTER)
     f: list[object] = []
     if sv < SV_ORDER_CONTAINER:
         f.append(_OPEN_ORDER_VERSION)
@@ -223,6 +229,8 @@ def open_order(o: OrderRecord, sv: int) -> bytes:
 def order_status(o: OrderRecord, sv: int) -> bytes:
     """ORDER_STATUS: ``orderId|status|filled|remaining|avgFillPrice|permId|parentId|
     lastFillPrice|clientId|whyHeld|mktCapPrice`` (prices ``0`` before a fill, as captured)."""
+    if sends_protobuf(IN.ORDER_STATUS, sv):
+        return pb.order_status(o)
     f: list[object] = [] if sv >= SV_MARKET_CAP_PRICE else [_ORDER_STATUS_VERSION]
     f += [
         o.order_id, o.status, quantity_text(o.filled), quantity_text(o.remaining),
@@ -236,6 +244,8 @@ def order_status(o: OrderRecord, sv: int) -> bytes:
 
 def execution_data(req_id: int, e: ExecutionRecord, sv: int) -> bytes:
     """EXECUTION_DATA (``reqId`` -1 for a live fill)."""
+    if sends_protobuf(IN.EXECUTION_DATA, sv):
+        return pb.execution_data(req_id, e)
     c = e.contract
     spec = c.spec
     f: list[object] = [] if sv >= SV_LAST_LIQUIDITY else [_EXECUTION_VERSION]
@@ -262,12 +272,16 @@ def execution_data(req_id: int, e: ExecutionRecord, sv: int) -> bytes:
 def commission_report(e: ExecutionRecord, sv: int) -> bytes:
     """COMMISSION_REPORT: ``1|execId|commission|currency|realizedPNL|yield|yieldRedemptionDate``,
     realizedPNL unset on a fill that only opens a position."""
+    if sends_protobuf(IN.COMMISSION_AND_FEES_REPORT, sv):
+        return pb.commission_report(e)
     pnl = UNSET_DOUBLE if e.realized_pnl is None else _money(e.realized_pnl)
     return _msg(IN.COMMISSION_AND_FEES_REPORT, [1, e.exec_id, _money(e.commission), "USD", pnl, UNSET_DOUBLE, ""], sv)
 
 
 def position_data(p: PositionRecord, sv: int) -> bytes:
     """POSITION_DATA version 3; the exchange is empty, as in the live ES row."""
+    if sends_protobuf(IN.POSITION_DATA, sv):
+        return pb.position_data(p)
     c = p.contract
     spec = c.spec
     return _msg(IN.POSITION_DATA, [

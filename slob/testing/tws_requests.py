@@ -1,19 +1,23 @@
-"""What the fake TWS receives: client -> TWS text requests decoded into named fields.
+"""What the fake TWS receives: client -> TWS requests decoded into named fields.
 
-The layouts are the bytes IB's client sends at server versions 100-200
-(../shared/TWS-FACTS.md §2.2, checked against ibapi 10.50 at 200 and 178). Trailing
-fields a version adds or drops are tolerated: names are given to the fields present,
-extra ones land in ``extra``.
+Text requests: the layouts are the bytes IB's client sends at server versions 100-200
+(../shared/TWS-FACTS.md §2.2, checked against ibapi 10.50 at 200 and 178), and at 201+
+for the requests IB's client still sends as text. Trailing fields a version adds or
+drops are tolerated: names are given to the fields present, extra ones land in
+``extra``. Protobuf requests (server version >= 201, by family) are parsed with IB's
+generated classes and given the same names (:mod:`slob.testing.tws_proto_requests`), so
+a handler reads ``req.get("symbol")`` alike at both generations.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any, Mapping
 
 from ibapi.message import OUT
 
 from slob.ib import wire
+from slob.testing.tws_proto_requests import ProtobufRequestError, parse_request
 
 __all__ = ["Request", "RequestError", "decode_request", "layout", "request_name"]
 
@@ -118,6 +122,13 @@ class Request:
     fields: Mapping[str, str]
     extra: tuple[str, ...] = ()
     raw: tuple[bytes, ...] = field(default=(), repr=False)
+    #: the parsed protobuf message (IB's generated class) of a protobuf request, else None
+    protobuf: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def encoding(self) -> str:
+        """``"protobuf"`` or ``"text"``: how the request crossed the wire."""
+        return "text" if self.protobuf is None else "protobuf"
 
     def __getitem__(self, key: str) -> str:
         return self.fields[key]
@@ -138,8 +149,15 @@ class Request:
 
 
 def decode_request(message: wire.Message, client_id: int | None, server_version: int = 200) -> Request:
-    """Name the fields of a text request sent at ``server_version``; unknown message ids
-    keep raw fields in ``extra``."""
+    """Name the fields of a request sent at ``server_version``: a text request by its
+    layout (unknown message ids keep raw fields in ``extra``), a protobuf request by its
+    parsed message. A protobuf body that does not parse raises :class:`RequestError`."""
+    if message.protobuf is not None:
+        try:
+            named, parsed = parse_request(message.msg_id, message.protobuf)
+        except ProtobufRequestError as exc:
+            raise RequestError(str(exc)) from None
+        return Request(client_id, message.msg_id, request_name(message.msg_id), named, (), (), parsed)
     texts = tuple(f.decode("latin-1") for f in message.fields)
     names = layout(message.msg_id, server_version)
     named = dict(zip(names, texts))

@@ -40,6 +40,10 @@ from slob.testing import DEFAULT_START, FakeTWS
 from slob.testing.captures import CapturedFrame, load_capture
 from slob.testing.futures import third_friday
 
+#: The captures are of the protobuf generation (sv225); the module-scoped sessions below
+#: run once, at the fake's highest version (tests/conftest.py: tws_generation).
+TWS_SERVER_VERSIONS = (226,)
+
 CAPTURES = Path(__file__).resolve().parents[1] / "data" / "captures"
 TIMEOUT = 5.0
 CLIENT_ID = 7

@@ -69,7 +69,7 @@ def test_open_answers_start_api_like_tws_without_socket_or_thread() -> None:
     threads = set(threading.enumerate())
     fake = FakeEClient(accounts=["DU7654321"], next_order_id=42).open(client_id=9)
     assert fake.ready.result(0) == 42 and fake.accounts == ["DU7654321"]
-    assert fake.isConnected() and fake.serverVersion() == 200
+    assert fake.isConnected() and fake.serverVersion() == fake.server_version
     start = fake.last("START_API")
     assert start.int("clientId") == 9 and start.client_id is None  # as FakeTWS records it
     assert [(m.code, m.severity) for m in fake.messages()] == [
@@ -108,7 +108,10 @@ def test_requests_are_recorded_decoded_and_searchable() -> None:
             placed["orderRef"], placed["totalQuantity"]) == (5, "SELL", "STP", "20990.5", "setup-1", "2")
     assert fake.last("CANCEL_ORDER").int("orderId") == 5
     assert fake.requests_named("CANCEL_TICK_BY_TICK_DATA")[0].int("reqId") == 12
-    assert placed.raw[0] == b"5"  # the raw fields are kept too
+    if placed.protobuf is None:
+        assert placed.raw[0] == b"5"  # the raw fields are kept too
+    else:  # and the parsed message of a protobuf request (sv >= 203 for orders)
+        assert placed.protobuf.orderId == 5 and placed.protobuf.order.auxPrice == 20990.5
     with pytest.raises(LookupError, match="no REQ_POSITIONS was sent; sent: .*START_API"):
         fake.last("REQ_POSITIONS")
 
@@ -138,7 +141,7 @@ def _details(fake: FakeEClient, req_id: int, query: Contract) -> list:  # type: 
 def test_without_auto_answer_the_test_delivers_everything() -> None:
     fake = FakeEClient(auto_answer=False).open()
     assert not fake.ready.done()
-    fake.deliver(b"".join([_frame("managed_accounts"), _frame("next_valid_id")]))
+    fake.deliver(b"".join([_frame("managed_accounts", fake), _frame("next_valid_id", fake)]))
     assert fake.ready.result(0) == 1
     future = fake.expect(4, "NQ")
     fake.reqContractDetails(4, nq_query())
@@ -147,9 +150,10 @@ def test_without_auto_answer_the_test_delivers_everything() -> None:
     assert sorted(d.contract.localSymbol for d in future.result(0))[:1] == ["NQH5"]
 
 
-def _frame(kind: str) -> bytes:
+def _frame(kind: str, fake: FakeEClient) -> bytes:
     from slob.testing import tws_messages as msg
-    return msg.managed_accounts(["DU1"], 200) if kind == "managed_accounts" else msg.next_valid_id(1, 200)
+    sv = fake.server_version
+    return msg.managed_accounts(["DU1"], sv) if kind == "managed_accounts" else msg.next_valid_id(1, sv)
 
 
 # -- market data ----------------------------------------------------------------------
@@ -205,7 +209,7 @@ def test_errors_reach_the_request_they_name() -> None:
 
 
 def test_an_unreadable_frame_goes_the_production_way() -> None:
-    fake = FakeEClient().open()
+    fake = FakeEClient(server_version=200).open()
     fake.deliver(wire.frame(b"1\x006\x00notanumber\x00"))  # TICK_PRICE with a bad req id
     assert fake.decode_errors == 1 and "could not be decoded" in fake.messages(0)[0].text
     with pytest.raises(ValueError, match="complete frame"):
@@ -293,8 +297,10 @@ def test_disconnect_is_by_client_and_later_requests_are_refused_by_ibapi() -> No
 def test_unopened_fake_refuses_deliveries_and_bad_versions() -> None:
     with pytest.raises(RuntimeError, match="open"):
         FakeEClient().deliver_trade(1, 1.0)
-    with pytest.raises(ValueError, match="protobuf"):
-        FakeEClient(server_version=201)
+    with pytest.raises(ValueError, match="100..226"):
+        FakeEClient(server_version=227)
+    with pytest.raises(ValueError, match="100..226"):
+        FakeEClient(server_version=99)
 
 
 # -- with IBWSFetcher and its asyncio bridge ------------------------------------------------

@@ -77,8 +77,8 @@ def test_greeting_travels_alone_until_start_api(raw: RawClient) -> None:
     assert first == [15, 9]
 
 
-def test_client_asking_only_for_newer_versions_is_closed(raw: RawClient) -> None:
-    raw.send_raw(wire.ClientHello(201, 226).encode())
+def test_client_asking_only_for_newer_versions_is_closed(tws: FakeTWS, raw: RawClient) -> None:
+    raw.send_raw(wire.ClientHello(tws.server_version + 1, 300).encode())
     assert raw.closed_by_peer()
 
 
@@ -230,11 +230,12 @@ def test_pacing_violations_are_counted_and_rejected() -> None:
             raw.close()
 
 
-def test_fake_tws_refuses_non_loopback_and_protobuf_versions() -> None:
+def test_fake_tws_refuses_non_loopback_and_versions_it_does_not_speak() -> None:
     with pytest.raises(ValueError, match="loopback"):
         FakeTWS(host="0.0.0.0")
-    with pytest.raises(ValueError, match="protobuf"):
-        FakeTWS(server_version=201)
+    for version in (99, 227):
+        with pytest.raises(ValueError, match="100..226"):
+            FakeTWS(server_version=version)
 
 
 # -- request faults (pacing rejections, unanswered requests, drops at a request) ------

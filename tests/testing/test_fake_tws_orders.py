@@ -217,7 +217,10 @@ def test_mes_round_trip_matches_the_live_paper_numbers() -> None:
             advance(tws, app, 5)
             app.placeOrder(2, mes, order("SELL"))
             opening, closing = (a[0] for a in app.wait_for("commissionAndFeesReport", 2))
-            assert (opening.commissionAndFees, opening.realizedPNL) == (0.62, UNSET_DOUBLE)
+            # An opening fill's realizedPNL is unset: Java's MAX_VALUE in text; left out of
+            # the protobuf, which IB's client then reads as 0.0 (the sv225 MES capture).
+            unset = UNSET_DOUBLE if tws.server_version <= 200 else 0.0
+            assert (opening.commissionAndFees, opening.realizedPNL) == (0.62, unset)
             assert (closing.commissionAndFees, closing.realizedPNL) == (0.62, -2.49)
             assert [e[2].price for e in app.named("execDetails")] == [7670.75, 7670.5]
         finally:
@@ -456,7 +459,7 @@ def test_reconnect_replays_open_orders_before_managed_accounts(tws: FakeTWS) -> 
     tws.wait_until(lambda t: t.listening)
     second = RecordingApp().start(tws.port, client_id=3)
     try:
-        names = [n for n, _ in second.events]
+        names = [n for n, _ in second.events if not n.endswith("ProtoBuf")]
         assert names[:5] == ["connectAck", "openOrder", "orderStatus", "openOrderEnd", "managedAccounts"]
         assert second.named("orderStatus")[0][:2] == (1, "Submitted")
         assert second.named("nextValidId") == [(2,)]

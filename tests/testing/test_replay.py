@@ -142,6 +142,8 @@ def script(port: int, base: int = 0, order_id: int | None = None) -> RecordingAp
 def normalised(app: RecordingApp, base: int = 0) -> list[tuple[str, tuple[str, ...]]]:
     out = []
     for name, args in app.events:
+        if name.endswith("ProtoBuf"):
+            continue  # ibapi's raw protobuf callbacks: the decoded ones below carry the same
         values = list(args)
         if base and values and isinstance(values[0], int) and values[0] >= base + 7 and name not in (
                 "nextValidId", "currentTime", "orderStatus", "openOrder"):

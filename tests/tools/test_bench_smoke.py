@@ -20,6 +20,9 @@ from slob import cli
 
 pytest.importorskip("ib_async")
 
+#: The bench runs at both protocol generations (tests/conftest.py: the tws_generation fixture).
+TWS_SERVER_VERSIONS = (200, 226)
+
 CLIENTS = ("slob", "ibapi", "ib_async")
 HEADLINE = ("throughput_ratio_vs_ib_async", "p99_ratio_vs_ib_async_at_10k", "p99_ratio_vs_ib_async_at_50k",
             "cpu_ratio_vs_ib_async", "slob_p99_us_at_100k")
@@ -42,14 +45,15 @@ def test_slob_bench_rejects_bad_options_with_exit_2(capsys: pytest.CaptureFixtur
 
 
 @pytest.mark.timeout(90)
-def test_bench_runs_all_three_clients_and_delivers_everything(tmp_path: Path) -> None:
+def test_bench_runs_all_three_clients_and_delivers_everything(tmp_path: Path, tws_generation: int) -> None:
     out = tmp_path / "bench.json"
     png, md = tmp_path / "latency.png", tmp_path / "bench.md"
     env = dict(os.environ)
     proc = subprocess.run(
         [sys.executable, "-m", "slob.bench", "--messages", "2000", "--rates", "1000,10000", "--duration", "0.3",
          "--runs", "2", "--memory-ticks", "3000", "--proxy-ticks", "100", "--start-delay", "0.2",
-         "--timeout", "20", "--json", str(out), "--plot", str(png), "--markdown", str(md)],
+         "--timeout", "20", "--json", str(out), "--plot", str(png), "--markdown", str(md),
+         "--server-version", str(tws_generation)],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=85,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -57,6 +61,7 @@ def test_bench_runs_all_three_clients_and_delivers_everything(tmp_path: Path) ->
     assert set(report["clients"]) == set(CLIENTS)
     assert report["machine"]["nproc"] >= 1
     assert report["params"]["rates"] == [1000, 10000]
+    assert report["params"]["feed_max_server_version"] == tws_generation
     for kind in CLIENTS:
         result = report["clients"][kind]
         tp = result["throughput"]
@@ -77,7 +82,7 @@ def test_bench_runs_all_three_clients_and_delivers_everything(tmp_path: Path) ->
             values = sorted(r[key] for r in runs)
             assert tp[f"min_{key}"] == values[0] and tp[f"max_{key}"] == values[-1]
             assert tp[f"min_{key}"] <= tp[f"median_{key}"] <= tp[f"max_{key}"]
-        assert result["server_version"] == (178 if kind == "ib_async" else 200)
+        assert result["server_version"] == (178 if kind == "ib_async" else tws_generation)
     assert report["clients"]["slob"]["rates"]["1000"]["slob_breakdown"]["frame_arrival_to_callback"]["p50_us"] > 0
 
     # Headline ratios: slob's figure divided by ib_async's, from the reported medians / runs.
@@ -195,3 +200,10 @@ def test_unknown_clients_are_refused_with_the_choices(capsys: pytest.CaptureFixt
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "unknown client(s) ['bloomberg']" in err and "hop_floor" in err
+
+
+def test_bench_options_know_the_fakes_highest_server_version() -> None:
+    from slob.bench import options
+    from slob.testing.tws_versions import MAX_SERVER_VERSION
+
+    assert options.MAX_SERVER_VERSION == MAX_SERVER_VERSION

@@ -68,7 +68,8 @@ def test_trace_once_with_record_then_decode_prints_the_same_lines(tmp_path: Path
     only = io.StringIO()
     assert main(["decode", str(record), "--direction", "<", "--name", "current_*"], out=only) == 0
     frames = [line for line in only.getvalue().splitlines() if line.split(" ")[2] in "<>"]
-    assert len(frames) == 1 and " < CURRENT_TIME time=" in frames[0]
+    # text (sv200): the layout's name; protobuf (sv213+): the protobuf field's
+    assert len(frames) == 1 and (" < CURRENT_TIME time=" in frames[0] or " < CURRENT_TIME currentTime=" in frames[0])
 
 
 def test_decode_reads_a_real_capture_and_filters_by_request_id() -> None:
