@@ -13,6 +13,13 @@ Records reach the sink in order. Ticks decoded from one read are handed over tog
 (``batch_sink``, at most ``_FLUSH_EVERY`` at a time, so a large read does not hold back its
 first tick); any other record flushes what is waiting and goes at once.
 
+Backpressure: with :attr:`IBClient.flow` set (the :class:`~slob.ib.bridge.TickBridge` the
+sink feeds), the reader stops reading the socket while the consumer is behind -- after the
+read that filled the bridge past its high-water mark, until the consumer drained it below
+the low-water mark -- so TCP flow control pushes back on TWS instead of memory growing.
+Nothing is dropped. While paused the session is not silent (:attr:`last_received_ns`
+reads "now"): the liveness check must not take a slow consumer for a dead TWS.
+
 Caller obligations:
 
 * :meth:`connect` blocks for the handshake (it raises :class:`TWSNotRunning`,
@@ -36,7 +43,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from ibapi import comm
 from ibapi.client import EClient
@@ -67,7 +74,7 @@ from slob.ib.pacing import TokenBucket
 from slob.model import Quote, Tick
 from slob.orders import Execution, OpenOrder, OrderError, PositionReported
 
-__all__ = ["ConnectionClosed", "IBClient", "Subscription", "SubscriptionLive", "TwsMessage"]
+__all__ = ["ConnectionClosed", "FlowControl", "IBClient", "Subscription", "SubscriptionLive", "TwsMessage"]
 
 log = logging.getLogger("slob.ib.client")
 _NOT_SUBSCRIBED = {354, 10089, 10168, 10186, 10189}
@@ -79,6 +86,20 @@ _OPEN_ORDERS, _POSITIONS = -5, -61
 _FLUSH_EVERY = 64
 # What converting a decoded tick may raise on odd input: reported, the frame skipped.
 _HANDLING_ERRORS = (ValueError, TypeError, IndexError, ArithmeticError)
+
+
+class FlowControl(Protocol):
+    """What the reader asks of its consumer's queue (TickBridge implements it)."""
+
+    @property
+    def full(self) -> bool: ...  # stop reading (checked after every read)
+
+    @property
+    def paused(self) -> bool: ...  # a producer is waiting in wait_for_room now
+
+    def wait_for_room(self, stop: Callable[[], bool]) -> None: ...  # block until there is room or stop()
+
+    def wake_producer(self) -> None: ...  # re-check stop() now
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +214,9 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         self._frame_ns = 0
         #: monotonic ns since which the reader holds an incomplete frame (0: none)
         self.partial_since_ns = 0
+        #: The consumer's queue: the reader waits while it is full (backpressure). Set it
+        #: before or after start(); None reads on whatever the consumer's speed.
+        self.flow: FlowControl | None = None
 
     # -- connection ------------------------------------------------------------
 
@@ -236,6 +260,7 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         requests loses them. If TWS has not closed within ``close_grace`` seconds, both
         directions are shut."""
         self._closing = True
+        self._release_reader()
         deadline = time.monotonic() + self.join_timeout
         sock = self._sock
         reader = self._reader
@@ -264,6 +289,7 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         if self.closed.done() or self._closing:
             return
         self._abort_cause, self._abort_junk = cause, junk
+        self._release_reader()
         sock = self._sock
         if sock is not None:
             try:
@@ -271,9 +297,22 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
             except OSError:
                 pass
 
+    def _release_reader(self) -> None:
+        """A reader paused by backpressure goes on to read (and see the end)."""
+        flow = self.flow
+        if flow is not None:
+            flow.wake_producer()
+
+    def _stopping(self) -> bool:
+        return self._closing or bool(self._abort_cause)
+
     @property
     def last_received_ns(self) -> int:
-        """monotonic ns of the last bytes received (or of the session's start)."""
+        """monotonic ns of the last bytes received (or of the session's start); "now"
+        while reading is paused for a consumer that is behind -- that is not silence."""
+        flow = self.flow
+        if flow is not None and flow.paused and self._reader is not None and self._reader.is_alive():
+            return time.monotonic_ns()
         return self._frame_ns
 
     def isConnected(self) -> bool:  # noqa: N802
@@ -323,6 +362,11 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
                     self.partial_since_ns = 0
                 dispatch_all(payloads)
                 flush()
+                flow = self.flow
+                if flow is not None and flow.full:
+                    flow.wait_for_room(self._stopping)
+                    if self.partial_since_ns:  # the peer did not hold the frame back; we did
+                        self.partial_since_ns = time.monotonic_ns()
         except OSError as exc:
             if self._closing:
                 cause = "disconnected by this client"
