@@ -247,7 +247,9 @@ class TickBridge(Generic[T]):
             finally:
                 self._waiter = None
             if self.fast_path is not None:
-                return self.drain()  # what arrived since the fast path ran, if anything
+                batch = self.drain()  # what arrived since the fast path ran, if anything
+                if batch or not self._closed:
+                    return batch
 
     def close(self, reason: str = "") -> None:
         """Stop accepting items; a waiting :meth:`get` returns what is left, then raises.

@@ -370,6 +370,9 @@ class IBWSFetcher(UserCallbacks):
                 try:
                     batch = await bridge.get()
                 except BridgeClosed:
+                    if self._pending:  # what the fast path left when the bridge closed
+                        pending, self._pending = self._pending, []
+                        await self._handle(pending)
                     if self._final_error is not None:
                         raise self._final_error
                     return

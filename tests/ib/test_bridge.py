@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any, Callable
 
 import pytest
@@ -457,3 +458,161 @@ async def test_a_cancelled_get_loses_nothing() -> None:
     await asyncio.sleep(0)
     assert run_thread(put_all(bridge, range(5, 6))) == []
     assert await asyncio.wait_for(waiting, 5) == [5]
+
+
+# ---------------------------------------------------------------------------
+# Delivering inside the wake-up (fast path)
+
+
+@pytest.mark.asyncio
+async def test_the_fast_path_delivers_in_the_wake_up_without_waking_the_consumer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loop = asyncio.get_running_loop()
+    bridge: TickBridge[int] = TickBridge()
+    counter = CountingScheduler(loop)
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counter)
+    seen: list[int] = []
+    got_all = asyncio.Event()
+
+    def fast(batch: list[int]) -> bool:
+        seen.extend(batch)
+        if len(seen) >= 3000:
+            got_all.set()
+        return False  # handled: the coroutine stays asleep
+
+    bridge.fast_path = fast
+    waiting = asyncio.ensure_future(bridge.get())
+    await asyncio.sleep(0)
+    for start in (0, 1000, 2000):  # three separate excursions of the producer
+        assert run_thread(put_all(bridge, range(start, start + 1000))) == []
+        await asyncio.wait_for(got_all.wait() if start == 2000 else _until(lambda: len(seen) >= start + 1000), 5)
+    assert seen == list(range(3000))
+    assert not waiting.done() and bridge.wakeups == 0 and bridge.fast_wakeups >= 3
+    assert counter.calls == 3  # one thread-safe wake-up per excursion, not per item
+    bridge.close()
+    with pytest.raises(BridgeClosed):
+        await asyncio.wait_for(waiting, 5)
+
+
+async def _until(predicate: Callable[[], bool]) -> None:
+    while not predicate():
+        await asyncio.sleep(0)
+
+
+@pytest.mark.asyncio
+async def test_the_fast_path_hands_the_rest_to_the_consumer_when_it_asks() -> None:
+    bridge: TickBridge[int] = TickBridge()
+    kept: list[int] = []
+
+    def fast(batch: list[int]) -> bool:
+        kept.extend(batch)
+        return True  # something in it must be awaited: wake the coroutine
+
+    bridge.fast_path = fast
+    waiting = asyncio.ensure_future(bridge.get())
+    await asyncio.sleep(0)
+    assert run_thread(put_all(bridge, range(5))) == []
+    assert await asyncio.wait_for(waiting, 5) == []  # the fast path kept the batch
+    assert kept == [0, 1, 2, 3, 4] and bridge.wakeups == 1
+    # Items queued while the consumer runs are simply returned by the next get().
+    assert run_thread(put_all(bridge, range(5, 8))) == []
+    assert await asyncio.wait_for(bridge.get(), 5) == [5, 6, 7]
+
+
+@pytest.mark.asyncio
+async def test_a_fast_path_that_raises_fails_the_waiting_get_not_the_loop() -> None:
+    bridge: TickBridge[int] = TickBridge()
+
+    def fast(batch: list[int]) -> bool:
+        raise ValueError(f"bug with {batch}")
+
+    bridge.fast_path = fast
+    waiting = asyncio.ensure_future(bridge.get())
+    await asyncio.sleep(0)
+    assert run_thread(put_all(bridge, range(2))) == []
+    with pytest.raises(ValueError, match=r"bug with \[0, 1\]"):
+        await asyncio.wait_for(waiting, 5)
+
+
+# ---------------------------------------------------------------------------
+# Backpressure: the producer waits for room, nothing is dropped
+
+
+@pytest.mark.asyncio
+async def test_a_full_bridge_holds_the_producer_until_the_consumer_drains_below_low_water() -> None:
+    bridge: TickBridge[int] = TickBridge(high_water=100, low_water=10)
+    produced = threading.Event()
+    errors: list[BaseException] = []
+
+    def produce() -> None:  # as IBClient's reader: a read's worth at a time, then wait if full
+        try:
+            for start in range(0, 1000, 30):
+                bridge.put_batch(list(range(start, min(1000, start + 30))))
+                if bridge.full:
+                    bridge.wait_for_room()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            produced.set()
+
+    thread = threading.Thread(target=produce, name="test-producer", daemon=True)
+    thread.start()
+    await _until(lambda: bridge.paused)  # 120 queued: the producer waits
+    assert bridge.full and len(bridge) == 120 and bridge.pauses == 1
+    received: list[int] = []
+    while len(received) < 1000:
+        received += await asyncio.wait_for(bridge.get(), 5)
+    thread.join(JOIN)
+    assert not thread.is_alive() and errors == []
+    assert received == list(range(1000))  # complete and in order
+    assert bridge.max_depth <= 100 + 30  # the bound: high water plus one hand-off
+    assert bridge.pauses >= 1 and bridge.paused_seconds() > 0 and not bridge.paused
+
+
+def wait_until(predicate: Callable[[], bool]) -> None:
+    """Yield this thread until ``predicate()`` holds (an AssertionError after JOIN seconds)."""
+    deadline = time.monotonic() + JOIN
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0)  # yields the GIL to the other thread; not a timed wait
+
+
+def test_a_producer_waiting_for_room_is_released_by_close_and_by_stop() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        bridge: TickBridge[int] = TickBridge(loop=loop, high_water=1)
+        bridge.put_batch([1, 2])
+        assert bridge.full
+        stop = threading.Event()
+        waited = threading.Event()
+
+        def wait() -> None:
+            bridge.wait_for_room(stop.is_set)
+            waited.set()
+
+        thread = threading.Thread(target=wait, name="test-producer", daemon=True)
+        thread.start()
+        wait_until(lambda: bridge.paused)  # still full: the producer waits
+        assert not waited.is_set()
+        stop.set()
+        bridge.wake_producer()  # whoever sets the stop condition tells the producer
+        thread.join(JOIN)
+        assert waited.is_set() and not thread.is_alive()
+
+        thread = threading.Thread(target=bridge.wait_for_room, name="test-producer", daemon=True)
+        thread.start()
+        bridge.close("gone")
+        thread.join(JOIN)
+        assert not thread.is_alive()
+    finally:
+        loop.close()
+
+
+def test_low_water_above_high_water_is_refused() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(ValueError, match="must not exceed high_water"):
+            TickBridge(loop=loop, high_water=10, low_water=11)
+    finally:
+        loop.close()
