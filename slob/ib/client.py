@@ -17,8 +17,9 @@ Backpressure: with :attr:`IBClient.flow` set (the :class:`~slob.ib.bridge.TickBr
 sink feeds), the reader stops reading the socket while the consumer is behind -- after the
 read that filled the bridge past its high-water mark, until the consumer drained it below
 the low-water mark -- so TCP flow control pushes back on TWS instead of memory growing.
-Nothing is dropped. While paused the session is not silent (:attr:`last_received_ns`
-reads "now"): the liveness check must not take a slow consumer for a dead TWS.
+Nothing is dropped. While paused -- or busy with a read, e.g. in a zero-hop callback -- the
+session is not silent (:attr:`last_received_ns` reads "now", an incomplete frame does not
+age): the liveness check must not take a slow consumer for a dead TWS.
 
 Caller obligations:
 
@@ -212,8 +213,8 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         self._abort_cause = ""
         self._abort_junk = False
         self._frame_ns = 0
-        #: monotonic ns since which the reader holds an incomplete frame (0: none)
-        self.partial_since_ns = 0
+        self._partial_since_ns = 0  # see partial_since_ns
+        self._in_recv = False  # the reader waits for the peer (else it is busy with a read)
         #: The consumer's queue: the reader waits while it is full (backpressure). Set it
         #: before or after start(); None reads on whatever the consumer's speed.
         self.flow: FlowControl | None = None
@@ -306,14 +307,25 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
     def _stopping(self) -> bool:
         return self._closing or bool(self._abort_cause)
 
+    def _reader_busy(self) -> bool:
+        """The reader is handling a read (decoding, a zero-hop callback) or paused by
+        backpressure: not waiting for the peer."""
+        reader = self._reader
+        return not self._in_recv and reader is not None and reader.is_alive()
+
+    @property
+    def partial_since_ns(self) -> int:
+        """monotonic ns since which the reader has waited for the rest of an incomplete
+        frame (0: none). Only time spent waiting on the peer counts: not the time the
+        reader spent busy or paused (it is not the peer holding the frame back)."""
+        return 0 if self._reader_busy() else self._partial_since_ns
+
     @property
     def last_received_ns(self) -> int:
         """monotonic ns of the last bytes received (or of the session's start); "now"
-        while reading is paused for a consumer that is behind -- that is not silence."""
-        flow = self.flow
-        if flow is not None and flow.paused and self._reader is not None and self._reader.is_alive():
-            return time.monotonic_ns()
-        return self._frame_ns
+        while the reader is busy or paused for a consumer that is behind -- that is not
+        silence, and the liveness check must not take it for a dead TWS."""
+        return time.monotonic_ns() if self._reader_busy() else self._frame_ns
 
     def isConnected(self) -> bool:  # noqa: N802
         return bool(self.connState == EClient.CONNECTED and self._sock is not None and not self.closed.done())
@@ -337,8 +349,13 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
             dispatch = self._dispatch_frame
             dispatch_all = self._dispatch_frames
             flush = self._flush
+            now = time.monotonic_ns()
             while True:
+                if self._partial_since_ns:  # the time just spent busy is not the peer's
+                    self._partial_since_ns += time.monotonic_ns() - now
+                self._in_recv = True
                 data = recv(1 << 16)
+                self._in_recv = False
                 if not data:
                     cause = ("disconnected by this client" if self._closing else self._abort_cause
                              or "TWS closed the connection")
@@ -354,19 +371,17 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
                 # An incomplete frame's age is what the liveness check watches: a peer that
                 # announces a frame and never completes it is as dead as a silent one.
                 if decoder.buffered:
-                    if not self.partial_since_ns or not payloads:
-                        self.partial_since_ns = self.partial_since_ns or now
+                    if not self._partial_since_ns or not payloads:
+                        self._partial_since_ns = self._partial_since_ns or now
                     else:
-                        self.partial_since_ns = now  # a new frame began in this read
+                        self._partial_since_ns = now  # a new frame began in this read
                 else:
-                    self.partial_since_ns = 0
+                    self._partial_since_ns = 0
                 dispatch_all(payloads)
                 flush()
                 flow = self.flow
                 if flow is not None and flow.full:
                     flow.wait_for_room(self._stopping)
-                    if self.partial_since_ns:  # the peer did not hold the frame back; we did
-                        self.partial_since_ns = time.monotonic_ns()
         except OSError as exc:
             if self._closing:
                 cause = "disconnected by this client"

@@ -1,0 +1,95 @@
+"""Backpressure against FakeTWS over loopback: a consumer that falls behind pauses reading
+(TCP pushes back on the fake), memory stays bounded by the bridge's high-water mark, and
+nothing is lost or taken for a dead TWS.
+
+The consumer here is listen() not running at all while the fake streams as fast as the
+socket takes it: the bridge fills to its high-water mark and the reader stops reading. The
+liveness check runs meanwhile with short limits; a paused reader is not silence, so no
+probe times out and no session is replaced. Then the consumer catches up and every tick
+the fake wrote arrives, once, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+import time
+from typing import Callable
+
+import pytest
+
+from slob.config.ib_config import IBConfig
+from slob.live import IBWSFetcher
+from slob.model import Tick
+from slob.testing import FakeTWS
+
+HIGH_WATER = 300
+READ_BYTES = 1 << 16  # IBClient's recv size: one read can add at most this many small frames
+WAIT = 30.0
+
+
+async def until(predicate: Callable[[], bool], what: str) -> None:
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0)
+    try:
+        await asyncio.wait_for(poll(), WAIT)
+    except asyncio.TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}") from None
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("lane", ["asyncio", "direct"])
+async def test_a_consumer_that_falls_behind_pauses_reading_and_loses_nothing(lane: str) -> None:
+    async with FakeTWS(speed=math.inf) as tws:
+        cfg = IBConfig(port=tws.port, bridge_high_water=HIGH_WATER, liveness_idle_seconds=0.2,
+                       liveness_timeout_seconds=0.2, frame_timeout_seconds=0.2, reconnect_delay_seconds=0.05)
+        fetcher = IBWSFetcher(config=cfg, lane=lane)
+        ticks: list[Tick] = []
+        errors: list[BaseException] = []
+        gate = threading.Event()
+        blocked_at: list[float] = []
+        if lane == "direct":
+            # The zero-hop lane's reader is its own consumer: a callback that blocks holds
+            # the reader itself (and TCP pushes back the same way), until the gate opens.
+            def on_tick_direct(tick: Tick) -> None:
+                ticks.append(tick)
+                if len(ticks) == 50:
+                    blocked_at.append(time.monotonic())
+                    gate.wait(WAIT)
+
+            fetcher.on_tick_direct = on_tick_direct
+        else:
+            fetcher.on_tick = ticks.append
+        fetcher.on_error = errors.append
+        try:
+            await fetcher.connect()
+            await fetcher.subscribe(["NQ"])
+            # Longer than the liveness check allows a silent TWS (idle + probe), three times.
+            limit = 3 * (cfg.liveness_idle_seconds + cfg.liveness_timeout_seconds)
+            stats = fetcher.get_stats
+            if lane == "asyncio":  # listen() is not running: the bridge fills, the reader pauses
+                await until(lambda: stats()["read_pauses"] >= 1, "the reader to pause")
+                await until(lambda: stats()["read_paused_seconds"] > limit, "a long pause")
+                assert stats()["bridge_high_water"] <= HIGH_WATER + READ_BYTES // 20  # bounded
+            else:
+                await until(lambda: bool(blocked_at), "the callback to block")
+                await until(lambda: time.monotonic() - blocked_at[0] > limit, "a long stall of the reader")
+            s = stats()
+            assert (s["liveness_timeouts"], s["liveness_probes"], s["frame_timeouts"], s["reconnects"]) == (0, 0, 0, 0)
+            assert s["state"] == "streaming"
+            listener = asyncio.create_task(fetcher.listen())
+            gate.set()
+            target = len(ticks) + 2 * HIGH_WATER
+            await until(lambda: len(ticks) >= target, "the consumer to catch up")
+        finally:
+            gate.set()  # never leave the reader blocked in the callback
+            await fetcher.disconnect()
+        await asyncio.wait_for(listener, WAIT)
+        s = stats()
+        assert s["drops"] == 0 and s["reconnects"] == 0 and s["liveness_timeouts"] == 0
+        sent = [(t.contract, t.time, t.price, t.size) for t in tws.sent_ticks() if not t.resend]
+        got = [(t.contract, int(t.timestamp.timestamp()), t.price, t.size) for t in ticks]
+        assert got == sent[:len(got)]  # every tick the fake wrote, once, in order (up to the stop)
+        assert not [e for e in errors if "high-water" not in str(e)]
