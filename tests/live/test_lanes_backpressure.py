@@ -21,7 +21,7 @@ import pytest
 
 from slob.config.ib_config import IBConfig
 from slob.live import IBWSFetcher
-from slob.model import Tick
+from slob.model import Gap, Tick
 from slob.testing import FakeTWS
 
 HIGH_WATER = 300
@@ -93,3 +93,38 @@ async def test_a_consumer_that_falls_behind_pauses_reading_and_loses_nothing(lan
         got = [(t.contract, int(t.timestamp.timestamp()), t.price, t.size) for t in ticks]
         assert got == sent[:len(got)]  # every tick the fake wrote, once, in order (up to the stop)
         assert not [e for e in errors if "high-water" not in str(e)]
+
+
+@pytest.mark.asyncio
+async def test_tws_dropping_a_paused_reader_is_one_outage_once_the_consumer_catches_up() -> None:
+    async with FakeTWS(speed=math.inf) as tws:
+        cfg = IBConfig(port=tws.port, bridge_high_water=HIGH_WATER, reconnect_delay_seconds=0.05,
+                       max_reconnect_delay_seconds=0.1)
+        fetcher = IBWSFetcher(config=cfg)
+        ticks: list[Tick] = []
+        events: list[object] = []
+        fetcher.on_tick, fetcher.on_event = ticks.append, events.append
+        await fetcher.connect()
+        await fetcher.subscribe(["NQ"])
+        try:
+            await until(lambda: fetcher.get_stats()["read_pauses"] >= 1, "the reader to pause")
+            assert tws.drop() == 1  # the socket dies while nothing reads it
+            listener = asyncio.create_task(fetcher.listen())
+            # The consumer drains the bridge, the reader reads on, meets the end of the
+            # socket (a reset loses what was unread: that is the outage), and a new session
+            # streams again after one Gap.
+            await until(lambda: any(isinstance(e, Gap) for e in events), "the gap")
+            gap = next(e for e in events if isinstance(e, Gap))
+            count = len(ticks)
+            await until(lambda: len(ticks) >= count + 5, "ticks of the new session")
+        finally:
+            await fetcher.disconnect()
+        await asyncio.wait_for(listener, WAIT)
+        s = fetcher.get_stats()
+        assert s["reconnects"] == 1 and s["gaps"] == 1 and s["drops"] == 0
+        # nothing delivered twice, nothing out of order; what the old session lost lies in the gap
+        seconds = [t.timestamp for t in ticks]
+        assert seconds == sorted(seconds)
+        sent = {(t.time, t.price, t.size, t.trade) for t in tws.sent_ticks() if not t.resend}
+        assert len(sent) >= len(ticks)
+        assert all(not (gap.start < t.timestamp < gap.end) for t in ticks)
