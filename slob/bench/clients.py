@@ -174,6 +174,24 @@ class MemoryRecorder(Recorder):
         Recorder.hit(self, seq)
 
 
+def thread_cpu_ns() -> dict[str, int]:
+    """CPU time (ns) of each live thread of this process, by name (Linux; empty elsewhere)."""
+    out: dict[str, int] = {}
+    for thread in threading.enumerate():
+        try:
+            clock = time.pthread_getcpuclockid(thread.ident)  # type: ignore[arg-type]
+            out[thread.name] = out.get(thread.name, 0) + time.clock_gettime_ns(clock)
+        except (AttributeError, OSError, TypeError):
+            pass
+    return out
+
+
+def _cpu_split(before: dict[str, int], after: dict[str, int], ticks: int) -> dict[str, float]:
+    """µs of CPU per delivered tick by thread, between two :func:`thread_cpu_ns` readings."""
+    return {name: round((ns - before.get(name, 0)) / 1000 / ticks, 3) for name, ns in after.items()
+            if ticks and ns > before.get(name, 0)}
+
+
 def front_contract() -> Any:
     from slob.testing.futures import active_contracts
     return active_contracts("NQ", dt.datetime.now(dt.timezone.utc))[0]
@@ -222,12 +240,14 @@ async def _slob(port: int, rec: Recorder, timeout: float, info: dict[str, Any], 
     listener = asyncio.create_task(fetcher.listen())
     staller = asyncio.create_task(stall_loop(work))
     rec.start()
+    threads0 = thread_cpu_ns()
     await fetcher.subscribe(["NQ"])
     try:
         await asyncio.wait_for(asyncio.shield(done), timeout)
     except asyncio.TimeoutError:
         info["timed_out"] = True
     rec.finish()
+    info["cpu_us_per_tick_by_thread"] = _cpu_split(threads0, thread_cpu_ns(), rec.count)
     staller.cancel()
     stats = fetcher.get_stats()
     info["server_version"] = stats["server_version"]
@@ -489,12 +509,14 @@ async def _hop_floor(port: int, rec: Recorder, timeout: float, info: dict[str, A
     thread.start()
     consumer = asyncio.create_task(consume())
     staller = asyncio.create_task(stall_loop(work))
+    threads0 = thread_cpu_ns()
     try:
         await asyncio.wait_for(asyncio.shield(done), timeout)
     except asyncio.TimeoutError:
         info["timed_out"] = True
     finally:
         rec.finish()
+        info["cpu_us_per_tick_by_thread"] = _cpu_split(threads0, thread_cpu_ns(), rec.count)
         staller.cancel()
         sock.shutdown(socket.SHUT_RDWR)
         sock.close()

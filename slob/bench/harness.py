@@ -160,6 +160,7 @@ def _figures(kind: str, n: int, rate: float | None, info: dict[str, Any], stats:
         "timed_out": bool(info.get("timed_out")),
         "server_version": info.get("server_version"),
         "client_stats": info.get("client_stats", {}),
+        "cpu_us_per_tick_by_thread": info.get("cpu_us_per_tick_by_thread", {}),
         "errors": info.get("errors", []),
         "feed_problems": stats.get("problems", []),
         "feed_requests": stats.get("requests", []),

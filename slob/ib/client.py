@@ -658,7 +658,10 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         self._out.append(record)  # called only while decoding: flushed by the reader or dispatch()
 
     # IB's Decoder (and HotDecoder) hand every protobuf tick to these hooks first; IB's
-    # defaults build a log record per call. slob reads the decoded arguments instead.
+    # defaults build a log record per call. slob reads the decoded arguments instead (and
+    # tells HotDecoder not to call them at all).
+    ignores_proto_hooks = True
+
     def tickByTickDataProtoBuf(self, tickByTickDataProto: Any) -> None:  # noqa: N802,N803
         pass
 
