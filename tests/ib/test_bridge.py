@@ -43,18 +43,6 @@ def put_all(bridge: TickBridge[int], items: range) -> Callable[[], None]:
     return produce
 
 
-class CountingScheduler:
-    """Wraps a loop's ``call_soon_threadsafe`` to count every call made on it."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.calls = 0
-        self._inner = loop.call_soon_threadsafe
-
-    def __call__(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Handle:
-        self.calls += 1
-        return self._inner(callback, *args, **kwargs)
-
-
 # ---------------------------------------------------------------------------
 # Throughput shape: complete, ordered, batched
 
@@ -107,53 +95,43 @@ async def test_a_million_items_arrive_complete_in_order_and_in_batches() -> None
 
 
 @pytest.mark.asyncio
-async def test_puts_without_a_waiting_consumer_schedule_nothing_on_the_loop(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    loop = asyncio.get_running_loop()
+async def test_puts_without_a_waiting_consumer_schedule_nothing_on_the_loop() -> None:
     bridge: TickBridge[int] = TickBridge(high_water=1_000_000)
-    counter = CountingScheduler(loop)
-    monkeypatch.setattr(loop, "call_soon_threadsafe", counter)
 
     # Nobody is awaiting get(): 50,000 puts from another thread touch only the deque.
     assert run_thread(put_all(bridge, range(50_000))) == []
-    assert counter.calls == 0
+    assert bridge.wake_requests == 0
     assert bridge.wakeups == 0
     assert len(bridge) == 50_000
 
     # Items already queued: get() returns them at once, without waiting or waking.
     batch = await asyncio.wait_for(bridge.get(), 5)
     assert batch == list(range(50_000))
-    assert counter.calls == 0
+    assert bridge.wake_requests == 0
     assert bridge.wakeups == 0
 
     # Now the consumer waits (one loop step runs the task up to its await)...
     waiting = asyncio.ensure_future(bridge.get())
     await asyncio.sleep(0)
     assert not waiting.done()
-    assert counter.calls == 0
+    assert bridge.wake_requests == 0
     # ...and a put from the producer thread schedules exactly one wake-up.
     assert run_thread(put_all(bridge, range(50_000, 50_001))) == []
-    assert counter.calls == 1
+    assert bridge.wake_requests == 1
     assert await asyncio.wait_for(waiting, 5) == [50_000]
     assert bridge.wakeups == 1
 
 
 @pytest.mark.asyncio
-async def test_one_wake_up_per_wait_however_many_items_arrive_meanwhile(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    loop = asyncio.get_running_loop()
+async def test_one_wake_up_per_wait_however_many_items_arrive_meanwhile() -> None:
     bridge: TickBridge[int] = TickBridge()
-    counter = CountingScheduler(loop)
-    monkeypatch.setattr(loop, "call_soon_threadsafe", counter)
 
     waiting = asyncio.ensure_future(bridge.get())
     await asyncio.sleep(0)
     # The loop does not run while the producer thread puts 1,000 items: the first put
     # schedules the wake-up, the other 999 see it scheduled and add nothing.
     assert run_thread(put_all(bridge, range(1000))) == []
-    assert counter.calls == 1
+    assert bridge.wake_requests == 1
     assert await asyncio.wait_for(waiting, 5) == list(range(1000))
     assert bridge.wakeups == 1
 
@@ -465,13 +443,8 @@ async def test_a_cancelled_get_loses_nothing() -> None:
 
 
 @pytest.mark.asyncio
-async def test_the_fast_path_delivers_in_the_wake_up_without_waking_the_consumer(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    loop = asyncio.get_running_loop()
+async def test_the_fast_path_delivers_in_the_wake_up_without_waking_the_consumer() -> None:
     bridge: TickBridge[int] = TickBridge()
-    counter = CountingScheduler(loop)
-    monkeypatch.setattr(loop, "call_soon_threadsafe", counter)
     seen: list[int] = []
     got_all = asyncio.Event()
 
@@ -489,7 +462,7 @@ async def test_the_fast_path_delivers_in_the_wake_up_without_waking_the_consumer
         await asyncio.wait_for(got_all.wait() if start == 2000 else _until(lambda: len(seen) >= start + 1000), 5)
     assert seen == list(range(3000))
     assert not waiting.done() and bridge.wakeups == 0 and bridge.fast_wakeups >= 3
-    assert counter.calls == 3  # one thread-safe wake-up per excursion, not per item
+    assert bridge.wake_requests == 3  # one thread-safe wake-up per excursion, not per item
     bridge.close()
     with pytest.raises(BridgeClosed):
         await asyncio.wait_for(waiting, 5)
@@ -616,3 +589,51 @@ def test_low_water_above_high_water_is_refused() -> None:
             TickBridge(loop=loop, high_water=10, low_water=11)
     finally:
         loop.close()
+
+
+# ---------------------------------------------------------------------------
+# The wake-up pipe
+
+
+def _open_fds() -> int:
+    import os
+    return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else -1
+
+
+def test_the_wake_pipe_is_released_with_the_bridge() -> None:
+    import gc
+
+    gc.collect()  # earlier tests' bridges go first: only this test's count
+    before = _open_fds()
+
+    async def use() -> None:
+        for _ in range(3):  # a fetcher replaces its bridge on every connect() after a close
+            bridge: TickBridge[int] = TickBridge()
+            waiting = asyncio.ensure_future(bridge.get())
+            await asyncio.sleep(0)
+            assert run_thread(put_all(bridge, range(3))) == []
+            assert await asyncio.wait_for(waiting, 5) == [0, 1, 2]
+            bridge.close("done")
+            with pytest.raises(BridgeClosed):
+                await bridge.get()
+
+    asyncio.run(use())
+    gc.collect()
+    if before >= 0:
+        assert _open_fds() == before
+
+
+@pytest.mark.asyncio
+async def test_a_loop_without_add_reader_is_woken_with_call_soon_threadsafe(monkeypatch: pytest.MonkeyPatch) -> None:
+    loop = asyncio.get_running_loop()
+
+    def no_readers(*args: Any) -> None:
+        raise NotImplementedError("a proactor loop")
+
+    monkeypatch.setattr(loop, "add_reader", no_readers)
+    bridge: TickBridge[int] = TickBridge()
+    waiting = asyncio.ensure_future(bridge.get())
+    await asyncio.sleep(0)
+    assert run_thread(put_all(bridge, range(4))) == []
+    assert await asyncio.wait_for(waiting, 5) == [0, 1, 2, 3]
+    assert bridge.wake_requests == 1
