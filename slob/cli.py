@@ -19,8 +19,8 @@ from slob.ib.errors import SlobError
 __all__ = ["COMMANDS", "main"]
 
 #: Subcommand modules, in the order --help lists them.
-COMMANDS = ("demo", "run", "checkpoint", "report", "contracts", "sim", "soak", "trace", "decode", "bench",
-            "version")
+COMMANDS = ("demo", "run", "checkpoint", "report", "contracts", "history", "sim", "soak", "trace", "decode",
+            "bench", "version")
 
 
 def _modules() -> list[ModuleType]:

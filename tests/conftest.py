@@ -35,12 +35,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
              f"protobuf ({MAX_SERVER_VERSION}) or both (default)")
 
 
+_TIER: dict[str, bool] = {}
+
+
 def _in_fake_tier(module: object) -> bool:
-    try:
-        source = inspect.getsource(module)  # type: ignore[arg-type]
-    except (OSError, TypeError):
-        return False
-    return any(mark in source for mark in _FAKE_TIER_MARKS)
+    name = getattr(module, "__name__", "")
+    if name not in _TIER:
+        try:
+            source = inspect.getsource(module)  # type: ignore[arg-type]
+        except (OSError, TypeError):
+            source = ""
+        _TIER[name] = any(mark in source for mark in _FAKE_TIER_MARKS)
+    return _TIER[name]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

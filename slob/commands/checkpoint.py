@@ -17,7 +17,6 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import math
 import os
 import re
 import time
@@ -25,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Protocol, TextIO
 
-from slob.commands.common import EXIT_OK, EXIT_VERDICT_FAIL, when
+from slob.commands.common import EXIT_OK, EXIT_VERDICT_FAIL, positive, when
 
 if TYPE_CHECKING:
     from ibapi.contract import ContractDetails
@@ -50,34 +49,24 @@ _SIM_CONFIG: dict[str, Any] = dict(reconnect_delay_seconds=0.05, max_reconnect_d
 _UTC = dt.timezone.utc
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or math.isinf(value):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive, finite number")
-    return value
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="TWS/Gateway host (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7497, help="TWS/Gateway port (default 7497, TWS paper; Gateway paper 4002)")
     p.add_argument("--client-id", type=int, default=60,
                    help="API client id (default 60, so it can run beside `slob run`)")
     p.add_argument("--symbol", default="NQ", help="what to subscribe (default NQ, the front month, rolled)")
-    p.add_argument("--minutes", type=_positive, default=60.0,
+    p.add_argument("--minutes", type=positive, default=60.0,
                    help="how long to stream, real minutes; fractions allowed (default 60)")
-    p.add_argument("--max-gap-seconds", type=_positive, default=60.0,
+    p.add_argument("--max-gap-seconds", type=positive, default=60.0,
                    help="longest unexplained quiet period allowed while the market is open (default 60)")
     p.add_argument("--report-dir", type=Path, default=Path("."),
                    help="where to write checkpoint-*.json and .txt (default: the current directory)")
-    p.add_argument("--progress-seconds", type=_positive, default=None,
+    p.add_argument("--progress-seconds", type=positive, default=None,
                    help="plain progress line interval (default: run length / 20, 1..30 s)")
     sim = p.add_argument_group("simulation (--sim: an embedded fake TWS instead of a real one)")
     sim.add_argument("--sim", action="store_true",
                      help="run against an embedded fake TWS, with faults injected on a schedule")
-    sim.add_argument("--sim-speed", type=_positive, default=60.0,
+    sim.add_argument("--sim-speed", type=positive, default=60.0,
                      help="simulated exchange seconds per real second (default 60)")
     sim.add_argument("--sim-start", type=when, default=None,
                      help="simulated start, ISO (default 2024-12-02T15:00Z, a Monday, NQZ4 front month)")

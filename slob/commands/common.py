@@ -6,13 +6,24 @@ import argparse
 import datetime as dt
 import math
 
-__all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_USAGE", "EXIT_VERDICT_FAIL", "speed", "when"]
+__all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_USAGE", "EXIT_VERDICT_FAIL", "positive", "speed", "when"]
 
 #: Exit codes every command uses (documented in docs/reference/cli.md).
 EXIT_OK = 0
 EXIT_FAIL = 1  # an error slob explains on stderr (TWS not running, bad config...)
 EXIT_USAGE = 2  # bad arguments (argparse)
 EXIT_VERDICT_FAIL = 3  # a checkpoint ran but its verdict is FAIL
+
+
+def positive(text: str) -> float:
+    """A positive, finite number (minutes, days, seconds, speeds)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"{text!r} must be a positive, finite number")
+    return value
 
 
 def speed(text: str) -> float:

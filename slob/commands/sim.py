@@ -311,8 +311,13 @@ def _scenarios(args: argparse.Namespace) -> tuple[dict[str, Scenario] | None, dt
         candles = planted_day(day)
         paths["NQ"] = ScriptedScenario.from_candles(candles)
         start = candles[0].start - dt.timedelta(minutes=1)
+        # A time of day given with --start is honoured (a mid-day start: what came before
+        # is history); a bare date, or midnight, starts just before the first candle.
+        if args.start is not None and args.start.astimezone(_UTC).time() != dt.time(0, 0):
+            start = args.start
         return paths, start, (f"planted SLOB day {day}: {len(candles)} one-minute candles from "
-                              f"{candles[0].start:%H:%M} to {candles[-1].end:%H:%M} UTC, a short then a long")
+                              f"{candles[0].start:%H:%M} to {candles[-1].end:%H:%M} UTC, a short then a long; "
+                              f"the clock starts at {start.astimezone(_UTC):%H:%M:%S} UTC")
     trades = load_trades(Path(args.scenario))
     paths["NQ"] = ScriptedScenario(trades)
     first, last = from_ns(trades[0].time_ns), from_ns(trades[-1].time_ns)
@@ -330,7 +335,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="simulated seconds per real second (default 1; 'max' as fast as clients read)")
     p.add_argument("--start", type=when, default=None,
                    help="simulated start time, ISO or 'now' (default 2024-12-02T15:00Z; for --scenario planted "
-                        "its date is the day to plant, for a trades file the first trade's time)")
+                        "its date is the day to plant and its time, if any, where the clock starts -- a bare date "
+                        "starts before the first candle; for a trades file the default is the first trade's time)")
     p.add_argument("--seed", type=int, default=1, help="price-path seed (default 1)")
     p.add_argument("--scenario", type=scenario, default="random", metavar="random|planted|FILE",
                    help="what NQ/MNQ trade: 'random' (seeded random walk, default), 'planted' (a day with a short "
@@ -393,6 +399,9 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if main_thread else None
     try:
         with tws:
+            from slob.testing.fake_history import record_from_now
+
+            record_from_now(tws)  # history from the moment it starts, not from the first client
             print(f"fake TWS listening on {tws.host}:{tws.port} (server version <= {tws.server_version}, "
                   f"clock {tws.clock.now():%Y-%m-%d %H:%M:%S} UTC at {args.speed:g}x); Ctrl-C stops it",
                   file=out, flush=True)

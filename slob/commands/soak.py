@@ -20,22 +20,12 @@ import threading
 from pathlib import Path
 from typing import TextIO
 
-from slob.commands.common import EXIT_OK, EXIT_VERDICT_FAIL, when
+from slob.commands.common import EXIT_OK, EXIT_VERDICT_FAIL, positive, when
 
 NAME = "soak"
 HELP = ("run the engine unattended for simulated days against the fake TWS -- IB's restarts and resets, CME "
         "halts, seeded random faults, kill -9 -- then check no tick was lost or duplicated and no order "
         "placed twice or half (PASS/FAIL)")
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or math.isinf(value):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a positive, finite number")
-    return value
 
 
 def _at_least_zero(text: str) -> float:
@@ -67,13 +57,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
     p.epilog = ("exit codes: 0 PASS, 3 FAIL (the report names each failing check), 1 the soak could not run. "
                 f"Fault kinds: {', '.join(FAULT_KINDS)}. Every check: docs/soak.md")
-    p.add_argument("--days", type=_positive, default=30.0, help="simulated days to run (default 30; fractions allowed)")
+    p.add_argument("--days", type=positive, default=30.0, help="simulated days to run (default 30; fractions allowed)")
     p.add_argument("--seed", type=int, default=1,
                    help="seed of the market, the planted setups, the calendar's draws and the faults (default 1)")
-    p.add_argument("--speed", type=_positive, default=6000.0,
+    p.add_argument("--speed", type=positive, default=6000.0,
                    help="simulated seconds per real second while CME is open (default 6000; 2000 from 23:40 to 01:50 "
                         "New York, around the nightly restart and reset: a trading day takes about 17 s)")
-    p.add_argument("--closed-speed", type=_positive, default=None,
+    p.add_argument("--closed-speed", type=positive, default=None,
                    help="simulated seconds per real second while CME is closed (default 10 x --speed)")
     p.add_argument("--start", type=when, default=None,
                    help="simulated start, ISO (default 2025-03-03T00:00Z, a Monday; 30 days include the NQ roll "
@@ -81,7 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--faults-per-day", type=_at_least_zero, default=6.0,
                    help="random faults per simulated day, as many as fit --fault-spacing real seconds apart and "
                         "away from the calendar's events (default 6; 0 = the calendar only)")
-    p.add_argument("--fault-spacing", type=_positive, default=3.0,
+    p.add_argument("--fault-spacing", type=positive, default=3.0,
                    help="real seconds kept free after each fault and around calendar events (default 3)")
     p.add_argument("--fault-kinds", type=_kinds, default=None, metavar="KIND,...",
                    help="only these fault kinds (default all that can run here; the proxy_* kinds and trickle need "
@@ -90,7 +80,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-proxy", action="store_true",
                    help="connect the engine straight to the fake TWS: no FaultProxy in between, none of its fault "
                         "kinds (by default the proxy is used when this slob has slob.testing.FaultProxy)")
-    p.add_argument("--trades-per-minute", type=_positive, default=20.0, help="NQ trades per minute (default 20)")
+    p.add_argument("--trades-per-minute", type=positive, default=20.0, help="NQ trades per minute (default 20)")
     p.add_argument("--plant-probability", type=float, default=0.6,
                    help="chance a weekday gets a planted SLOB setup (the first weekday always does; default 0.6)")
     p.add_argument("--ib", action="append", default=[], metavar="NAME=VALUE",

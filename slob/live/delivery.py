@@ -7,7 +7,8 @@ must do about them:
 
 * routing across a live roll (:class:`~slob.live.feed_switch.FeedSwitch`): ticks of the
   wrong contract are dropped; the new contract's first tick is preceded by its
-  :class:`~slob.model.ContractRolled` and a :class:`RetireLater`; an old-contract tick at
+  :class:`~slob.model.ContractRolled` and a :class:`RetireLater` (just the ContractRolled
+  when the roll moment passed during an outage: the old request died with it); an old-contract tick at
   or after the cut retires the old request at once (:class:`CancelTicks`); a tick within
   ``roll_lead`` of the roll moment asks for the next contract (:class:`StartRoll`);
 * outages: a :class:`~slob.ib.client.SubscriptionLive` or TWS's 1102 marks new data, the
@@ -192,6 +193,13 @@ class Delivery:
 
     def _switched(self, feed: Feed, switch: FeedSwitch, tick: Tick, out: list[object]) -> None:
         """The new contract's first tick: it is the front month from now on."""
+        if switch.resumed_from is not None:  # the roll moment passed during an outage
+            old_symbol, switch.resumed_from = switch.resumed_from, None
+            self.book.rolls += 1
+            log.info("= %s rolled %s -> %s across an outage, first tick %s", feed.symbol, old_symbol,
+                     switch.current, tick.timestamp)
+            out.append(ContractRolled(feed.symbol, old_symbol, switch.current, tick.timestamp))
+            return  # no old request to retire: it died with the outage
         old, new = feed.resolution, feed.next_resolution
         if new is not None:
             feed.resolution, feed.next_resolution = new, None

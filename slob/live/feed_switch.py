@@ -15,7 +15,9 @@ at or after ``C`` switches; old-contract ticks before ``C`` are delivered whenev
 arrive, even after the switch (they were in flight), and the first old tick at or after
 ``C`` after the switch proves the old stream complete (each stream is in time order): the
 old subscription can then be cancelled (the caller also cancels it after a grace
-period). tests/live/test_feed_switch.py states this as a property over every interleaving
+period). When the roll moment passed while the feed was down, the new contract is simply
+requested instead of the old one (``resumed_from``): its first tick is reported as the
+switch. tests/live/test_feed_switch.py states this as a property over every interleaving
 of the two streams. Pure: the caller performs the requests and emits the events this
 object asks for.
 """
@@ -51,6 +53,9 @@ class FeedSwitch:
     roll_at: dt.datetime | None = None  # the incoming contract may not deliver before this
     cut: dt.datetime | None = None  # C: fixed at the incoming stream's first tick
     last_delivered: dt.datetime | None = None  # newest second delivered from ``current``
+    #: The contract delivered before an outage during which the roll moment passed: the first
+    #: tick of ``current`` is then a switch too (no overlap to cut; see Route.SWITCHED).
+    resumed_from: str | None = None
     stale_dropped: int = 0
     overlap_dropped: int = 0
 
@@ -72,6 +77,9 @@ class FeedSwitch:
     def route(self, tick: Tick) -> Route:
         contract, at = tick.contract, tick.timestamp
         if contract == self.current:
+            if self.resumed_from is not None:  # the first tick after a roll across an outage
+                self.last_delivered = at
+                return Route.SWITCHED
             cut = self.cut
             if cut is not None and self.incoming is not None and at >= cut:
                 self.overlap_dropped += 1  # the next contract covers this moment

@@ -127,9 +127,14 @@ class FeedBook:
         now = await self._session.server_now()
         res = await self.contracts.resolve(feed.spec, at=now)
         req_id = next(self._session.req_ids)
+        previous = feed.resolution
+        rolled = previous is not None and previous.contract.con_id != res.contract.con_id
+        # Routed by the new switch before the request goes out: its first ticks may arrive
+        # while request_ticks still waits for the subscription to show data.
+        feed.resolution, feed.next_resolution = res, None
+        feed.switch = FeedSwitch(feed.symbol, res.contract.local_symbol, req_id,
+                                 resumed_from=previous.contract.local_symbol if rolled and previous else None)
         await self.request_ticks(feed, res, req_id)
-        feed.resolution = res
-        feed.switch = FeedSwitch(feed.symbol, res.contract.local_symbol, req_id)
         feed.failed = None
 
     async def request_ticks(self, feed: Feed, res: Resolution, req_id: int) -> None:
@@ -270,6 +275,14 @@ class FeedBook:
     async def switched(self, feed: Feed, tick: Tick) -> None:
         """The new contract's first tick arrived: it is the front month from now on."""
         switch = feed.switch
+        assert switch is not None
+        if switch.resumed_from is not None:  # the roll moment passed during an outage
+            old_symbol, switch.resumed_from = switch.resumed_from, None
+            self.rolls += 1
+            log.info("= %s rolled %s -> %s across an outage, first tick %s", feed.symbol, old_symbol,
+                     switch.current, tick.timestamp)
+            await self._emit(ContractRolled(feed.symbol, old_symbol, switch.current, tick.timestamp))
+            return
         old = feed.resolution
         feed.resolution, feed.next_resolution = feed.next_resolution, None
         assert switch is not None and old is not None

@@ -82,13 +82,14 @@ from slob.live.ib_contract_manager import ContractManager
 from slob.live.delivery import (CallbackFailed, CancelTicks, DataFlowing, Delivery, RetireLater, StartRoll)
 from slob.live.direct_lane import DirectLane, TickCallback
 from slob.live.ib_feeds import Feed, FeedBook, subscription_error
+from slob.live.ib_history import HistorySettings, IBHistory
 from slob.live.ib_session import ClientFactory, IBSession, SessionHooks
 from slob.live.ib_supervisor import Closed, Notice, Supervisor, SupervisorSettings
 from slob.live.session_machine import Event, State
 from slob.live.stats import percentile
 from slob.live.symbols import parse_symbol
 from slob.orders import CommissionReported, Execution, OpenOrder, OrderError, OrderUpdate, PositionReported
-from slob.model import ContractRolled, Gap, Quote, Tick
+from slob.model import Candle, ContractRolled, Gap, Quote, Tick
 
 __all__ = ["IBWSFetcher", "LANES"]
 
@@ -328,6 +329,39 @@ class IBWSFetcher(UserCallbacks):
     async def server_time(self) -> dt.datetime:
         """TWS's clock (REQ_CURRENT_TIME), tz-aware UTC."""
         return await self._server_now()
+
+    # -- history (issue 14; the requests live in slob.live.ib_history) -------------------
+
+    @property
+    def history_service(self) -> IBHistory:
+        """The historical-data service on this fetcher's session (made on first use): its
+        ``settings``, ``pacer`` and counters are there to read or replace."""
+        service: IBHistory | None = getattr(self, "_history_service", None)
+        if service is None:
+            service = self._history_service = IBHistory(self._session, self.config)
+        return service
+
+    def configure_history(self, settings: HistorySettings) -> IBHistory:
+        """Replace the history service with one using ``settings`` (timeouts, pacing rules,
+        the pacer's clock); returns it."""
+        service = self._history_service = IBHistory(self._session, self.config, settings)
+        return service
+
+    async def history(self, symbol_or_contract: str | Contract, start: dt.datetime, end: dt.datetime, *,
+                      bar: str = "1 min", what: str = "TRADES") -> list[Candle]:
+        """IB's historical bars of ``[start, end)`` as finished Candles (1-minute TRADES by
+        default); ``"NQ"`` follows the front month across rolls, ``"NQH5"`` pins one.
+        Paced by IB's historical rules; raises only SlobErrors (see slob.live.ib_history)."""
+        return await self.history_service.bars(symbol_or_contract, start, end, bar=bar, what=what)
+
+    async def historical_ticks(self, symbol_or_contract: str | Contract, start: dt.datetime,
+                               end: dt.datetime) -> list[Tick]:
+        """IB's historical trades of ``[start, end)`` (1,000 per request, paged)."""
+        return await self.history_service.ticks(symbol_or_contract, start, end)
+
+    async def head_timestamp(self, symbol_or_contract: str | Contract, what: str = "TRADES") -> dt.datetime:
+        """The earliest moment TWS has historical data for the contract."""
+        return await self.history_service.head_timestamp(symbol_or_contract, what=what)
 
     async def subscribe(self, symbols: Sequence[str]) -> None:
         """Resolve each symbol through contract details and request its ticks. Raises

@@ -52,15 +52,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from slob.live.store_records import (URGENT, ConnectionEvent, ErrorEvent, FillRecord, OrderRecord,
-                                     OrderStatusRecord, RunRecord, RunStarted, RunStopped, SetupRecord,
-                                     StoreClosed, StoreError, StoreRecord, StoreStats, StoreVersionError)
+from slob.live.store_records import (URGENT, CandleRecord, ConnectionEvent, ErrorEvent, FillRecord, HistorySpan,
+                                     OrderRecord, OrderStatusRecord, RunRecord, RunStarted, RunStopped,
+                                     SetupRecord, StoreClosed, StoreError, StoreRecord, StoreStats,
+                                     StoreVersionError)
 from slob.live.store_schema import (MIGRATIONS, ROWS, SCHEMA_VERSION, SQL, TABLES, Row, event_from_row,
                                     from_ns, migrate, to_ns)
 from slob.model import Candle, Tick
 
 __all__ = [
-    "MIGRATIONS", "SCHEMA_VERSION", "ConnectionEvent", "ErrorEvent", "FillRecord", "OrderRecord",
+    "MIGRATIONS", "SCHEMA_VERSION", "CandleRecord", "ConnectionEvent", "HistorySpan", "ErrorEvent", "FillRecord", "OrderRecord",
     "OrderStatusRecord", "RunRecord", "RunStarted", "RunStopped", "SetupRecord", "Store", "StoreClosed",
     "StoreError", "StoreStats", "StoreVersionError", "default_db_path",
 ]
@@ -151,9 +152,10 @@ class Store:
             self._urgent.add(record_type)
 
     def add(self, record: object) -> None:
-        """Queue one record for writing: a slob.model record (Tick, Candle, Gap,
-        ConnectionLost, ConnectionRestored, ContractRolled, ErrorReported), a Setup/Order/
-        FillRecord or a registered type. O(1), no I/O. Raises TypeError, StoreClosed."""
+        """Queue one record for writing: a slob.model record (Tick, Candle -- stored as a
+        ``live`` candle --, Gap, ConnectionLost, ConnectionRestored, ContractRolled,
+        ErrorReported), a Setup/Order/FillRecord, a CandleRecord (a candle with its source),
+        a HistorySpan or a registered type. O(1), no I/O. Raises TypeError, StoreClosed."""
         if type(record) not in self._adapters:
             raise TypeError(f"the store cannot write {type(record).__name__} records")
         with self._lock:
@@ -375,14 +377,33 @@ class Store:
             return conn.execute(sql, params + ([limit] if limit is not None else [])).fetchall()
 
     def candles(self, symbol: str, interval: int | dt.timedelta, start: dt.datetime | None = None,
-                end: dt.datetime | None = None) -> list[Candle]:
-        """Candles of ``symbol`` and ``interval`` (seconds) starting in ``[start, end)``."""
+                end: dt.datetime | None = None, *, source: str | None = None) -> list[Candle]:
+        """Candles of ``symbol`` and ``interval`` (seconds) starting in ``[start, end)``
+        (of one ``source``, ``live`` or ``history``, if given)."""
+        return [r.candle for r in self.candle_records(symbol, interval, start, end, source=source)]
+
+    def candle_records(self, symbol: str, interval: int | dt.timedelta, start: dt.datetime | None = None,
+                       end: dt.datetime | None = None, *, source: str | None = None) -> list[CandleRecord]:
+        """:meth:`candles` with where each came from (``CandleRecord.source``)."""
         seconds = int(interval.total_seconds()) if isinstance(interval, dt.timedelta) else interval
         rows = self._select("candles", "start_ns", "start_ns", start, end, symbol=symbol,
-                            interval_seconds=seconds)
-        return [Candle(r["symbol"], r["contract"], r["interval_seconds"], from_ns(r["start_ns"]),
-                       r["open"], r["high"], r["low"], r["close"], r["volume"], r["trades"],
-                       bool(r["filled"])) for r in rows]
+                            interval_seconds=seconds, source=source)
+        return [CandleRecord(Candle(r["symbol"], r["contract"], r["interval_seconds"], from_ns(r["start_ns"]),
+                                    r["open"], r["high"], r["low"], r["close"], r["volume"], r["trades"],
+                                    bool(r["filled"])), r["source"]) for r in rows]
+
+    def history_spans(self, symbol: str, interval: int | dt.timedelta) -> list[tuple[dt.datetime, dt.datetime]]:
+        """What IB's history covered of ``symbol``'s ``interval`` candles: the downloaded
+        spans (:class:`HistorySpan`) merged where they overlap or touch, in time order."""
+        seconds = int(interval.total_seconds()) if isinstance(interval, dt.timedelta) else interval
+        rows = self._select("history_spans", "start_ns", symbol=symbol, interval_seconds=seconds)
+        merged: list[list[int]] = []
+        for r in rows:
+            if merged and r["start_ns"] <= merged[-1][1]:
+                merged[-1][1] = max(merged[-1][1], r["end_ns"])
+            else:
+                merged.append([r["start_ns"], r["end_ns"]])
+        return [(from_ns(a), from_ns(b)) for a, b in merged]
 
     def ticks(self, symbol: str | None = None, start: dt.datetime | None = None,
               end: dt.datetime | None = None, limit: int | None = None) -> list[Tick]:

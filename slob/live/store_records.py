@@ -16,7 +16,7 @@ from slob.model import (Candle, ConnectionLost, ConnectionRestored, ContractRoll
                         Gap, Tick)
 
 __all__ = [
-    "ConnectionEvent", "ErrorEvent", "FillRecord", "OrderRecord", "OrderStatusRecord", "RunRecord",
+    "CANDLE_SOURCES", "CandleRecord", "ConnectionEvent", "ErrorEvent", "HistorySpan", "FillRecord", "OrderRecord", "OrderStatusRecord", "RunRecord",
     "RunStarted", "RunStopped", "SetupRecord", "StoreClosed", "StoreError", "StoreRecord", "StoreStats",
     "StoreVersionError", "URGENT",
 ]
@@ -146,6 +146,40 @@ class FillRecord:
     realized_pnl: float | None = None
 
 
+#: Where a stored candle came from: slob's own aggregation of live ticks, or IB's history.
+CANDLE_SOURCES = ("live", "history")
+
+
+@dataclass(frozen=True, slots=True)
+class CandleRecord:
+    """A candle with its source (schema 4). A plain :class:`~slob.model.Candle` added to
+    the store is ``live``. Candles are upserted by (symbol, interval, start): the same
+    record twice leaves one row, and a later record replaces an earlier one -- except
+    that with ``keep_live`` (what ``slob history`` writes) a history candle does not
+    replace a live candle that saw trades (only a flat, filled one)."""
+
+    candle: Candle
+    source: str = "history"
+    keep_live: bool = False
+
+    def __post_init__(self) -> None:
+        if self.source not in CANDLE_SOURCES:
+            raise ValueError(f"candle source {self.source!r} is not one of {CANDLE_SOURCES}")
+
+
+@dataclass(frozen=True, slots=True)
+class HistorySpan:
+    """``[start, end)`` of ``symbol``'s candles of ``interval_seconds`` was downloaded from
+    IB's history at ``fetched`` (a span with no bars at all -- a weekend -- is downloaded
+    too). Overlapping spans merge when read; what is covered is not requested again."""
+
+    symbol: str
+    interval_seconds: int
+    start: dt.datetime
+    end: dt.datetime
+    fetched: dt.datetime
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorEvent:
     """An :class:`~slob.model.ErrorReported` as read back: stamped when it was written."""
@@ -157,7 +191,7 @@ class ErrorEvent:
 ConnectionEvent = Union[ConnectionLost, ConnectionRestored, Gap, ContractRolled, ErrorEvent]
 StoreRecord = Union[Tick, Candle, Gap, ConnectionLost, ConnectionRestored, ContractRolled,
                     ErrorReported, SetupRecord, OrderRecord, OrderStatusRecord, FillRecord, RunStarted,
-                    RunStopped]
+                    RunStopped, CandleRecord, HistorySpan]
 #: Records that close their batch at once and commit with fsync (see the module docstring).
 URGENT: frozenset[type] = frozenset({SetupRecord, OrderRecord, OrderStatusRecord, FillRecord, RunStarted,
                                      RunStopped, Gap})

@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from slob.live.store_records import (ConnectionEvent, ErrorEvent, FillRecord, OrderRecord, OrderStatusRecord,
-                                     RunStarted, RunStopped, SetupRecord, StoreVersionError)
+from slob.live.store_records import (CandleRecord, ConnectionEvent, ErrorEvent, FillRecord, HistorySpan, OrderRecord,
+                                     OrderStatusRecord, RunStarted, RunStopped, SetupRecord, StoreVersionError)
 from slob.model import (Candle, ConnectionLost, ConnectionRestored, ContractRolled, ErrorReported,
                         Gap, Tick)
 
@@ -77,6 +77,12 @@ MIGRATIONS: Sequence[Sequence[str]] = (
         """CREATE TABLE runs (id TEXT PRIMARY KEY, started_ns INTEGER NOT NULL, stopped_ns INTEGER,
             pid INTEGER NOT NULL)""",
         "CREATE INDEX runs_started ON runs (started_ns)",
+    ),
+    (  # 4: market memory -- where each candle came from, and what IB's history covered
+        "ALTER TABLE candles ADD COLUMN source TEXT NOT NULL DEFAULT 'live' CHECK (source IN ('live', 'history'))",
+        """CREATE TABLE history_spans (symbol TEXT NOT NULL, interval_seconds INTEGER NOT NULL,
+            start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL, fetched_ns INTEGER NOT NULL,
+            PRIMARY KEY (symbol, interval_seconds, start_ns))""",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -192,7 +198,14 @@ def _opt_bool(value: bool | None) -> int | None:
 SQL = {
     "tick": _insert("ticks", "symbol contract ts_ns price size exchange delayed received_ns"),
     "candle": _insert("candles", "symbol contract interval_seconds start_ns open high low close"
-                      " volume trades filled", key="symbol interval_seconds start_ns"),
+                      " volume trades filled source", key="symbol interval_seconds start_ns"),
+    # a history candle that leaves a live candle with trades alone (CandleRecord.keep_live)
+    "candle_keep_live": _insert("candles", "symbol contract interval_seconds start_ns open high low close"
+                                " volume trades filled source", key="symbol interval_seconds start_ns")
+    + " WHERE candles.source != 'live' OR candles.filled = 1",
+    "history_span": _insert("history_spans", "symbol interval_seconds start_ns end_ns fetched_ns",
+                            key="symbol interval_seconds start_ns")
+    + " WHERE excluded.end_ns >= history_spans.end_ns",
     "event": _insert("connection_events", "ts_ns kind cause start_ns end_ns data_lost symbol"
                      " old_contract new_contract"),
     "setup": _insert("setups", "id symbol direction state created_ns updated_ns details",
@@ -205,11 +218,20 @@ SQL = {
                     key="exec_id", coalesce="commission realized_pnl"),
 }
 Row = tuple[Any, ...]
+
+
+def _candle_row(c: Candle, source: str) -> Row:
+    return (c.symbol, c.contract, c.interval_seconds, to_ns(c.start), c.open, c.high, c.low, c.close, c.volume,
+            c.trades, int(c.filled), source)
+
+
 ROWS: dict[type, Callable[[Any], tuple[str, Row]]] = {
     Tick: lambda t: ("tick", (t.symbol, t.contract, to_ns(t.timestamp), t.price, t.size,
                               t.exchange, int(t.delayed), t.received_ns)),
-    Candle: lambda c: ("candle", (c.symbol, c.contract, c.interval_seconds, to_ns(c.start), c.open,
-                                  c.high, c.low, c.close, c.volume, c.trades, int(c.filled))),
+    Candle: lambda c: ("candle", _candle_row(c, "live")),
+    CandleRecord: lambda r: ("candle_keep_live" if r.keep_live else "candle", _candle_row(r.candle, r.source)),
+    HistorySpan: lambda h: ("history_span", (h.symbol, h.interval_seconds, to_ns(h.start), to_ns(h.end),
+                                             to_ns(h.fetched))),
     ConnectionLost: lambda e: ("event", (to_ns(e.at), "lost", e.cause) + (None,) * 6),
     ConnectionRestored: lambda e: ("event", (to_ns(e.at), "restored", e.cause, None, None,
                                              int(e.data_lost), None, None, None)),

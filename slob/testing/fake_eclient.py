@@ -26,6 +26,11 @@ What it does:
   market-data preamble, and the ENDs of the open-order, position and execution lists.
   Orders are recorded but never acknowledged or filled by themselves: the test says what
   happens to them (:meth:`~FakeEClient.acknowledge`, :meth:`~FakeEClient.deliver_fill`, ...).
+* **History is answered** from ``history_scenarios`` (price family -> scenario, e.g.
+  ``{"NQ": ScriptedScenario.from_candles(day)}``) with the bars, ticks and head timestamps
+  FakeTWS would send (:mod:`slob.testing.fake_history`; a scripted scenario is its own
+  history, a generated one starts at the clock's time of the first request); without
+  one, HMDS has no data (162). Pacing is off unless ``fake.history.pacing`` is set.
 * **Time is simulated**: :attr:`FakeEClient.clock` is a paused
   :class:`~slob.testing.scenario.SimClock` (default start: a Monday with NQZ4 the front
   month) that stamps current-time answers, errors, trades and fills; move it with
@@ -49,7 +54,7 @@ import logging
 import time
 from dataclasses import replace
 from decimal import Decimal
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 from ibapi import comm
 from ibapi.client import EClient
@@ -63,6 +68,7 @@ from slob.ib.errors import TWSNotRunning
 from slob.model import Tick
 from slob.testing import tws_messages as msg
 from slob.testing import tws_order_messages as omsg
+from slob.testing.fake_history import FakeHistory
 from slob.testing.fake_orders import EXEC_BASE, PERM_BASE, activation_status, exec_id, order_from_request
 from slob.testing.fake_session import error_text
 from slob.testing.fake_tws import DEFAULT_START
@@ -74,7 +80,8 @@ from slob.testing.order_records import (
     ExecutionRecord,
     OrderRecord,
 )
-from slob.testing.scenario import SimClock
+from slob.testing.history_tape import standalone_price
+from slob.testing.scenario import Scenario, SimClock
 from slob.testing.tws_requests import Request, decode_request
 from slob.testing.tws_versions import MIN_PROTOBUF_SERVER_VERSION, check_server_version, default_server_version
 
@@ -109,6 +116,7 @@ class FakeEClient(IBClient):
         seed: int = 1,
         auto_answer: bool = True,
         farm_notices: bool = True,
+        history_scenarios: Mapping[str, Scenario] | None = None,
     ) -> None:
         server_version = check_server_version(
             default_server_version() if server_version is None else server_version, "FakeEClient")
@@ -152,6 +160,11 @@ class FakeEClient(IBClient):
             OUT.REQ_EXECUTIONS: self._fake_answer_executions,
             OUT.REQ_MANAGED_ACCTS: lambda r: self._fake_send(msg.managed_accounts(list(self.account_list), self._fake_sv)),
         }
+        #: The historical data service answering REQ_HISTORICAL_DATA & co. (see the module docstring).
+        self.history = FakeHistory(now_ns=self.clock.now_ns, scenarios=history_scenarios or {},
+                                   price_of=standalone_price(), zone=dt.timezone.utc, no_permission=frozenset)
+        self.history.pacing = None
+        self._fake_answers.update(self.history.handlers(_HistoryPort(self)))
 
     # -- the session ---------------------------------------------------------------
 
@@ -488,6 +501,30 @@ class FakeEClient(IBClient):
     def live_orders(self) -> list[OrderRecord]:
         """Placed orders that are transmitted and not finished."""
         return [o for o in self.orders.values() if o.transmit and o.status not in TERMINAL]
+
+
+class _HistoryPort:
+    """A FakeEClient as the history service sees it."""
+
+    def __init__(self, fake: FakeEClient) -> None:
+        self.fake = fake
+
+    @property
+    def server_version(self) -> int:
+        return self.fake.server_version
+
+    @property
+    def alive(self) -> bool:
+        return self.fake.isConnected()
+
+    def send(self, frame: bytes) -> None:
+        self.fake.deliver(frame)
+
+    def fail(self, req_id: int, code: int, text: str) -> None:
+        self.fake.deliver_error(code, req_id, text)
+
+    def contracts(self, req: Request, with_expired: bool) -> list[FutureContract]:
+        return resolve_contracts(req.fields, self.fake.clock.now(), with_expired=with_expired)
 
 
 class FakeConnector:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Callable
 from ibapi.message import OUT
 
 from slob.ib import wire
+from slob.testing import fake_history
 from slob.testing import tws_messages as msg
 from slob.testing.fake_market import TICK_BY_TICK_TYPES, Subscription
 from slob.testing.futures import FutureContract, is_cme_open, resolve_contracts
@@ -148,6 +149,7 @@ class Session(asyncio.Protocol):
             OUT.CANCEL_ORDER: lambda r: self.tws.book.cancel(self, r.int("orderId")),
             OUT.REQ_GLOBAL_CANCEL: lambda r: self.tws.book.global_cancel(self),
         }
+        self._handlers.update(fake_history.session_handlers(self))  # bars, ticks, head timestamps
 
     # -- transport callbacks -----------------------------------------------------
 
@@ -357,6 +359,7 @@ class Session(asyncio.Protocol):
             self.close()
             return
         self.client_id = client_id
+        self.tws._session_ready(self)  # its record first: no reader sees a ready client without it
         self.state = "ready"
         sv = self.server_version
         # TWS replays a returning client's open orders first (api_reconnect_active_order).
@@ -367,7 +370,7 @@ class Session(asyncio.Protocol):
             self.error(-1, 2104, farm="usfarm")
             self.error(-1, 2106, farm="ushmds")
             self.error(-1, 2158, farm="secdefnj")
-        self.tws._session_ready(self)
+        self.tws._notify()
 
     def _req_ids(self, req: Request) -> None:
         self.send(msg.next_valid_id(self.tws.next_order_id, self.server_version))

@@ -263,12 +263,14 @@ class FakeTWS(LoopThread):
         self._notify()
 
     def _session_ready(self, session: Session) -> None:
+        """Record the session's client id and ready time. Called before the session says it
+        is ready, so a reader never sees a ready client without its record; the caller
+        notifies waiters once it is."""
         with self._changed:
             c = self._connections.get(session.number)
             if c is not None:
                 self._connections[session.number] = replace(c, client_id=session.client_id,
                                                             ready_ns=time.monotonic_ns(), ready_at=self.clock.now())
-        self._notify()
 
     def _client_id_taken(self, client_id: int, asking: Session) -> bool:
         return any(s is not asking and s.state == "ready" and s.client_id == client_id

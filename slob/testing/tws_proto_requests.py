@@ -7,10 +7,11 @@ for the message (:mod:`slob.trace.protobuf_table`), then flattened: a top-level 
 its name, the fields of the nested ``contract``, ``order``, ``orderCancel`` and
 ``executionFilter`` messages are named as in the text layouts of
 :mod:`slob.testing.tws_requests` (``primaryExch`` -> ``primaryExchange``, ``acctCode`` ->
-``account``). Values are written as the text protocol would carry them: booleans ``1``/``0``,
+``account``; REQ_HISTORICAL_DATA's ``duration`` -> ``durationStr``). Values are written as the text protocol would carry them: booleans ``1``/``0``,
 integral doubles without a fraction (``20``), others as Python prints them. A field the
-client left unset is absent, as an empty text field reads; only PLACE_ORDER's ``transmit``
-is filled in (``0``), because IB's client leaves a false ``transmit`` out of the protobuf.
+client left unset is absent, as an empty text field reads -- except booleans: IB's client
+leaves a false one out (PLACE_ORDER's ``transmit``, REQ_HISTORICAL_DATA's ``useRTH``), and
+they read ``0`` as the text protocol sends them.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ __all__ = ["ProtobufRequestError", "parse_request"]
 
 #: protobuf field name -> the text layout's name for it
 _ALIASES = {"primaryExch": "primaryExchange", "acctCode": "account", "marketDataOptions": "mktDataOptions"}
+#: per request: protobuf field name -> the text layout's name
+_REQUEST_ALIASES = {OUT.REQ_HISTORICAL_DATA: {"duration": "durationStr"}}
 #: nested messages whose fields are lifted to the top level
 _LIFTED = frozenset({"contract", "order", "orderCancel", "executionFilter"})
 
@@ -48,6 +51,16 @@ def _text(value: Any) -> str:
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
     return str(value)
+
+
+def _false_booleans(descriptor: Any, out: dict[str, str], lift: bool) -> None:
+    """Booleans IB's client left out read ``0``, as the text protocol sends them."""
+    for fd in descriptor.fields:
+        if fd.message_type is not None:
+            if lift and fd.name in _LIFTED and fd.label != fd.LABEL_REPEATED:
+                _false_booleans(fd.message_type, out, False)
+        elif fd.type == fd.TYPE_BOOL and fd.label != fd.LABEL_REPEATED:
+            out.setdefault(_ALIASES.get(fd.name, fd.name), "0")
 
 
 def _flatten(message: Any, out: dict[str, str], lift: bool) -> None:
@@ -79,6 +92,8 @@ def parse_request(msg_id: int, body: bytes) -> tuple[dict[str, str], Any]:
         raise ProtobufRequestError(f"request {msg_id}: protobuf body does not parse: {exc}") from None
     fields: dict[str, str] = {}
     _flatten(message, fields, True)
-    if msg_id == OUT.PLACE_ORDER:
-        fields.setdefault("transmit", "0")
+    _false_booleans(message.DESCRIPTOR, fields, True)
+    for proto_name, text_name in _REQUEST_ALIASES.get(msg_id, {}).items():
+        if proto_name in fields:
+            fields[text_name] = fields.pop(proto_name)
     return fields, message

@@ -55,6 +55,13 @@ LAYOUTS: dict[int, tuple[str, ...]] = {
     OUT.CANCEL_CONTRACT_DATA: ("reqId",),
     OUT.CANCEL_ORDER: ("orderId", "manualOrderCancelTime", "extOperator", "manualOrderIndicator"),
     OUT.REQ_GLOBAL_CANCEL: ("extOperator", "manualOrderIndicator"),
+    # historical data (slob.testing.fake_history serves them)
+    OUT.CANCEL_HISTORICAL_DATA: ("version", "reqId"),
+    OUT.REQ_HEAD_TIMESTAMP: ("reqId",) + _CONTRACT + ("includeExpired", "useRTH", "whatToShow", "formatDate"),
+    OUT.CANCEL_HEAD_TIMESTAMP: ("reqId",),
+    OUT.REQ_HISTORICAL_TICKS: ("reqId",) + _CONTRACT + (
+        "includeExpired", "startDateTime", "endDateTime", "numberOfTicks", "whatToShow", "useRTH", "ignoreSize",
+        "miscOptions"),
 }
 
 # Server versions at which the order requests change shape (ibapi server_versions.py).
@@ -63,6 +70,7 @@ SV_ORDER_CONTAINER = 145  # PLACE_ORDER drops its version field
 SV_MANUAL_ORDER_TIME = 169
 SV_FA_PROFILE_DESUPPORT = 177  # PLACE_ORDER drops faProfile
 SV_CME_TAGGING_FIELDS = 192  # CANCEL_ORDER / REQ_GLOBAL_CANCEL drop their version field
+SV_SYNT_REALTIME_BARS = 124  # REQ_HISTORICAL_DATA drops its version field, adds keepUpToDate
 
 #: PLACE_ORDER up to ocaType, as ibapi 10.50's ``EClient.placeOrder`` sends a non-combo
 #: order (checked by encoding orders at server versions 111-200); what follows is kept
@@ -89,10 +97,21 @@ def _place_order_layout(sv: int) -> tuple[str, ...]:
 LAYOUTS[OUT.PLACE_ORDER] = _place_order_layout(200)
 
 
+def _historical_data_layout(sv: int) -> tuple[str, ...]:
+    """REQ_HISTORICAL_DATA as ibapi 10.50 sends it for a non-combo contract (sv >= 100)."""
+    head: tuple[str, ...] = ("version",) if sv < SV_SYNT_REALTIME_BARS else ()
+    tail: tuple[str, ...] = ("keepUpToDate",) if sv >= SV_SYNT_REALTIME_BARS else ()
+    return head + ("reqId",) + _CONTRACT + (
+        "includeExpired", "endDateTime", "barSizeSetting", "durationStr", "useRTH", "whatToShow", "formatDate",
+    ) + tail + ("chartOptions",)
+
+
 def layout(msg_id: int, sv: int = 200) -> tuple[str, ...]:
     """The field names of request ``msg_id`` as a client sends it at server version ``sv``."""
     if msg_id == OUT.PLACE_ORDER:
         return _place_order_layout(sv)
+    if msg_id == OUT.REQ_HISTORICAL_DATA:
+        return _historical_data_layout(sv)
     if msg_id == OUT.CANCEL_ORDER and sv < SV_CME_TAGGING_FIELDS:
         return ("version", "orderId") + (("manualOrderCancelTime",) if sv >= SV_MANUAL_ORDER_TIME else ())
     if msg_id == OUT.REQ_GLOBAL_CANCEL and sv < SV_CME_TAGGING_FIELDS:

@@ -9,6 +9,7 @@ either does the same or declines without calling anything -- then IB's Decoder r
 from __future__ import annotations
 
 import math
+import warnings
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -85,8 +86,13 @@ def hot_calls(payload: bytes, sv: int) -> tuple[bool, list[tuple[str, tuple[Any,
 
 
 def check(payload: bytes, sv: int, *, valid: bool) -> None:
-    expected, raised = ib_calls(payload, sv)
-    handled, got = hot_calls(payload, sv)
+    # Random bytes in a string field meet IB's "unicode-escape" decoding, which warns about
+    # invalid escapes (a DeprecationWarning, an error under pytest's filterwarnings): both
+    # decoders see the same bytes, so the warning says nothing about either; compare results.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        expected, raised = ib_calls(payload, sv)
+        handled, got = hot_calls(payload, sv)
     if valid:
         assert raised is None, f"the generator made an invalid message: {raised}"
         assert handled, f"hot decoder declined a valid message {payload!r}"

@@ -41,7 +41,8 @@ PROPERTY = settings(max_examples=20, deadline=None, derandomize=True, database=N
 
 # ("trades", advance_seconds, picks): the clock moves, then one trade per pick on the live
 #     request picks[i] % len(live) (sorted by request id: old contract before new);
-# ("drop",): TWS goes away; the fetcher reconnects and resubscribes;
+# ("drop", advance_seconds): TWS goes away, the clock moves on (maybe past the roll moment);
+#     the fetcher reconnects and resubscribes;
 # ("data_lost",): 1101; the fetcher resubscribes on the same session;
 # ("stale", picks): 1100, trades still in flight on the old requests, then 1102.
 Step = tuple[Any, ...]
@@ -49,7 +50,7 @@ Step = tuple[Any, ...]
 trades = st.tuples(st.just("trades"), st.integers(0, 4), st.lists(st.integers(0, 3), min_size=1, max_size=6))
 steps = st.one_of(
     trades, trades, trades,
-    st.just(("drop",)), st.just(("data_lost",)),
+    st.tuples(st.just("drop"), st.sampled_from([0, 0, 40])), st.just(("data_lost",)),
     st.tuples(st.just("stale"), st.lists(st.integers(0, 3), max_size=3)),
 )
 plans = st.lists(steps, min_size=1, max_size=10).map(lambda p: [("trades", 0, [0])] + p)
@@ -211,6 +212,7 @@ class Driver:
         elif kind in ("drop", "data_lost"):
             before, attempts = self.restored(), self.connector.attempts
             if kind == "drop":
+                self.connector.clock.advance(step[1])
                 self.fake.drop_connection()
             else:
                 self.fake.deliver_error(1101)
@@ -276,10 +278,18 @@ def test_a_roll_with_old_and_new_trades_interleaved_is_the_same_in_both_lanes() 
 
 
 def test_a_reconnect_and_a_1101_each_make_one_gap_in_both_lanes() -> None:
-    plan: list[Step] = [("trades", 0, [0, 0]), ("drop",), ("trades", 2, [0]), ("data_lost",),
+    plan: list[Step] = [("trades", 0, [0, 0]), ("drop", 0), ("trades", 2, [0]), ("data_lost",),
                         ("trades", 1, [0, 0])]
     loop_lane, _ = assert_same(plan, "tick_by_tick")
     assert len(loop_lane.gaps) == 2 and [c[0] for c in loop_lane.connection] == ["lost", "restored"] * 2
+
+
+def test_a_roll_moment_passed_during_an_outage_is_the_same_roll_in_both_lanes() -> None:
+    plan: list[Step] = [("trades", 0, [0, 0]), ("drop", 40), ("trades", 1, [0, 0])]
+    loop_lane, _ = assert_same(plan, "tick_by_tick")
+    first_new = next(t for t in loop_lane.ticks if t[1] == "NQH5")
+    assert [(r.old, r.new, r.at) for r in loop_lane.rolls] == [("NQZ4", "NQH5", first_new[2])]
+    assert len(loop_lane.gaps) == 1
 
 
 def test_1102_with_old_data_in_flight_moves_the_gap_start_in_both_lanes() -> None:
@@ -292,7 +302,7 @@ def test_1102_with_old_data_in_flight_moves_the_gap_start_in_both_lanes() -> Non
 
 
 def test_market_data_replays_are_dropped_in_both_lanes() -> None:
-    plan: list[Step] = [("trades", 0, [0, 0]), ("drop",), ("trades", 1, [0]), ("data_lost",)]
+    plan: list[Step] = [("trades", 0, [0, 0]), ("drop", 0), ("trades", 1, [0]), ("data_lost",)]
     loop_lane, _ = assert_same(plan, "market_data")
     assert loop_lane.duplicates == 2  # TWS's last trade, sent again on each new request
 

@@ -65,3 +65,43 @@ async def test_rolling_symbol_switches_contracts_without_a_gap(lead_seconds: int
         assert cancels is not None
         await fetcher.disconnect()
         await asyncio.wait_for(listener, 5)
+
+
+@pytest.mark.asyncio
+async def test_a_roll_moment_passed_during_an_outage_is_reported_at_the_new_contracts_first_tick() -> None:
+    start = ROLL - dt.timedelta(seconds=20)
+    script = ScriptedScenario.from_prices(start, [(i / 2, 21000.0 + (i % 8) * 0.25, 1) for i in range(200)])
+    async with FakeTWS(start=start, speed=5, scenarios={"NQ": script}) as tws:
+        fetcher = IBWSFetcher(config=IBConfig(port=tws.port, reconnect_delay_seconds=0.05,
+                                              max_reconnect_delay_seconds=0.2, max_reconnect_attempts=50))
+        fetcher.roll_lead = dt.timedelta(0)  # no live roll: the moment passes while the feed is down
+        fetcher.roll_check_seconds = 3600
+        ticks: list[Tick] = []
+        events: list[object] = []
+        rolled = asyncio.Event()
+
+        def on_event(event: object) -> None:
+            events.append(event)
+            if isinstance(event, ContractRolled):
+                rolled.set()
+
+        first = asyncio.Event()
+
+        def on_tick(tick: Tick) -> None:
+            ticks.append(tick)
+            first.set()
+
+        fetcher.on_tick, fetcher.on_event = on_tick, on_event
+        await fetcher.connect()
+        await fetcher.subscribe(["NQ"])
+        listener = asyncio.create_task(fetcher.listen())
+        await asyncio.wait_for(first.wait(), 30)
+        tws.restart(down_for=6)  # 30 simulated seconds down: the roll moment passes
+        await asyncio.wait_for(rolled.wait(), 30)
+        roll = next(e for e in events if isinstance(e, ContractRolled))
+        first_new = next(t for t in ticks if t.contract == "NQH5")
+        assert (roll.old, roll.new, roll.at) == ("NQZ4", "NQH5", first_new.timestamp)
+        assert roll.at >= ROLL and all(t.contract == "NQZ4" for t in ticks[:ticks.index(first_new)])
+        assert fetcher.get_stats()["rolls"] == 1
+        await fetcher.disconnect()
+        await asyncio.wait_for(listener, 5)

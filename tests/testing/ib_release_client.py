@@ -163,7 +163,7 @@ def main() -> None:
         app.wait("positionEnd")
         out["positions"] = app.seen.get("position", [])
         if history:
-            app.reqHistoricalData(5, front, "", "1800 S", "1 min", "TRADES", 0, 1, False, [])
+            app.reqHistoricalData(5, front, "", "120 S", "5 secs", "TRADES", 0, 1, False, [])
             app.wait("historicalDataEnd")
             out["bars"] = app.seen.get("historicalData", [])
         app.reqGlobalCancel(*(() if MAX_CLIENT_VER < 192 else (_order_cancel(),)))
