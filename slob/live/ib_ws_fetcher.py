@@ -588,6 +588,7 @@ class IBWSFetcher(UserCallbacks):
             "stale": sup.state is State.STALE,
             "liveness_probes": sup.stats["liveness_probes"],
             "liveness_timeouts": sup.stats["liveness_timeouts"],
+            "liveness_late": sup.stats["liveness_late"],  # answered late: reading was paused, not silent
             "frame_timeouts": sup.stats["frame_timeouts"],
             "recovery_p50_seconds": percentile(recovery, 0.50),
             "recovery_max_seconds": recovery[-1] if recovery else None,

@@ -128,3 +128,60 @@ async def test_tws_dropping_a_paused_reader_is_one_outage_once_the_consumer_catc
         sent = {(t.time, t.price, t.size, t.trade) for t in tws.sent_ticks() if not t.resend}
         assert len(sent) >= len(ticks)
         assert all(not (gap.start < t.timestamp < gap.end) for t in ticks)
+
+
+class _PausedPort:
+    """A session port whose reader goes quiet, then pauses (backpressure) once the liveness
+    probe is out -- or, with ``paused=False``, stays silent: a dead TWS."""
+
+    def __init__(self, paused: bool) -> None:
+        self.paused = paused
+        self.generation = 1
+        self.probing = False
+        self.aborted: list[str] = []
+        self.never = asyncio.Event()
+
+    async def handshake(self) -> None: ...
+    async def start_api(self) -> None: ...
+    async def resubscribe(self, same_session: bool) -> None: ...
+    async def reconcile(self) -> None: ...
+
+    async def ping(self) -> None:
+        self.probing = True
+        await self.never.wait()  # the answer sits unread in the socket
+
+    def close_session(self) -> None: ...
+
+    def abort_session(self, cause: str, *, junk: bool = False) -> None:
+        self.aborted.append(cause)
+
+    def received_age(self) -> float | None:
+        return 0.0 if self.probing and self.paused else 60.0
+
+    def partial_frame_age(self) -> float | None:
+        return None
+
+    async def emit(self, event: object) -> None: ...
+    async def report(self, exc: BaseException) -> None: ...
+    async def give_up(self, exc: object) -> None: ...
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("paused", [True, False], ids=["paused-reader", "silent-tws"])
+async def test_a_probe_answer_stuck_behind_a_paused_reader_is_late_not_lost(paused: bool) -> None:
+    from slob.live.ib_supervisor import Supervisor, SupervisorSettings
+
+    port = _PausedPort(paused)
+    sup = Supervisor(port, SupervisorSettings(  # type: ignore[arg-type]
+        max_attempts=3, max_junk_sessions=2, reconnect_delay=0.0, max_reconnect_delay=0.0, liveness_idle=0.05,
+        liveness_timeout=0.1, frame_timeout=3600, healthy_after=3600, where="127.0.0.1:1"))
+    await sup.connect()
+    sup.start()
+    try:
+        await until(lambda: sup.stats["liveness_late"] + sup.stats["liveness_timeouts"] >= 1, "the probe's end")
+    finally:
+        await sup.stop()
+    if paused:  # bytes were not silent: the answer is behind them, the session goes on
+        assert (sup.stats["liveness_late"], sup.stats["liveness_timeouts"], port.aborted) == (1, 0, [])
+    else:
+        assert sup.stats["liveness_timeouts"] == 1 and port.aborted and "liveness probe" in port.aborted[0]
