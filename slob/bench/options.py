@@ -20,22 +20,26 @@ __all__ = ["DEFAULT_JSON", "FULL", "QUICK", "add_arguments", "command_line", "pa
 #: The highest server version the feed speaks (slob.testing.tws_versions.MAX_SERVER_VERSION;
 #: not imported: that would pull in ibapi. tests/tools/test_bench_smoke.py checks they agree).
 MAX_SERVER_VERSION = 226
-CLIENTS = ("slob", "ibapi", "ib_async")  # as slob.bench.clients.CLIENTS (checked there)
-#: Measured only when asked for with --clients: the architecture's floor (see clients.HOP_FLOOR).
+CLIENTS = ("slob", "slob-direct", "ibapi", "ib_async")  # as slob.bench.clients.CLIENTS (checked there)
+#: The architecture's floor (see clients.HOP_FLOOR): measured by default, as a reference.
 EXTRA_CLIENTS = ("hop_floor",)
+DEFAULT_CLIENTS = ("slob", "slob-direct", "ibapi", "ib_async", "hop_floor")
 DEFAULT_JSON = Path("bench-results") / "bench.json"  # relative to the working directory
 
-#: The full benchmark: >= 3 alternating throughput runs per client, 5 s per fixed rate,
-#: a 1,000,000-tick memory run.
+#: The full benchmark: >= 3 alternating throughput runs per client, 3 rounds of 5 s per
+#: fixed rate, a 1,000,000-tick memory run, a burst, a slow consumer (both lanes), a busy
+#: strategy, and slob's lanes at the other protocol generation.
 FULL: dict[str, Any] = {
-    "messages": 200_000, "rates": [10_000, 50_000, 100_000], "duration": 5.0, "runs": 3, "timeout": 30.0,
-    "memory_ticks": 1_000_000, "memory_clients": ["slob"], "proxy_ticks": 2000, "proxy_rate": 1000.0,
+    "messages": 200_000, "rates": [1_000, 10_000, 50_000, 100_000], "duration": 5.0, "runs": 3, "rate_runs": 3,
+    "timeout": 30.0, "memory_ticks": 1_000_000, "memory_clients": ["slob"], "proxy_ticks": 2000,
+    "proxy_rate": 1000.0, "burst_ticks": 5000, "slow_ticks": 600_000, "slow_rate": 50_000, "busy_duration": 5.0,
 }
-#: ``--quick``: the same measurements, smaller (about 2 minutes on a 2-CPU machine; the
-#: memory run keeps its 1,000,000 ticks: flat out it takes seconds).
+#: ``--quick``: the same measurements, smaller (the memory run keeps its 1,000,000 ticks:
+#: flat out it takes seconds).
 QUICK: dict[str, Any] = {
-    "messages": 100_000, "rates": [10_000, 50_000, 100_000], "duration": 2.0, "runs": 3, "timeout": 8.0,
-    "memory_ticks": 1_000_000, "memory_clients": ["slob"], "proxy_ticks": 1000, "proxy_rate": 1000.0,
+    "messages": 100_000, "rates": [1_000, 10_000, 50_000, 100_000], "duration": 1.5, "runs": 3, "rate_runs": 2,
+    "timeout": 8.0, "memory_ticks": 1_000_000, "memory_clients": ["slob"], "proxy_ticks": 1000,
+    "proxy_rate": 1000.0, "burst_ticks": 5000, "slow_ticks": 400_000, "slow_rate": 50_000, "busy_duration": 2.0,
 }
 
 
@@ -74,9 +78,12 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--runs", type=int,
                     help=f"throughput runs per client, alternating clients per round; median and min-max are "
                          f"reported (default {f['runs']})")
+    ap.add_argument("--rate-runs", type=int,
+                    help=f"rounds per fixed rate, clients alternating in each; ratios are medians of the per-round "
+                         f"ratios (default {f['rate_runs']}; quick {q['rate_runs']}; IB's stock model runs one)")
     ap.add_argument("--clients", type=_client_list,
-                    help="subset of slob,ibapi,ib_async (default: all three); add hop_floor for the floor of "
-                         "slob's architecture (reader thread -> bridge -> loop, no decoding)")
+                    help=f"subset of {','.join(DEFAULT_CLIENTS)} (default: all; hop_floor is the floor of slob's "
+                         "asyncio lane: reader thread -> bridge -> loop, no decoding)")
     ap.add_argument("--memory-ticks", type=int,
                     help=f"ticks of the memory run, flat out (RSS sampled in the client process; default "
                          f"{f['memory_ticks']}; 0 skips it)")
@@ -87,6 +94,20 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
                          f"quick {q['proxy_ticks']}; 0 skips it)")
     ap.add_argument("--proxy-rate", type=float,
                     help=f"frames/s for the slob trace proxy measurement (default {f['proxy_rate']:g})")
+    ap.add_argument("--burst-ticks", type=int,
+                    help=f"ticks of the burst (sent within 50 ms after a quiet second; default {f['burst_ticks']}; "
+                         "0 skips it)")
+    ap.add_argument("--slow-ticks", type=int,
+                    help=f"ticks of the slow-consumer run, each lane (on_tick costs twice the feed interval; "
+                         f"default {f['slow_ticks']}; quick {q['slow_ticks']}; 0 skips it)")
+    ap.add_argument("--slow-rate", type=int,
+                    help=f"feed rate of the slow-consumer run, ticks/s (default {f['slow_rate']})")
+    ap.add_argument("--busy-duration", type=float,
+                    help=f"seconds of the busy-strategy run at 10,000 ticks/s (20 µs of work per tick, a 20 ms loop "
+                         f"stall every second; default {f['busy_duration']:g}; quick {q['busy_duration']:g}; 0 skips)")
+    ap.add_argument("--compare-version", type=int,
+                    help="the other protocol generation slob's lanes are also measured at (throughput and 10k/s): "
+                         "default 200 (text) when --server-version is 201 or more, else the highest; 0 skips it")
     ap.add_argument("--json", type=Path, help=f"results file (default {DEFAULT_JSON})")
     ap.add_argument("--plot", type=Path,
                     help="also write a PNG of latency percentiles (p50, p99, p99.9) against rate per client "
@@ -94,6 +115,8 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--markdown", type=Path,
                     help="also write the results as Markdown (table, targets, machine, command, plot link), "
                          "as in docs/benchmarks.md")
+    ap.add_argument("--markdown-notes", type=Path,
+                    help="a Markdown file whose text goes into the --markdown page after the results")
     ap.add_argument("--timeout", type=float,
                     help=f"seconds a client may lag behind the feed's schedule (flat-out runs: 10,000 ticks/s) "
                          f"before the run is cut (default {f['timeout']:g}; quick {q['timeout']:g})")
@@ -111,6 +134,12 @@ def validate(opts: argparse.Namespace) -> str | None:
     """What is wrong with resolved options, or None."""
     if opts.messages < 2 or opts.runs < 1 or opts.duration <= 0 or any(r <= 0 for r in opts.rates):
         return "--messages >= 2, --runs >= 1, --duration > 0 and positive --rates, please"
+    if opts.rate_runs < 1:
+        return "--rate-runs >= 1, please"
+    if opts.burst_ticks < 0 or opts.slow_ticks < 0 or opts.slow_rate <= 0 or opts.busy_duration < 0:
+        return "--burst-ticks, --slow-ticks, --busy-duration >= 0 and --slow-rate > 0, please"
+    if 0 < opts.slow_ticks < 20:
+        return "--slow-ticks is 0 (skip) or >= 20"
     if opts.memory_ticks < 0 or (0 < opts.memory_ticks < 20):
         return "--memory-ticks is 0 (skip) or >= 20"
     if opts.proxy_ticks < 0 or opts.proxy_rate <= 0:
@@ -119,6 +148,8 @@ def validate(opts: argparse.Namespace) -> str | None:
         return "--timeout > 0, --start-delay >= 0 and --batch-bytes >= 1, please"
     if not 100 <= opts.server_version <= MAX_SERVER_VERSION:
         return f"--server-version is 100..{MAX_SERVER_VERSION}"
+    if opts.compare_version and not 100 <= opts.compare_version <= MAX_SERVER_VERSION:
+        return f"--compare-version is 0 (skip) or 100..{MAX_SERVER_VERSION}"
     return None
 
 
@@ -133,13 +164,17 @@ def resolve(opts: argparse.Namespace) -> argparse.Namespace:
         else:
             given[key] = explicit
     if getattr(opts, "clients", None) is None:
-        opts.clients = list(CLIENTS)
+        opts.clients = list(DEFAULT_CLIENTS)
     else:
         given["clients"] = opts.clients
     for key, default in (("start_delay", 0.5), ("batch_bytes", 16384), ("server_version", MAX_SERVER_VERSION)):
         if getattr(opts, key) != default:
             given[key] = getattr(opts, key)
-    for key in ("json", "plot", "markdown"):
+    if getattr(opts, "compare_version", None) is None:
+        opts.compare_version = 200 if opts.server_version >= 201 else MAX_SERVER_VERSION
+    else:
+        given["compare_version"] = opts.compare_version
+    for key in ("json", "plot", "markdown", "markdown_notes"):
         if getattr(opts, key, None) is not None:
             given[key] = getattr(opts, key)
     if opts.json is None:

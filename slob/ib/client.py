@@ -13,6 +13,14 @@ Records reach the sink in order. Ticks decoded from one read are handed over tog
 (``batch_sink``, at most ``_FLUSH_EVERY`` at a time, so a large read does not hold back its
 first tick); any other record flushes what is waiting and goes at once.
 
+Backpressure: with :attr:`IBClient.flow` set (the :class:`~slob.ib.bridge.TickBridge` the
+sink feeds), the reader stops reading the socket while the consumer is behind -- after the
+read that filled the bridge past its high-water mark, until the consumer drained it below
+the low-water mark -- so TCP flow control pushes back on TWS instead of memory growing.
+Nothing is dropped. While paused -- or busy with a read, e.g. in a zero-hop callback -- the
+session is not silent (:attr:`last_received_ns` reads "now", an incomplete frame does not
+age): the liveness check must not take a slow consumer for a dead TWS.
+
 Caller obligations:
 
 * :meth:`connect` blocks for the handshake (it raises :class:`TWSNotRunning`,
@@ -36,7 +44,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 from ibapi import comm
 from ibapi.client import EClient
@@ -68,7 +76,8 @@ from slob.ib.pacing import TokenBucket
 from slob.model import Quote, Tick
 from slob.orders import UNSET_PNL, Execution, OpenOrder, OrderError, PositionReported
 
-__all__ = ["ConnectionClosed", "HistoryUpdate", "IBClient", "Subscription", "SubscriptionLive", "TwsMessage"]
+__all__ = ["ConnectionClosed", "FlowControl", "HistoryUpdate", "IBClient", "Subscription", "SubscriptionLive",
+           "TwsMessage"]
 
 log = logging.getLogger("slob.ib.client")
 _NOT_SUBSCRIBED = {354, 10089, 10168, 10186, 10189}
@@ -85,6 +94,20 @@ _CANCEL_TICKS_SERVER_VERSION = 215
 #: What a keepUpToDate request's callback receives, on the reader thread: IB's BarData
 #: (an update of the bar forming, or the first of a new bar), or the SlobError ending it.
 HistoryUpdate = Callable[[Any], None]
+
+
+class FlowControl(Protocol):
+    """What the reader asks of its consumer's queue (TickBridge implements it)."""
+
+    @property
+    def full(self) -> bool: ...  # stop reading (checked after every read)
+
+    @property
+    def paused(self) -> bool: ...  # a producer is waiting in wait_for_room now
+
+    def wait_for_room(self, stop: Callable[[], bool]) -> None: ...  # block until there is room or stop()
+
+    def wake_producer(self) -> None: ...  # re-check stop() now
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,8 +225,11 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         self._abort_junk = False
         self._pnl_unset = False  # the protobuf commission report just decoded had no realizedPNL
         self._frame_ns = 0
-        #: monotonic ns since which the reader holds an incomplete frame (0: none)
-        self.partial_since_ns = 0
+        self._partial_since_ns = 0  # see partial_since_ns
+        self._in_recv = False  # the reader waits for the peer (else it is busy with a read)
+        #: The consumer's queue: the reader waits while it is full (backpressure). Set it
+        #: before or after start(); None reads on whatever the consumer's speed.
+        self.flow: FlowControl | None = None
 
     # -- connection ------------------------------------------------------------
 
@@ -247,6 +273,7 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         requests loses them. If TWS has not closed within ``close_grace`` seconds, both
         directions are shut."""
         self._closing = True
+        self._release_reader()
         deadline = time.monotonic() + self.join_timeout
         sock = self._sock
         reader = self._reader
@@ -275,6 +302,7 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         if self.closed.done() or self._closing:
             return
         self._abort_cause, self._abort_junk = cause, junk
+        self._release_reader()
         sock = self._sock
         if sock is not None:
             try:
@@ -282,10 +310,34 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
             except OSError:
                 pass
 
+    def _release_reader(self) -> None:
+        """A reader paused by backpressure goes on to read (and see the end)."""
+        flow = self.flow
+        if flow is not None:
+            flow.wake_producer()
+
+    def _stopping(self) -> bool:
+        return self._closing or bool(self._abort_cause)
+
+    def _reader_busy(self) -> bool:
+        """The reader is handling a read (decoding, a zero-hop callback) or paused by
+        backpressure: not waiting for the peer."""
+        reader = self._reader
+        return not self._in_recv and reader is not None and reader.is_alive()
+
+    @property
+    def partial_since_ns(self) -> int:
+        """monotonic ns since which the reader has waited for the rest of an incomplete
+        frame (0: none). Only time spent waiting on the peer counts: not the time the
+        reader spent busy or paused (it is not the peer holding the frame back)."""
+        return 0 if self._reader_busy() else self._partial_since_ns
+
     @property
     def last_received_ns(self) -> int:
-        """monotonic ns of the last bytes received (or of the session's start)."""
-        return self._frame_ns
+        """monotonic ns of the last bytes received (or of the session's start); "now"
+        while the reader is busy or paused for a consumer that is behind -- that is not
+        silence, and the liveness check must not take it for a dead TWS."""
+        return time.monotonic_ns() if self._reader_busy() else self._frame_ns
 
     def isConnected(self) -> bool:  # noqa: N802
         return bool(self.connState == EClient.CONNECTED and self._sock is not None and not self.closed.done())
@@ -309,8 +361,13 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
             dispatch = self._dispatch_frame
             dispatch_all = self._dispatch_frames
             flush = self._flush
+            now = time.monotonic_ns()
             while True:
+                if self._partial_since_ns:  # the time just spent busy is not the peer's
+                    self._partial_since_ns += time.monotonic_ns() - now
+                self._in_recv = True
                 data = recv(1 << 16)
+                self._in_recv = False
                 if not data:
                     cause = ("disconnected by this client" if self._closing else self._abort_cause
                              or "TWS closed the connection")
@@ -326,14 +383,17 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
                 # An incomplete frame's age is what the liveness check watches: a peer that
                 # announces a frame and never completes it is as dead as a silent one.
                 if decoder.buffered:
-                    if not self.partial_since_ns or not payloads:
-                        self.partial_since_ns = self.partial_since_ns or now
+                    if not self._partial_since_ns or not payloads:
+                        self._partial_since_ns = self._partial_since_ns or now
                     else:
-                        self.partial_since_ns = now  # a new frame began in this read
+                        self._partial_since_ns = now  # a new frame began in this read
                 else:
-                    self.partial_since_ns = 0
+                    self._partial_since_ns = 0
                 dispatch_all(payloads)
                 flush()
+                flow = self.flow
+                if flow is not None and flow.full:
+                    flow.wait_for_room(self._stopping)
         except OSError as exc:
             if self._closing:
                 cause = "disconnected by this client"
@@ -615,7 +675,10 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         self._out.append(record)  # called only while decoding: flushed by the reader or dispatch()
 
     # IB's Decoder (and HotDecoder) hand every protobuf tick to these hooks first; IB's
-    # defaults build a log record per call. slob reads the decoded arguments instead.
+    # defaults build a log record per call. slob reads the decoded arguments instead (and
+    # tells HotDecoder not to call them at all).
+    ignores_proto_hooks = True
+
     def tickByTickDataProtoBuf(self, tickByTickDataProto: Any) -> None:  # noqa: N802,N803
         pass
 

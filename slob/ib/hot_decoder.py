@@ -13,9 +13,18 @@ number that does not parse), it declines *before calling the wrapper* (``decode`
 False), so the caller hands the frame to IB's Decoder, whose behaviour on bad input --
 error callbacks, exceptions -- is then IB's own.
 
-One deliberate difference: the attribute objects (``TickAttrib``, ``TickAttribLast``,
-``TickAttribBidAsk``) are shared per distinct value instead of built per tick. They are
-equal to IB's field for field; a wrapper must treat them as read-only.
+Two deliberate differences: the attribute objects (``TickAttrib``, ``TickAttribLast``,
+``TickAttribBidAsk``) and the ``Decimal`` sizes are shared per distinct value instead of
+built per tick -- equal to IB's, field for field; a wrapper must treat them as read-only
+(Decimals are immutable anyway) --, and the protobuf message handed to
+``tickByTickDataProtoBuf`` is reused by the next frame: a wrapper that keeps it must copy it.
+
+A wrapper whose class sets ``ignores_proto_hooks = True`` (IBClient does: its hooks do
+nothing) is not called with the ``tick*ProtoBuf`` hooks at all.
+
+For protobuf, a field is read directly where its protobuf default equals what IB's
+decoder substitutes for an unset field (0, 0.0, "", False), and ``HasField`` is asked only
+where they differ (``reqId``'s NO_VALID_ID, ``size``'s UNSET_DECIMAL, a sub-message).
 """
 
 from __future__ import annotations
@@ -65,7 +74,22 @@ Handler = Callable[[Any], bool]
 
 
 def _size(text: bytes) -> Decimal:
-    return UNSET_DECIMAL if text in _UNSET_SIZE_TEXTS else Decimal(text.decode())
+    return UNSET_DECIMAL if text in _UNSET_SIZE_TEXTS else _decimal(text.decode())
+
+
+# Sizes repeat (1, 2, 5 contracts...): one Decimal per distinct text, up to a bound.
+_DECIMALS: dict[str, Decimal] = {}
+_DECIMALS_MAX = 4096
+
+
+def _decimal(text: str) -> Decimal:
+    """``Decimal(text)``, shared per text (raises as Decimal does)."""
+    value = _DECIMALS.get(text)
+    if value is None:
+        value = Decimal(text)
+        if len(_DECIMALS) < _DECIMALS_MAX:
+            _DECIMALS[text] = value
+    return value
 
 
 def _text(raw: bytes) -> str:
@@ -95,7 +119,7 @@ class HotDecoder:
     """
 
     __slots__ = ("wrapper", "server_version", "_text_by_head", "_text_by_id", "_proto_by_id",
-                 "_price_attribs", "_string_encoding", "_all_last")
+                 "_price_attribs", "_string_encoding", "_all_last", "_tbt_proto", "_binary_by_head", "_hooks")
 
     def __init__(self, wrapper: Any, server_version: int) -> None:
         self.wrapper = wrapper
@@ -111,10 +135,20 @@ class HotDecoder:
             IN.TICK_BY_TICK: self._tick_by_tick_proto, IN.TICK_PRICE: self._tick_price_proto,
             IN.TICK_SIZE: self._tick_size_proto, IN.TICK_STRING: self._tick_string_proto,
         }
+        # From 201 a frame starts with a 4-byte id: the protobuf form's (id + offset), or
+        # the text form's. Looked up by those 4 bytes, as the text ids are by their digits.
+        self._binary_by_head: dict[bytes, tuple[bool, Handler]] = {
+            **{msg_id.to_bytes(4, "big"): (False, handler) for msg_id, handler in text.items()},
+            **{(msg_id + PROTOBUF_ID_OFFSET).to_bytes(4, "big"): (True, handler)
+               for msg_id, handler in self._proto_by_id.items()},
+        }
+        #: Call the tick*ProtoBuf hooks (False when the wrapper says it ignores them).
+        self._hooks = not getattr(type(wrapper), "ignores_proto_hooks", False)
         self._price_attribs: dict[int, TickAttrib] = {}
         # ibapi decoder.interpretWithSignature (how TICK_STRING's text fields are read)
         self._string_encoding = ("unicode-escape" if server_version >= MIN_SERVER_VER_ENCODE_MSG_ASCII7
                                  else "UTF-8")
+        self._tbt_proto = TickByTickDataProto()  # parsed into for every frame (see the module docstring)
 
     def decode(self, payload: bytes) -> bool:
         """Decode one frame payload and call the wrapper; False (nothing called) when it is
@@ -127,14 +161,13 @@ class HotDecoder:
             if handler is None or f.pop():
                 return False
             return handler(f)
-        if len(payload) < 4:
+        found = self._binary_by_head.get(payload[:4])
+        if found is None:
             return False
-        raw_id = int.from_bytes(payload[:4], "big")
-        if raw_id > PROTOBUF_ID_OFFSET:
-            handler = self._proto_by_id.get(raw_id - PROTOBUF_ID_OFFSET)
-            return handler(payload[4:]) if handler is not None else False
-        handler = self._text_by_id.get(raw_id)
-        if handler is None or len(payload) < 5 or payload[-1] != 0:
+        proto, handler = found
+        if proto:
+            return handler(payload[4:])
+        if len(payload) < 5 or payload[-1] != 0:
             return False
         return handler([b""] + payload[4:-1].split(b"\x00"))  # the same shape as above
 
@@ -222,32 +255,54 @@ class HotDecoder:
 
     def _tick_by_tick_proto(self, body: bytes) -> bool:
         # ibapi decoder.processTickByTickMsgProtoBuf + decoder_utils.decodeHistoricalTick*
-        proto = TickByTickDataProto()
+        proto = self._tbt_proto
         try:
             proto.ParseFromString(body)
-            call = self._tick_by_tick_call(proto)
+            tick_type = proto.tickType  # unset reads 0, as IB's default
+            if (tick_type == 1 or tick_type == 2) and proto.HasField("historicalTickLast"):
+                # the hot case, inline: _tick_by_tick_call's first branch
+                req_id = proto.reqId
+                if not req_id and not proto.HasField("reqId"):
+                    req_id = NO_VALID_ID
+                t = proto.historicalTickLast
+                a = t.tickAttribLast  # unset: a default one, both flags False (mask 0, as IB's)
+                size = t.size
+                last = (req_id, tick_type, t.time, t.price,
+                        _decimal(size) if size or t.HasField("size") else UNSET_DECIMAL,
+                        _LAST_ATTRIBS[a.pastLimit + 2 * a.unreported], t.exchange, t.specialConditions)
+                call = None
+            else:
+                last = None
+                call = self._tick_by_tick_call(proto)
         except Exception:  # DecodeError, or a size text Decimal cannot read: IB's path reports it
             return False
-        self.wrapper.tickByTickDataProtoBuf(proto)
+        if last is not None:  # the wrapper is called outside the try: its failures are its own
+            if self._hooks:
+                self.wrapper.tickByTickDataProtoBuf(proto)
+            self._all_last(*last)
+            return True
+        if self._hooks:
+            self.wrapper.tickByTickDataProtoBuf(proto)
         if call is not None:
             method, args = call
             method(*args)
         return True
 
     def _tick_by_tick_call(self, proto: Any) -> tuple[Callable[..., None], tuple[Any, ...]] | None:
-        req_id = proto.reqId if proto.HasField("reqId") else NO_VALID_ID
-        tick_type = proto.tickType if proto.HasField("tickType") else 0
+        req_id = proto.reqId
+        if not req_id and not proto.HasField("reqId"):
+            req_id = NO_VALID_ID
+        tick_type = proto.tickType  # unset reads 0, as IB's default
         wrapper = self.wrapper
         if (tick_type == 1 or tick_type == 2) and proto.HasField("historicalTickLast"):
             t = proto.historicalTickLast
-            a = t.tickAttribLast if t.HasField("tickAttribLast") else None
-            mask = 0 if a is None else ((a.HasField("pastLimit") and a.pastLimit)
-                                        + 2 * (a.HasField("unreported") and a.unreported))
-            return wrapper.tickByTickAllLast, (
-                req_id, tick_type, t.time if t.HasField("time") else 0, t.price if t.HasField("price") else 0.0,
-                Decimal(t.size) if t.HasField("size") else UNSET_DECIMAL, _LAST_ATTRIBS[mask],
-                t.exchange if t.HasField("exchange") else "",
-                t.specialConditions if t.HasField("specialConditions") else "")
+            # An unset tickAttribLast reads as a default one, both flags False: mask 0, as IB's.
+            a = t.tickAttribLast
+            size = t.size
+            return self._all_last, (
+                req_id, tick_type, t.time, t.price,
+                _decimal(size) if size or t.HasField("size") else UNSET_DECIMAL,
+                _LAST_ATTRIBS[a.pastLimit + 2 * a.unreported], t.exchange, t.specialConditions)
         if tick_type == 3 and proto.HasField("historicalTickBidAsk"):
             q = proto.historicalTickBidAsk
             b = q.tickAttribBidAsk if q.HasField("tickAttribBidAsk") else None
@@ -273,7 +328,8 @@ class HotDecoder:
             size = Decimal(proto.size) if proto.HasField("size") else UNSET_DECIMAL
         except Exception:  # DecodeError, or a size text Decimal cannot read
             return False
-        self.wrapper.tickPriceProtoBuf(proto)
+        if self._hooks:
+            self.wrapper.tickPriceProtoBuf(proto)
         mask = proto.attrMask if proto.HasField("attrMask") else UNSET_INTEGER
         attrib = TickAttrib()
         attrib.canAutoExecute, attrib.pastLimit, attrib.preOpen = mask & 1 != 0, mask & 2 != 0, mask & 4 != 0
@@ -290,7 +346,8 @@ class HotDecoder:
             size = Decimal(proto.size) if proto.HasField("size") else UNSET_DECIMAL
         except Exception:
             return False
-        self.wrapper.tickSizeProtoBuf(proto)
+        if self._hooks:
+            self.wrapper.tickSizeProtoBuf(proto)
         tick_type = proto.tickType if proto.HasField("tickType") else UNSET_INTEGER
         if tick_type != _NOT_SET:
             self.wrapper.tickSize(proto.reqId if proto.HasField("reqId") else NO_VALID_ID, tick_type, size)
@@ -303,7 +360,8 @@ class HotDecoder:
             proto.ParseFromString(body)
         except Exception:
             return False
-        self.wrapper.tickStringProtoBuf(proto)
+        if self._hooks:
+            self.wrapper.tickStringProtoBuf(proto)
         tick_type = proto.tickType if proto.HasField("tickType") else UNSET_INTEGER
         if tick_type != _NOT_SET:
             self.wrapper.tickString(proto.reqId if proto.HasField("reqId") else NO_VALID_ID, tick_type,

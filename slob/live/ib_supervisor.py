@@ -14,6 +14,16 @@ A second task watches liveness: when nothing has been received for
 ``liveness_idle_seconds`` it asks TWS the time, and no answer within
 ``liveness_timeout_seconds`` ends the session as a drop; so does a frame that stays
 incomplete for ``frame_timeout_seconds``. Both are counted in :attr:`Supervisor.stats`.
+Silence is what the check looks for: a probe that goes unanswered while bytes keep
+arriving, or while the reader has stopped reading because the consumer is behind
+(backpressure: the session reports no silence then), is late, not lost (``liveness_late``).
+
+Threads. Everything here runs on the event loop except what the thread that delivers ticks
+calls: in the zero-hop lane (:mod:`slob.live.delivery`) that is IBClient's reader thread.
+It touches :attr:`Supervisor.clock` (safe by construction, see ExchangeClock),
+:attr:`Supervisor.outage` and the gap records, always holding :attr:`Supervisor.lock`;
+the loop takes the same lock to open an outage. The lock is held for a few attribute
+writes at a time, never across an ``await`` or a callback.
 
 The supervisor knows the session only through :class:`SessionPort` (implemented by
 IBWSFetcher), so it is tested alone against a scripted port as well as end to end.
@@ -25,6 +35,7 @@ import asyncio
 import concurrent.futures
 import datetime as dt
 import logging
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -103,8 +114,12 @@ class Supervisor:
     def __init__(self, port: SessionPort, settings: SupervisorSettings, *,
                  monotonic: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 delay: Callable[[int, float, float], float] = backoff_delay) -> None:
+                 delay: Callable[[int, float, float], float] = backoff_delay,
+                 lock: threading.Lock | None = None) -> None:
         self.port = port
+        #: Guards :attr:`outage` and :attr:`gaps` against the thread that delivers ticks
+        #: (the reader thread in the zero-hop lane); see the module docstring.
+        self.lock = lock if lock is not None else threading.Lock()
         self.settings = settings
         self.machine = SessionMachine(max_attempts=settings.max_attempts, junk_limit=settings.max_junk_sessions)
         self.outage = OutageTracker()
@@ -192,6 +207,16 @@ class Supervisor:
         """A batch of ticks is being delivered (``newest``: a timestamp in it): keeps the
         exchange clock and marks a recovered session healthy."""
         self.clock.tick(newest, mono)
+        self.data_flowing()
+
+    @property
+    def awaiting_data(self) -> bool:
+        """The session has not yet been marked healthy (any thread may ask): the first
+        delivered ticks should be reported with :meth:`data_flowing`."""
+        return not self._healthy
+
+    def data_flowing(self) -> None:
+        """Ticks are being delivered (event loop only): marks a recovered session healthy."""
         if not self._healthy and self.machine.state is State.STREAMING:
             self._healthy = True
             self.machine.fire(Event.HEALTHY)
@@ -272,9 +297,13 @@ class Supervisor:
             await self.port.emit(ConnectionRestored(self.exchange_now(), f"IB {notice.code}", data_lost=True))
 
     async def _begin_outage(self, cause: str) -> None:
-        if self.outage.begin(self._complete_until(), cause):
+        until = self._complete_until()
+        with self.lock:  # the reader thread may be closing the previous outage right now
+            began = self.outage.begin(until, cause)
+            start = self.outage.start
+        if began:
             self._outage_mono = self._monotonic()
-            await self.port.emit(ConnectionLostEvent(self.outage.start or self.exchange_now(), cause))
+            await self.port.emit(ConnectionLostEvent(start or self.exchange_now(), cause))
         self._streaming_since = None
 
     async def _recover(self, cause: str, *, junk: bool) -> None:
@@ -395,6 +424,12 @@ class Supervisor:
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
+            age = self.port.received_age()
+            if generation == self.port.generation and age is not None and age < self.settings.liveness_timeout:
+                # Not silence: bytes arrived meanwhile (TWS answers in order, so the answer is
+                # behind them), or reading is paused because the consumer is behind.
+                self.stats["liveness_late"] += 1
+                return
             if generation == self.port.generation:
                 self.stats["liveness_timeouts"] += 1
                 self.port.abort_session(f"no answer to the liveness probe within "

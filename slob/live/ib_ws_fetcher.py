@@ -10,7 +10,21 @@
 
 Behind it: an :class:`~slob.ib.client.IBClient` whose reader thread converts ticks and
 puts them in a :class:`~slob.ib.bridge.TickBridge`; :meth:`listen` drains the bridge in
-batches on the event loop. The session's states and every transition between them live
+batches on the event loop -- or, when ``on_tick`` is a plain function, the bridge's wake-up
+delivers them itself (no task switch per batch).
+
+Two lanes, one pipeline (:mod:`slob.live.delivery`): the default ``lane="asyncio"`` calls
+``on_tick`` on the event loop; ``lane="direct"`` -- the zero-hop lane for engines that need
+the lowest latency -- calls ``on_tick_direct`` on the reader thread itself
+(:mod:`slob.live.direct_lane` states the callback's obligations), while events, errors and
+order records still reach ``on_event`` / ``on_error`` / ``on_order`` on the event loop::
+
+    fetcher = IBWSFetcher(config=cfg, lane="direct")
+    fetcher.on_tick_direct = engine.on_tick   # reader thread; keep it short
+    await fetcher.connect(); await fetcher.subscribe(["NQ"]); await fetcher.listen()
+
+Both lanes deliver the same ticks in the same order, with the same rolls, de-duplication
+and gaps. The session's states and every transition between them live
 in one table (:mod:`slob.live.session_machine`), driven by one task
 (:class:`~slob.live.ib_supervisor.Supervisor`): any failure in any state -- a drop, junk,
 a time-out, an unanswered liveness probe, an exception of any type while reconnecting,
@@ -39,7 +53,9 @@ import collections
 import datetime as dt
 import inspect
 import logging
+import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 from ibapi.contract import Contract, ContractDetails
@@ -52,6 +68,7 @@ from slob.ib.client import ConnectionClosed, IBClient, SubscriptionLive, TwsMess
 from slob.ib.errors import (
     Action,
     ClientIdInUse,
+    ConfigError,
     ConnectionLost,
     RequestFailed,
     RequestTimedOut,
@@ -62,7 +79,9 @@ from slob.ib.version import ibapi_info
 from slob.live.backoff import backoff_delay
 from slob.live.callbacks import Callback, UserCallbacks
 from slob.live.ib_contract_manager import ContractManager
-from slob.live.ib_feeds import DELIVER, SWITCHED, Feed, FeedBook, subscription_error
+from slob.live.delivery import (CallbackFailed, CancelTicks, DataFlowing, Delivery, RetireLater, StartRoll)
+from slob.live.direct_lane import DirectLane, TickCallback
+from slob.live.ib_feeds import Feed, FeedBook, subscription_error
 from slob.live.ib_history import HistorySettings, IBHistory
 from slob.live.ib_session import ClientFactory, IBSession, SessionHooks
 from slob.live.ib_supervisor import Closed, Notice, Supervisor, SupervisorSettings
@@ -70,14 +89,23 @@ from slob.live.session_machine import Event, State
 from slob.live.stats import percentile
 from slob.live.symbols import parse_symbol
 from slob.orders import CommissionReported, Execution, OpenOrder, OrderError, OrderUpdate, PositionReported
-from slob.model import Candle, Gap, Quote, Tick
+from slob.model import Candle, ContractRolled, Gap, Quote, Tick
 
-__all__ = ["IBWSFetcher"]
+__all__ = ["IBWSFetcher", "LANES"]
 
 log = logging.getLogger("slob.live.ib_ws_fetcher")
 T = TypeVar("T")
 _ORDER_RECORDS = (OpenOrder, OrderUpdate, Execution, CommissionReported, OrderError)
 _UTC = dt.timezone.utc
+#: ``asyncio``: on_tick on the event loop; ``direct``: on_tick_direct on the reader thread.
+LANES = ("asyncio", "direct")
+
+
+@dataclass(frozen=True, slots=True)
+class _Awaiting:
+    """An async on_tick's awaitable, met by the bridge's fast path: listen() awaits it."""
+
+    result: Awaitable[object]
 
 
 class IBWSFetcher(UserCallbacks):
@@ -93,14 +121,27 @@ class IBWSFetcher(UserCallbacks):
         config: IBConfig | None = None,
         subscribe_confirm_seconds: float = 1.0,
         client_factory: ClientFactory | None = None,
+        lane: str = "asyncio",
     ) -> None:
         """``client_factory`` replaces the socket for tests: called once per connection
         attempt with the sink (the tick bridge's ``put``) and the config, it returns an
         IBClient whose session is already open -- e.g. a
         :class:`slob.testing.fake_eclient.FakeConnector`. None (the default) connects to
-        TWS at ``config.host:port``."""
+        TWS at ``config.host:port``.
+
+        ``lane``: ``"asyncio"`` (the default) delivers ticks to ``on_tick`` on the event
+        loop; ``"direct"`` delivers them to ``on_tick_direct`` on the reader thread (see
+        the module docstring and :mod:`slob.live.direct_lane`)."""
+        if lane not in LANES:
+            raise ConfigError(f"lane {lane!r} is not one of {LANES}: 'asyncio' calls on_tick on the event "
+                              "loop, 'direct' calls on_tick_direct on the reader thread")
+        self.lane = lane
         self.config = config or IBConfig(host=host, port=port, client_id=client_id, account=account)
+        #: The asyncio lane's tick callback (sync or async), on the event loop.
         self.on_tick: Callback | None = None
+        #: The zero-hop lane's tick callback: a plain function, called on the reader thread
+        #: (lane="direct"; see slob.live.direct_lane for what it may do).
+        self.on_tick_direct: TickCallback | None = None
         self.on_error: Callback | None = None
         self.on_quote: Callback | None = None
         #: Receives OpenOrder / OrderUpdate / Execution / CommissionReported / OrderError.
@@ -119,12 +160,15 @@ class IBWSFetcher(UserCallbacks):
         self._book = FeedBook(self.config, self._session, report=self._report, emit=self._emit)
         self._book.subscribe_confirm_seconds = subscribe_confirm_seconds
         self._bridge: TickBridge[object] | None = None
+        #: Shared by the delivery pipeline and every supervisor (see slob.live.delivery).
+        self._lock = threading.Lock()
         self._supervisor = self._new_supervisor()
+        self._delivery = Delivery(self._book, self._supervisor, guarded=self.config.tick_source == "market_data")
+        self._pending: list[object] = []  # what the bridge's fast path left for listen()
         self._final_error: SlobError | None = None
         self._stopping = False
         self._latency_us: collections.deque[float] = collections.deque(maxlen=20_000)
         self._last_tick_mono: float | None = None
-        self.ticks = 0
         self.callback_errors = 0
         self.high_water_reports = 0
         self._ibapi_version = ""
@@ -137,7 +181,7 @@ class IBWSFetcher(UserCallbacks):
             liveness_idle=cfg.liveness_idle_seconds, liveness_timeout=cfg.liveness_timeout_seconds,
             frame_timeout=cfg.frame_timeout_seconds, healthy_after=cfg.healthy_after_seconds,
             where=f"{cfg.host}:{cfg.port}")
-        return Supervisor(self._session, settings)
+        return Supervisor(self._session, settings, lock=self._lock)
 
     # -- public interface ----------------------------------------------------------
 
@@ -182,6 +226,11 @@ class IBWSFetcher(UserCallbacks):
         return self._book.rolls
 
     @property
+    def ticks(self) -> int:
+        """Ticks delivered to the tick callback so far."""
+        return self._delivery.ticks
+
+    @property
     def gaps(self) -> list[Gap]:
         """Every outage so far, in exchange time (one Gap each)."""
         return self._supervisor.gaps
@@ -216,8 +265,10 @@ class IBWSFetcher(UserCallbacks):
         self._stopping = False
         self._final_error = None
         self._ibapi_version = ibapi_info().version
+        self._check_lane()
         if self._supervisor.machine.final:
             self._supervisor = self._new_supervisor()
+            self._delivery.supervisor = self._supervisor
         attempt = 0
         while True:
             attempt += 1
@@ -339,70 +390,159 @@ class IBWSFetcher(UserCallbacks):
                 raise
 
     async def listen(self) -> None:
-        """Deliver ticks to ``on_tick`` until :meth:`disconnect`; raise ConnectionLost if
-        the session cannot be re-established. Nothing else leaves it."""
+        """Deliver ticks until :meth:`disconnect`; raise ConnectionLost if the session
+        cannot be re-established. Nothing else leaves it. In the zero-hop lane the ticks
+        go to ``on_tick_direct`` on the reader thread whether or not listen() runs; it
+        delivers the events, errors and order records, and does the loop's part of rolls."""
         bridge = self._require_bridge()
-        supervisor = self._supervisor
-        outage = supervisor.outage
-        guarded = self.config.tick_source == "market_data"
-        while True:
+        self._check_lane()
+        direct = self.lane == "direct"
+        if not direct:
+            bridge.fast_path = self._fast_path
+        try:
+            while True:
+                try:
+                    batch = await bridge.get()
+                except BridgeClosed:
+                    if self._pending:  # what the fast path left when the bridge closed
+                        pending, self._pending = self._pending, []
+                        await self._handle(pending)
+                    if self._final_error is not None:
+                        raise self._final_error
+                    return
+                if self._pending:
+                    pending, self._pending = self._pending, []
+                    await self._handle(pending)
+                if batch:
+                    await self._handle(batch if direct else self._delivery.process(batch))
+        finally:
+            bridge.fast_path = None
+
+    def _fast_path(self, batch: list[object]) -> bool:
+        """The bridge's wake-up, asyncio lane: deliver a batch right here while nothing in
+        it needs awaiting; leave the rest (from the first event, record, or awaitable
+        result on) to listen(), and ask for it (True)."""
+        outputs = self._delivery.process(batch)
+        on_tick = self.on_tick
+        first = 0
+        rest: list[object] = []
+        for i, item in enumerate(outputs):
+            if type(item) is not Tick:
+                rest = outputs[i:]
+                break
+            if not first:
+                first = item.received_ns
+            if on_tick is None:
+                continue
             try:
-                batch = await bridge.get()
-            except BridgeClosed:
-                if self._final_error is not None:
-                    raise self._final_error
-                return
-            first_tick: Tick | None = None
-            for item in batch:
-                kind = type(item)
-                if kind is Tick:
-                    # delivery inlined: a coroutine per tick would be a good part of the cost
-                    admit = self._book.admit(item)  # type: ignore[arg-type]
-                    if admit & SWITCHED:
-                        feed = self._book.feeds[item.symbol]  # type: ignore[attr-defined]
-                        await self._book.switched(feed, item)  # type: ignore[arg-type]
-                    if not admit & DELIVER:
-                        continue
-                    self.ticks += 1
-                    if first_tick is None:
-                        first_tick = item  # type: ignore[assignment]
-                        supervisor.on_batch(item.timestamp, time.monotonic())  # type: ignore[attr-defined]
-                    if outage.start is not None:
-                        gap = supervisor.during_outage(item.timestamp, time.monotonic())  # type: ignore[attr-defined]
-                        if gap is not None:
-                            await self._emit(gap)
-                    if guarded:
-                        self._book.remember(item)  # type: ignore[arg-type]
-                    on_tick = self.on_tick
-                    if on_tick is not None:
-                        try:
-                            result = on_tick(item)
-                            if result is not None and inspect.isawaitable(result):
-                                await result
-                        except Exception as exc:  # the UserCallbacks contract
-                            self.callback_errors += 1
-                            await self._report(exc)
-                elif kind is Quote:
-                    if self.on_quote is not None:
-                        await self._call(self.on_quote, item)
-                elif kind is SubscriptionLive:
-                    if outage.start is not None:
-                        supervisor.data_resumed()  # a request made during the outage delivers
-                elif kind is TwsMessage:
-                    await self._on_tws_message(item)  # type: ignore[arg-type]
-                elif kind is ConnectionClosed:
-                    pass  # the supervisor hears of it through the client's future
-                elif kind in _ORDER_RECORDS:
-                    if self.on_order is not None:
-                        await self._call(self.on_order, item)
-                else:
-                    await self._report(SlobError(f"unexpected item on the bridge: {item!r}"))
-            if first_tick is not None:
-                # Once per batch, not per tick: the latency figures are per batch, of its
-                # oldest tick (the one that waited longest) up to the end of the batch.
-                now = time.monotonic_ns()
-                self._last_tick_mono = now / 1e9
-                self._latency_us.append((now - first_tick.received_ns) / 1000)
+                result = on_tick(item)
+            except Exception as exc:  # the UserCallbacks contract, reported by listen()
+                rest = [CallbackFailed(exc)] + outputs[i + 1:]
+                break
+            if result is not None and inspect.isawaitable(result):
+                rest = [_Awaiting(result)] + outputs[i + 1:]
+                break
+        if first:
+            self._note_batch(first)
+        if rest:
+            self._pending.extend(rest)
+        return bool(self._pending)
+
+    async def _handle(self, outputs: list[object]) -> None:
+        """What Delivery.process returned (or the zero-hop lane sent), in order, on the loop."""
+        first = 0
+        for item in outputs:
+            kind = type(item)
+            if kind is Tick:
+                if not first:
+                    first = item.received_ns  # type: ignore[attr-defined]
+                on_tick = self.on_tick
+                if on_tick is not None:
+                    try:
+                        result = on_tick(item)
+                        if result is not None and inspect.isawaitable(result):
+                            await result
+                    except Exception as exc:  # the UserCallbacks contract
+                        self.callback_errors += 1
+                        await self._report(exc)
+            elif kind is Gap or kind is ContractRolled:
+                await self._emit(item)
+            elif kind is DataFlowing:
+                self._supervisor.data_flowing()
+            elif kind is StartRoll:
+                self._start_roll(item.feed)  # type: ignore[attr-defined]
+            elif kind is RetireLater:
+                asyncio.get_running_loop().call_later(self._book.roll_grace_seconds, self._retire,
+                                                      item.feed)  # type: ignore[attr-defined]
+            elif kind is CancelTicks:
+                self._book.cancel_ticks(item.req_id)  # type: ignore[attr-defined]
+            elif kind is CallbackFailed or kind is _Awaiting:
+                try:
+                    if kind is _Awaiting:
+                        await item.result  # type: ignore[attr-defined]
+                    else:
+                        raise item.error  # type: ignore[attr-defined]
+                except Exception as exc:  # the UserCallbacks contract
+                    self.callback_errors += 1
+                    await self._report(exc)
+            elif kind is Quote:
+                if self.on_quote is not None:
+                    await self._call(self.on_quote, item)
+            elif kind is TwsMessage:
+                await self._on_tws_message(item)  # type: ignore[arg-type]
+            elif kind is ConnectionClosed:
+                pass  # the supervisor hears of it through the client's future
+            elif kind in _ORDER_RECORDS:
+                if self.on_order is not None:
+                    await self._call(self.on_order, item)
+            else:
+                await self._report(SlobError(f"unexpected item on the bridge: {item!r}"))
+        if first:
+            self._note_batch(first)
+
+    def _note_batch(self, first_received_ns: int) -> None:
+        """A batch was delivered: once per batch, not per tick, the latency of its oldest
+        tick (the one that waited longest) up to the end of the batch. Any thread."""
+        now = time.monotonic_ns()
+        self._last_tick_mono = now / 1e9
+        self._latency_us.append((now - first_received_ns) / 1000)
+
+    def _start_roll(self, feed: Feed) -> None:
+        """Delivery asked for the next contract of ``feed`` (a tick within roll_lead)."""
+        switch = feed.switch
+        if self._book.feeds.get(feed.symbol) is not feed or switch is None or switch.rolling_now \
+                or feed.roll_task is not None:
+            self._delivery.roll_done(feed.symbol)
+            return
+        self._book.start_roll(feed)
+        self._when_rolled(feed)
+
+    def _when_rolled(self, feed: Feed) -> None:
+        """Let Delivery ask for ``feed``'s next contract again once its roll task ended."""
+        task = feed.roll_task
+        if task is None:
+            self._delivery.roll_done(feed.symbol)
+        else:
+            task.add_done_callback(lambda _: self._delivery.roll_done(feed.symbol))
+
+    def _retire(self, feed: Feed) -> None:
+        """The grace period after a switch is over: cancel the old contract's request."""
+        self._book.cancel_ticks(self._delivery.retire(feed))
+
+    def _check_lane(self) -> None:
+        if self.lane == "direct":
+            if self.on_tick is not None:
+                raise ConfigError("lane='direct' delivers ticks to on_tick_direct (on the reader thread); "
+                                  "on_tick is set: use lane='asyncio' for on_tick on the event loop")
+            if self.on_tick_direct is None:
+                raise ConfigError("lane='direct' needs on_tick_direct: a plain function called with each "
+                                  "Tick on the reader thread")
+            if inspect.iscoroutinefunction(self.on_tick_direct):
+                raise ConfigError("on_tick_direct must be a plain function: it runs on the reader thread, "
+                                  "where nothing awaits it; use lane='asyncio' for an async on_tick")
+        elif self.on_tick_direct is not None:
+            raise ConfigError("on_tick_direct is set but lane is 'asyncio': pass lane='direct' to "
+                              "IBWSFetcher to have ticks delivered on the reader thread")
 
     async def disconnect(self) -> None:
         """Cancel the subscriptions, close the session, end :meth:`listen`."""
@@ -448,13 +588,19 @@ class IBWSFetcher(UserCallbacks):
             "stale": sup.state is State.STALE,
             "liveness_probes": sup.stats["liveness_probes"],
             "liveness_timeouts": sup.stats["liveness_timeouts"],
+            "liveness_late": sup.stats["liveness_late"],  # answered late: reading was paused, not silent
             "frame_timeouts": sup.stats["frame_timeouts"],
             "recovery_p50_seconds": percentile(recovery, 0.50),
             "recovery_max_seconds": recovery[-1] if recovery else None,
             "last_tick_age_seconds": None if self._last_tick_mono is None else time.monotonic() - self._last_tick_mono,
+            "lane": self.lane,
             "bridge_high_water": bridge.max_depth if bridge is not None else 0,
             "bridge_depth": len(bridge) if bridge is not None else 0,
-            "drops": 0,  # the bridge never drops
+            "bridge_wakeups": bridge.wakeups if bridge is not None else 0,
+            "bridge_fast_wakeups": bridge.fast_wakeups if bridge is not None else 0,
+            "read_paused_seconds": bridge.paused_seconds() if bridge is not None else 0.0,
+            "read_pauses": bridge.pauses if bridge is not None else 0,
+            "drops": 0,  # the bridge never drops; backpressure pauses reading instead
             "callback_errors": self.callback_errors,
             "latency_p50_us": percentile(lat, 0.50),
             "latency_p99_us": percentile(lat, 0.99),
@@ -471,6 +617,11 @@ class IBWSFetcher(UserCallbacks):
 
     def _sinks(self) -> tuple[Callable[[object], None], Callable[[list[object]], None]]:
         bridge = self._require_bridge()
+        if self.lane == "direct":
+            self._check_lane()
+            assert self.on_tick_direct is not None
+            lane = DirectLane(self._delivery, bridge, self.on_tick_direct, self._note_batch)
+            return lane.put, lane.put_batch
         return bridge.put, bridge.put_batch
 
     async def _resubscribe(self, same_session: bool) -> None:
@@ -483,6 +634,7 @@ class IBWSFetcher(UserCallbacks):
             await hook()
 
     def _session_started(self, generation: int, client: IBClient) -> None:
+        client.flow = self._bridge  # backpressure: the reader pauses while the bridge is full
         self._supervisor.watch(generation, client.closed,  # type: ignore[arg-type]
                                lambda c: Closed(generation, c.cause, c.junk, c.by_client))  # type: ignore[attr-defined]
 
@@ -529,7 +681,7 @@ class IBWSFetcher(UserCallbacks):
                 return  # a request of a session already replaced
             self._supervisor.notice(Notice(Event.DATA_LOST, code, text))
         elif action is Action.KEEP:
-            self._supervisor.data_resumed()  # 1102: the same requests flow again, from here on
+            # 1102: Delivery marked new data already, in order with the ticks (resumes_data)
             self._supervisor.notice(Notice(Event.IB_RESTORED, code, text))
         elif msg.severity in (Severity.ERROR, Severity.FATAL) and code not in (326,):
             await self._report(RequestFailed(code, msg.req_id, msg.text))
@@ -537,11 +689,13 @@ class IBWSFetcher(UserCallbacks):
     # -- delivery -------------------------------------------------------------------
 
     def _high_water(self, depth: int) -> None:
-        """Reader thread: the consumer is falling behind. Reported, nothing dropped."""
+        """Reader thread: the consumer is falling behind. Reading from TWS pauses until it
+        catches up (backpressure); reported, nothing dropped."""
         self.high_water_reports += 1
-        log.warning("! tick bridge holds %d items (high-water mark %d): on_tick is slower than the feed",
-                    depth, self.config.bridge_high_water)
+        log.warning("! tick bridge holds %d items (high-water mark %d): the consumer is slower than the feed; "
+                    "reading from TWS pauses until it catches up", depth, self.config.bridge_high_water)
         bridge = self._bridge
         if bridge is not None:
-            bridge.put(TwsMessage(-1, 0, f"bridge above high-water mark: {depth} queued",
+            bridge.put(TwsMessage(-1, 0, f"bridge above high-water mark: {depth} queued; reading from TWS "
+                                         "pauses until the consumer catches up (nothing is dropped)",
                                   dt.datetime.now(_UTC), Severity.WARNING, Action.NONE))

@@ -32,15 +32,20 @@ __all__ = ["ExchangeClock", "OutageTracker"]
 @dataclass
 class ExchangeClock:
     """Local monotonic seconds -> exchange time, anchored on the newest tick (or on TWS's
-    clock before the first one)."""
+    clock before the first one).
 
-    _tick_at: dt.datetime | None = None
-    _tick_mono: float = 0.0
+    Thread-safe for one writer of :meth:`tick` (the thread that delivers ticks: the event
+    loop, or the reader thread in the zero-hop lane) and readers on any thread: the anchor
+    is one tuple, replaced whole, so :meth:`now` never pairs one tick's timestamp with
+    another's arrival time."""
+
+    _anchor: tuple[dt.datetime, float] | None = None  # (newest tick's timestamp, its monotonic arrival)
     _server_offset: dt.timedelta = dt.timedelta(0)
 
     def tick(self, timestamp: dt.datetime, mono: float) -> None:
-        if self._tick_at is None or timestamp >= self._tick_at:
-            self._tick_at, self._tick_mono = timestamp, mono
+        anchor = self._anchor
+        if anchor is None or timestamp >= anchor[0]:
+            self._anchor = (timestamp, mono)
 
     def server_offset(self, offset: dt.timedelta) -> None:
         """TWS's clock minus the local one (measured when a session opens)."""
@@ -48,8 +53,9 @@ class ExchangeClock:
 
     def now(self, mono: float, wall: dt.datetime) -> dt.datetime:
         """Exchange time at local monotonic ``mono`` (``wall``: the local UTC clock then)."""
-        if self._tick_at is not None:
-            return self._tick_at + dt.timedelta(seconds=max(0.0, mono - self._tick_mono))
+        anchor = self._anchor
+        if anchor is not None:
+            return anchor[0] + dt.timedelta(seconds=max(0.0, mono - anchor[1]))
         return wall + self._server_offset
 
 

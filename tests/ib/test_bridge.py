@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any, Callable
 
 import pytest
@@ -40,18 +41,6 @@ def put_all(bridge: TickBridge[int], items: range) -> Callable[[], None]:
         for i in items:
             bridge.put(i)
     return produce
-
-
-class CountingScheduler:
-    """Wraps a loop's ``call_soon_threadsafe`` to count every call made on it."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.calls = 0
-        self._inner = loop.call_soon_threadsafe
-
-    def __call__(self, callback: Callable[..., Any], *args: Any, **kwargs: Any) -> asyncio.Handle:
-        self.calls += 1
-        return self._inner(callback, *args, **kwargs)
 
 
 # ---------------------------------------------------------------------------
@@ -106,53 +95,43 @@ async def test_a_million_items_arrive_complete_in_order_and_in_batches() -> None
 
 
 @pytest.mark.asyncio
-async def test_puts_without_a_waiting_consumer_schedule_nothing_on_the_loop(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    loop = asyncio.get_running_loop()
+async def test_puts_without_a_waiting_consumer_schedule_nothing_on_the_loop() -> None:
     bridge: TickBridge[int] = TickBridge(high_water=1_000_000)
-    counter = CountingScheduler(loop)
-    monkeypatch.setattr(loop, "call_soon_threadsafe", counter)
 
     # Nobody is awaiting get(): 50,000 puts from another thread touch only the deque.
     assert run_thread(put_all(bridge, range(50_000))) == []
-    assert counter.calls == 0
+    assert bridge.wake_requests == 0
     assert bridge.wakeups == 0
     assert len(bridge) == 50_000
 
     # Items already queued: get() returns them at once, without waiting or waking.
     batch = await asyncio.wait_for(bridge.get(), 5)
     assert batch == list(range(50_000))
-    assert counter.calls == 0
+    assert bridge.wake_requests == 0
     assert bridge.wakeups == 0
 
     # Now the consumer waits (one loop step runs the task up to its await)...
     waiting = asyncio.ensure_future(bridge.get())
     await asyncio.sleep(0)
     assert not waiting.done()
-    assert counter.calls == 0
+    assert bridge.wake_requests == 0
     # ...and a put from the producer thread schedules exactly one wake-up.
     assert run_thread(put_all(bridge, range(50_000, 50_001))) == []
-    assert counter.calls == 1
+    assert bridge.wake_requests == 1
     assert await asyncio.wait_for(waiting, 5) == [50_000]
     assert bridge.wakeups == 1
 
 
 @pytest.mark.asyncio
-async def test_one_wake_up_per_wait_however_many_items_arrive_meanwhile(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    loop = asyncio.get_running_loop()
+async def test_one_wake_up_per_wait_however_many_items_arrive_meanwhile() -> None:
     bridge: TickBridge[int] = TickBridge()
-    counter = CountingScheduler(loop)
-    monkeypatch.setattr(loop, "call_soon_threadsafe", counter)
 
     waiting = asyncio.ensure_future(bridge.get())
     await asyncio.sleep(0)
     # The loop does not run while the producer thread puts 1,000 items: the first put
     # schedules the wake-up, the other 999 see it scheduled and add nothing.
     assert run_thread(put_all(bridge, range(1000))) == []
-    assert counter.calls == 1
+    assert bridge.wake_requests == 1
     assert await asyncio.wait_for(waiting, 5) == list(range(1000))
     assert bridge.wakeups == 1
 
@@ -457,3 +436,204 @@ async def test_a_cancelled_get_loses_nothing() -> None:
     await asyncio.sleep(0)
     assert run_thread(put_all(bridge, range(5, 6))) == []
     assert await asyncio.wait_for(waiting, 5) == [5]
+
+
+# ---------------------------------------------------------------------------
+# Delivering inside the wake-up (fast path)
+
+
+@pytest.mark.asyncio
+async def test_the_fast_path_delivers_in_the_wake_up_without_waking_the_consumer() -> None:
+    bridge: TickBridge[int] = TickBridge()
+    seen: list[int] = []
+    got_all = asyncio.Event()
+
+    def fast(batch: list[int]) -> bool:
+        seen.extend(batch)
+        if len(seen) >= 3000:
+            got_all.set()
+        return False  # handled: the coroutine stays asleep
+
+    bridge.fast_path = fast
+    waiting = asyncio.ensure_future(bridge.get())
+    await asyncio.sleep(0)
+    for start in (0, 1000, 2000):  # three separate excursions of the producer
+        assert run_thread(put_all(bridge, range(start, start + 1000))) == []
+        await asyncio.wait_for(got_all.wait() if start == 2000 else _until(lambda: len(seen) >= start + 1000), 5)
+    assert seen == list(range(3000))
+    assert not waiting.done() and bridge.wakeups == 0 and bridge.fast_wakeups >= 3
+    assert bridge.wake_requests == 3  # one thread-safe wake-up per excursion, not per item
+    bridge.close()
+    with pytest.raises(BridgeClosed):
+        await asyncio.wait_for(waiting, 5)
+
+
+async def _until(predicate: Callable[[], bool]) -> None:
+    while not predicate():
+        await asyncio.sleep(0)
+
+
+@pytest.mark.asyncio
+async def test_the_fast_path_hands_the_rest_to_the_consumer_when_it_asks() -> None:
+    bridge: TickBridge[int] = TickBridge()
+    kept: list[int] = []
+
+    def fast(batch: list[int]) -> bool:
+        kept.extend(batch)
+        return True  # something in it must be awaited: wake the coroutine
+
+    bridge.fast_path = fast
+    waiting = asyncio.ensure_future(bridge.get())
+    await asyncio.sleep(0)
+    assert run_thread(put_all(bridge, range(5))) == []
+    assert await asyncio.wait_for(waiting, 5) == []  # the fast path kept the batch
+    assert kept == [0, 1, 2, 3, 4] and bridge.wakeups == 1
+    # Items queued while the consumer runs are simply returned by the next get().
+    assert run_thread(put_all(bridge, range(5, 8))) == []
+    assert await asyncio.wait_for(bridge.get(), 5) == [5, 6, 7]
+
+
+@pytest.mark.asyncio
+async def test_a_fast_path_that_raises_fails_the_waiting_get_not_the_loop() -> None:
+    bridge: TickBridge[int] = TickBridge()
+
+    def fast(batch: list[int]) -> bool:
+        raise ValueError(f"bug with {batch}")
+
+    bridge.fast_path = fast
+    waiting = asyncio.ensure_future(bridge.get())
+    await asyncio.sleep(0)
+    assert run_thread(put_all(bridge, range(2))) == []
+    with pytest.raises(ValueError, match=r"bug with \[0, 1\]"):
+        await asyncio.wait_for(waiting, 5)
+
+
+# ---------------------------------------------------------------------------
+# Backpressure: the producer waits for room, nothing is dropped
+
+
+@pytest.mark.asyncio
+async def test_a_full_bridge_holds_the_producer_until_the_consumer_drains_below_low_water() -> None:
+    bridge: TickBridge[int] = TickBridge(high_water=100, low_water=10)
+    produced = threading.Event()
+    errors: list[BaseException] = []
+
+    def produce() -> None:  # as IBClient's reader: a read's worth at a time, then wait if full
+        try:
+            for start in range(0, 1000, 30):
+                bridge.put_batch(list(range(start, min(1000, start + 30))))
+                if bridge.full:
+                    bridge.wait_for_room()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            produced.set()
+
+    thread = threading.Thread(target=produce, name="test-producer", daemon=True)
+    thread.start()
+    await _until(lambda: bridge.paused)  # 120 queued: the producer waits
+    assert bridge.full and len(bridge) == 120 and bridge.pauses == 1
+    received: list[int] = []
+    while len(received) < 1000:
+        received += await asyncio.wait_for(bridge.get(), 5)
+    thread.join(JOIN)
+    assert not thread.is_alive() and errors == []
+    assert received == list(range(1000))  # complete and in order
+    assert bridge.max_depth <= 100 + 30  # the bound: high water plus one hand-off
+    assert bridge.pauses >= 1 and bridge.paused_seconds() > 0 and not bridge.paused
+
+
+def wait_until(predicate: Callable[[], bool]) -> None:
+    """Yield this thread until ``predicate()`` holds (an AssertionError after JOIN seconds)."""
+    deadline = time.monotonic() + JOIN
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0)  # yields the GIL to the other thread; not a timed wait
+
+
+def test_a_producer_waiting_for_room_is_released_by_close_and_by_stop() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        bridge: TickBridge[int] = TickBridge(loop=loop, high_water=1)
+        bridge.put_batch([1, 2])
+        assert bridge.full
+        stop = threading.Event()
+        waited = threading.Event()
+
+        def wait() -> None:
+            bridge.wait_for_room(stop.is_set)
+            waited.set()
+
+        thread = threading.Thread(target=wait, name="test-producer", daemon=True)
+        thread.start()
+        wait_until(lambda: bridge.paused)  # still full: the producer waits
+        assert not waited.is_set()
+        stop.set()
+        bridge.wake_producer()  # whoever sets the stop condition tells the producer
+        thread.join(JOIN)
+        assert waited.is_set() and not thread.is_alive()
+
+        thread = threading.Thread(target=bridge.wait_for_room, name="test-producer", daemon=True)
+        thread.start()
+        bridge.close("gone")
+        thread.join(JOIN)
+        assert not thread.is_alive()
+    finally:
+        loop.close()
+
+
+def test_low_water_above_high_water_is_refused() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        with pytest.raises(ValueError, match="must not exceed high_water"):
+            TickBridge(loop=loop, high_water=10, low_water=11)
+    finally:
+        loop.close()
+
+
+# ---------------------------------------------------------------------------
+# The wake-up pipe
+
+
+def _open_fds() -> int:
+    import os
+    return len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else -1
+
+
+def test_the_wake_pipe_is_released_with_the_bridge() -> None:
+    import gc
+
+    gc.collect()  # earlier tests' bridges go first: only this test's count
+    before = _open_fds()
+
+    async def use() -> None:
+        for _ in range(3):  # a fetcher replaces its bridge on every connect() after a close
+            bridge: TickBridge[int] = TickBridge()
+            waiting = asyncio.ensure_future(bridge.get())
+            await asyncio.sleep(0)
+            assert run_thread(put_all(bridge, range(3))) == []
+            assert await asyncio.wait_for(waiting, 5) == [0, 1, 2]
+            bridge.close("done")
+            with pytest.raises(BridgeClosed):
+                await bridge.get()
+
+    asyncio.run(use())
+    gc.collect()
+    if before >= 0:
+        assert _open_fds() == before
+
+
+@pytest.mark.asyncio
+async def test_a_loop_without_add_reader_is_woken_with_call_soon_threadsafe(monkeypatch: pytest.MonkeyPatch) -> None:
+    loop = asyncio.get_running_loop()
+
+    def no_readers(*args: Any) -> None:
+        raise NotImplementedError("a proactor loop")
+
+    monkeypatch.setattr(loop, "add_reader", no_readers)
+    bridge: TickBridge[int] = TickBridge()
+    waiting = asyncio.ensure_future(bridge.get())
+    await asyncio.sleep(0)
+    assert run_thread(put_all(bridge, range(4))) == []
+    assert await asyncio.wait_for(waiting, 5) == [0, 1, 2, 3]
+    assert bridge.wake_requests == 1

@@ -321,3 +321,62 @@ def test_disconnect_closes_gracefully_so_tws_reads_the_last_requests() -> None:
     names = [wire.decode_message(p, 200).msg_id for p in seen]
     assert names[-1] == OUT.REQ_CURRENT_TIME
     assert reader_threads() == []
+
+
+# -- backpressure: the reader stops reading while its consumer's queue is full --------------
+
+
+def _wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Yield to the reader thread until ``predicate()`` holds; TimeoutError after ``timeout``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(0)  # gives up the GIL; not a timed wait
+
+
+def _tick_frames(first: int, count: int) -> bytes:
+    return b"".join(msg.tbt_last(5, True, 1733151600 + i, 21000.25, i, 0, "CME", "", 200)
+                    for i in range(first, first + count))
+
+
+def test_a_full_bridge_pauses_the_reader_until_drained_and_a_paused_reader_is_not_silent() -> None:
+    import asyncio
+    import time
+
+    from slob.ib.bridge import TickBridge
+
+    loop = asyncio.new_event_loop()  # the consumer's loop; this test drains by hand
+    bridge: TickBridge[object] = TickBridge(loop=loop, high_water=10, low_water=5)
+    server, client_sock = socket.socketpair()
+    client = IBClient(bridge.put, batch_sink=bridge.put_batch)
+    client.flow = bridge
+    client.start(Session(client_sock, "127.0.0.1", 0, 200, "20260824 22:27:45 CET", wire.FrameDecoder()),
+                 client_id=1)
+    try:
+        client.subscribe(Subscription(5, ticks.ContractRef("NQ", "NQZ4"), "tick_by_tick"))
+        server.sendall(_tick_frames(1, 12))  # one read's worth, past the high-water mark
+        _wait_until(lambda: bridge.paused, "the reader to pause")
+        frame_ns = client._frame_ns  # noqa: SLF001 - the last read's time, for comparison
+        half = _tick_frames(33, 1)
+        server.sendall(_tick_frames(13, 20) + half[:10])  # more, and half a frame
+        # Paused, the reader reads nothing, and the session does not look silent.
+        assert client.last_received_ns > frame_ns and client.partial_since_ns == 0
+        received: list[object] = bridge.drain()  # below low water: the reader reads again
+        server.sendall(half[10:])
+        deadline = time.monotonic() + 10
+        while sum(type(i) is Tick for i in received) < 33:
+            assert time.monotonic() < deadline, "ticks missing"
+            received += bridge.drain()
+        sizes = [int(i.size) for i in received if type(i) is Tick]  # type: ignore[attr-defined]
+        assert sizes == list(range(1, 34)) and bridge.pauses >= 1 and bridge.paused_ns > 0
+        # Paused again? A disconnect releases the reader: it stops within join_timeout.
+        server.sendall(_tick_frames(34, 30))
+        _wait_until(lambda: bridge.paused, "the reader to pause again")
+    finally:
+        client.disconnect()
+        server.close()
+        loop.close()
+    assert reader_threads() == [] and client.closed.result(0).cause == "disconnected by this client"
