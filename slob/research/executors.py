@@ -202,7 +202,7 @@ class DaskCluster:
         for task in tasks:
             submit(task)
         pending = {t.combination for t in tasks}
-        queue = distributed.as_completed(list(futures))
+        queue = distributed.as_completed(list(futures), loop=client.loop)
         for future in queue:
             task = futures.pop(future)
             try:
