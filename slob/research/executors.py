@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import socket
 import uuid
 from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -169,12 +170,13 @@ class DaskCluster:
 
     def run(self, block: CandleBlock, tasks: Sequence[Task], accept: Accept) -> None:
         distributed = _distributed()
+        # Knock first: a Client that cannot connect leaves the thread of the event loop it
+        # started running (distributed 2026.8), and says less than this.
+        _knock(self.address, self.timeout)
         try:
             client = distributed.Client(self.address, timeout=self.timeout, set_as_default=False)
         except (OSError, TimeoutError) as exc:
-            raise SlobError(f"no Dask scheduler answers at {self.address} ({exc}); start one with `dask scheduler` "
-                            "and workers with `dask worker ADDRESS`, or leave out --scheduler to use local "
-                            "processes") from None
+            raise SlobError(_no_scheduler(self.address, exc)) from None
         try:
             self._run(distributed, client, block, tasks, accept)
         finally:
@@ -224,6 +226,30 @@ class DaskCluster:
                 pending.discard(task.combination)
                 accept(result)
             future.release()
+
+
+def _no_scheduler(address: str, exc: BaseException) -> str:
+    return (f"no Dask scheduler answers at {address} ({exc}); start one with `dask scheduler` and workers with "
+            "`dask worker ADDRESS`, or leave out --scheduler to use local processes")
+
+
+def _knock(address: str, timeout: float) -> None:
+    """Connect to a ``tcp://``/``tls://`` scheduler address (or ``HOST:PORT``) and hang up;
+    SlobError when nothing listens there. Other protocols are left to Dask."""
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "tcp", address
+    if scheme not in ("tcp", "tls"):
+        return
+    host, _, port = rest.rpartition(":")
+    try:
+        number = int(port.split("/")[0])
+    except ValueError:
+        raise ConfigError(f"--scheduler {address}: expected tcp://HOST:PORT, e.g. tcp://10.0.0.5:8786") from None
+    try:
+        socket.create_connection((host.strip("[]") or "127.0.0.1", number), timeout=timeout).close()
+    except OSError as exc:
+        raise SlobError(_no_scheduler(address, exc)) from None
 
 
 def executor_for(workers: int | None, scheduler: str | None, *, retries: int = 2) -> Executor:

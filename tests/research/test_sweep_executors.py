@@ -209,3 +209,12 @@ def test_killing_a_dask_worker_mid_sweep_still_gives_the_full_identical_table(
         assert states == [(1, 20)] and victim.returncode == -signal.SIGKILL
         with distributed.Client(c.address, timeout=60, set_as_default=False) as client:
             assert [w["name"] for w in client.scheduler_info()["workers"].values()] == ["w1"]  # the other finished it
+
+
+def test_a_scheduler_nobody_runs_is_an_error_saying_what_to_start(weeks6: tuple[Sweep, str]) -> None:
+    from slob.ib.errors import SlobError
+
+    sweep, _ = weeks6
+    address = f"tcp://127.0.0.1:{_free_port()}"
+    with pytest.raises(SlobError, match=f"no Dask scheduler answers at {address} .*start one with `dask scheduler`"):
+        table(sweep, DaskCluster(address, timeout=2.0))
