@@ -27,7 +27,7 @@ from slob.ib.errors import SlobError
 __all__ = ["COMMANDS", "main"]
 
 #: Subcommand modules, in the order --help lists them.
-COMMANDS = ("demo", "run", "checkpoint", "report", "backtest", "chart", "export", "contracts", "history", "sim",
+COMMANDS = ("demo", "run", "checkpoint", "report", "backtest", "sweep", "chart", "export", "contracts", "history", "sim",
             "soak", "trace", "decode", "bench", "version")
 #: Commands that report a missing IB client themselves (``slob version`` still prints slob's version).
 _OWN_IBAPI_CHECK = ("version",)

@@ -105,7 +105,8 @@ def _run(python: Path, *args: str) -> subprocess.CompletedProcess[str]:
 #: One ordinary invocation per command (the argument values do not matter: nothing runs).
 INVOCATIONS = {
     "demo": ["--fast"], "run": ["--port", "7497", "--live"], "checkpoint": ["--minutes", "1"],
-    "report": ["--json"], "backtest": ["--from", "2025-03-05"], "chart": ["2025-03-05"],
+    "report": ["--json"], "backtest": ["--from", "2025-03-05"],
+    "sweep": ["--grid", "grid.toml"], "chart": ["2025-03-05"],
     "export": ["candles"], "contracts": ["NQ"], "history": ["NQ", "--from", "2025-03-03"],
     "sim": ["--scenario", "planted"], "soak": [],
     "trace": [], "decode": ["capture.jsonl"], "bench": [], "version": [],
