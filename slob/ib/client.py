@@ -608,6 +608,11 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         when = _EPOCH + dt.timedelta(milliseconds=errorTime) if errorTime else dt.datetime.now(dt.timezone.utc)
         if errorCode == 326:
             self.client_id_rejected = True
+        if self._closing and 500 <= errorCode < 600 and "Sending Error" in errorString:
+            # IB's client could not send on a session this client is closing (the write half
+            # is shut first): expected, not TWS's error. The request's caller hears of the close.
+            log.debug("< %d %s while closing (req %d)", errorCode, errorString, reqId)
+            return
         if reqId in self._order_ids:  # an order's error, for on_order (which logs it): never a request's
             self._send(OrderError(reqId, errorCode, errorString, when))
             return
@@ -830,7 +835,8 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
 
     def positionEnd(self) -> None:  # noqa: N802
         self._finish_rows(_POSITIONS)
-        self.cancelPositions()
+        if not self._stopping():  # a closing session's subscriptions end with it
+            self.cancelPositions()
 
     def completedOrdersEnd(self) -> None:  # noqa: N802
         pass
