@@ -75,6 +75,9 @@ def _say(event: str, **fields: Any) -> None:
 
 async def _run(args: argparse.Namespace) -> int:
     from slob.ib.errors import SlobError
+    from slob.ib.history_pacing import PacingRules
+    from slob.live.ib_history import HistorySettings
+    from slob.live.ib_ws_fetcher import IBWSFetcher
     from slob.live.live_trading_engine import LiveTradingEngine
 
     config = ib_config(args.port, args.client_id, parse_options(args.ib))
@@ -83,6 +86,11 @@ async def _run(args: argparse.Namespace) -> int:
         attempt += 1
         _say("starting", attempt=attempt)
         engine = LiveTradingEngine("ib", [args.symbol], ib_config=config, store=Path(args.store), trade=True)
+        # The soak's fake applies IB's historical pacing in simulated time (and reports any 162):
+        # this process's pacer runs on real time, where 15 s are a day of the soak.
+        if isinstance(engine.fetcher, IBWSFetcher):
+            engine.fetcher.configure_history(HistorySettings(pacing=PacingRules.unlimited(),
+                                                             pacing_backoff_seconds=0.05))
         try:
             await engine.start()
             break

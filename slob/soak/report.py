@@ -172,6 +172,8 @@ def build_report(record: RunRecord, store: StoreData) -> dict[str, Any]:
         Check("positions without a stop", len(orders.unprotected), examples=orders.unprotected),
         Check("differences between the store and TWS", len(diffs), examples=tuple(diffs[:20])),
         Check("ticks FakeTWS sent while CME was closed", closed_ticks),
+        Check("history requests refused under IB's pacing rules", record.history_refused.get("pacing", 0),
+              detail=f"{record.history_served} served; the rules applied in simulated time"),
         Check("runner problems", len(record.problems), examples=tuple(record.problems[:10])),
     ]
 

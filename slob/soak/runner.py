@@ -37,6 +37,7 @@ from slob.soak.calendar import NEW_YORK, CalendarConfig, CalendarEvent, ib_calen
 from slob.soak.faults import PROXY_KINDS, Fault, FaultConfig, schedule_faults
 from slob.soak.market import SoakMarket, plant_days
 from slob.soak.process import Child, rss_kb
+from slob.testing.fake_history import history_of
 from slob.testing.fake_tws import Connection, FakeTWS, RequestFault
 from slob.testing.futures import is_cme_open
 from slob.testing.scenario import from_ns, to_ns
@@ -171,6 +172,10 @@ class RunRecord:
     positions: list[Any]
     problems: list[str]  # things the runner itself could not do (a start that never came...)
     server_version: int = 0  # the highest server version the fake TWS offered (the engine's IB client: all of it)
+    #: IB's history service of the fake: requests served, and refused by reason ("pacing": a 162
+    #: under IB's pacing rules, which the fake applies in simulated time).
+    history_served: int = 0
+    history_refused: dict[str, int] = field(default_factory=dict)
 
 
 class _Timers:
@@ -403,6 +408,11 @@ class Soak:
                      server_version=cfg.server_version) as tws:
             self.tws = tws
             self._port = tws.port
+            # IB's historical pacing (60 requests in 10 minutes, 15 s between identical ones...)
+            # in simulated time: what the engine's requests would meet in a real 30 days. The
+            # engine leaves pacing to the fake (slob.soak.child), whose real-time pacer would
+            # otherwise hold it for simulated days.
+            history_of(tws).clock = lambda: tws.clock.now_ns() / 1e9
             if cfg.faults.proxy:
                 self.proxy = make_proxy(tws.port)
                 self._port = self.proxy.port
@@ -509,7 +519,8 @@ class Soak:
             applied=self.applied, children=lives, connections=tws.connections, never_fired=never,
             sim_start=self.cfg.start, sim_end=tws.clock.now(), wall_seconds=wall, store_path=self.store_path,
             sent=tws.sent_ticks(client_id=self.cfg.client_id), orders=tws.orders, executions=tws.executions,
-            positions=tws.positions, problems=self.problems, server_version=tws.server_version)
+            positions=tws.positions, problems=self.problems, server_version=tws.server_version,
+            history_served=history_of(tws).served, history_refused=dict(history_of(tws).refused))
 
     def cleanup(self) -> None:
         if not self.cfg.keep and self.cfg.work_dir is None:
