@@ -34,7 +34,7 @@ from zoneinfo import ZoneInfo
 
 from slob.ib.errors import ConfigError
 from slob.live.expiry_book import CHICAGO
-from slob.zones import ib_zone
+from slob.ib.zones import ib_zone
 
 __all__ = [
     "us_equity_open",

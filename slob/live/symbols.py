@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from ibapi.contract import ContractDetails
 
 from slob.ib.errors import ConfigError
-from slob.zones import ib_zone
+from slob.ib.zones import ib_zone
 
 __all__ = ["FORMS", "SymbolSpec", "expiry_moment", "parse_symbol"]
 
