@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from slob.config.ib_config import DATA_TYPES, TICK_SOURCES, IBConfig
+from slob.config.risk_config import RiskConfig
+from slob.config.setup_config import SetupConfig
 from slob.ib.errors import ConfigError, LiveTradingRefused
-from slob.live.order_executor import RiskConfig
-from slob.live.setup_tracker import SetupConfig
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -61,11 +61,12 @@ from typing import Any, Awaitable, Callable, Iterable
 from ibapi.contract import Contract
 from ibapi.order import Order
 
+from slob.config.risk_config import RiskConfig
 from slob.execution.daily_pnl import DailyPnl
 from slob.execution.intents import ENTRY, Intent, Leg, OrderContract, bracket, repair_legs, role_of
 from slob.execution.reconcile import (CANCELLED, CLOSED, TERMINAL, Difference, KnownFill, KnownOrder, TwsState,
                                       Verdict, decide, differences, next_status)
-from slob.ib.errors import ConfigError, ConnectionLost, LiveTradingRefused, SlobError
+from slob.ib.errors import ConnectionLost, LiveTradingRefused, SlobError
 from slob.live.ib_ws_fetcher import IBWSFetcher
 from slob.live.setup_tracker import Direction, SetupChanged, SetupReady
 from slob.live.store import FillRecord, OrderRecord, OrderStatusRecord, SetupRecord, Store, StoreError
@@ -76,21 +77,6 @@ __all__ = ["BracketPlaced", "OrderExecutor", "RiskConfig", "SetupSkipped", "Trad
 log = logging.getLogger("slob.live.orders")
 _UTC = dt.timezone.utc
 Publish = Callable[[object], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RiskConfig:
-    contracts: int = 1  # per bracket
-    max_position: int = 1  # contracts open at most (absolute, per symbol)
-    max_daily_loss: float = 1_000.0  # USD of realized loss today that stops new entries
-
-    def __post_init__(self) -> None:
-        if self.contracts < 1:
-            raise ConfigError("contracts must be >= 1")
-        if self.max_position < self.contracts:
-            raise ConfigError("max_position must be >= contracts")
-        if self.max_daily_loss <= 0:
-            raise ConfigError("max_daily_loss must be positive (USD)")
 
 
 @dataclass(frozen=True, slots=True)
