@@ -17,7 +17,7 @@ fake's speed in ``--sim``), so every length in the report is in exchange-clock s
 ``exchange``, between consecutive tick timestamps; ``real``, between tick arrivals (and
 from the start of the stream to the first tick, from the last tick to the end), mapped to
 the exchange clock. Only the part of a quiet period during which the market is open counts
-(:class:`~slob.live.sessions.CmeHours`): a quiet period inside the CME daily halt or the
+(:class:`~slob.market.sessions.CmeHours`): a quiet period inside the CME daily halt or the
 weekend is no gap, and one that spans a halt is split into the open parts before and after
 it. A gap whose real span overlaps a recorded outage (ConnectionLost ... ConnectionRestored)
 is *explained* by that outage's cause; the others are *unexplained*.
@@ -43,9 +43,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
-from slob.live.candle_aggregator import CandleAggregator
-from slob.live.sessions import CmeHours
-from slob.live.symbols import MONTH_CODES, parse_symbol
+from slob.market.candle_aggregator import CandleAggregator
+from slob.market.sessions import CmeHours
+from slob.market.symbols import MONTH_CODES, parse_symbol
 from slob.model import Candle, ConnectionLost, ConnectionRestored, ContractRolled, Gap, Tick
 
 __all__ = [

@@ -14,7 +14,7 @@ from typing import Iterator, TextIO
 
 from slob.config.ib_config import IBConfig
 from slob.ib.errors import ContractNotFound, RequestFailed
-from slob.live.expiry_book import CHICAGO
+from slob.market.expiry_book import CHICAGO
 from slob.live.ib_ws_fetcher import IBWSFetcher
 from slob.testing import DEFAULT_START, FakeTWS
 from slob.testing.futures import FUTURES

@@ -36,7 +36,7 @@ from slob.live import IBWSFetcher
 from slob.live.live_trading_engine import LiveTradingEngine
 from slob.live.order_executor import BracketPlaced, SetupSkipped
 from slob.live.setup_planting import PlantedSetup, plant_setup
-from slob.live.sessions import nyse_session, trading_day
+from slob.market.sessions import nyse_session, trading_day
 from slob.live.setup_tracker import Direction, SetupChanged, SetupTracker, State
 from slob.live.store import Store
 from slob.model import Candle, CandleClosed, ErrorReported, Tick

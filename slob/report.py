@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
-from slob.live.sessions import CmeHours
+from slob.market.sessions import CmeHours
 from slob.live.store import ConnectionEvent, ErrorEvent, FillRecord, OrderRecord, SetupRecord
 from slob.model import ConnectionLost, ConnectionRestored, ContractRolled, Gap
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from slob.config.ib_config import IBConfig
 
     from slob.checkpoint import CheckpointRecorder
-    from slob.live.sessions import CmeHours
+    from slob.market.sessions import CmeHours
     from slob.testing import FakeTWS
 
 NAME = "checkpoint"
@@ -274,7 +274,7 @@ class _Outcome:
 
 def _hours(details: "ContractDetails | None") -> "CmeHours":
     from slob.ib.errors import SlobError
-    from slob.live.sessions import CmeHours
+    from slob.market.sessions import CmeHours
 
     if details is None:
         return CmeHours.default()

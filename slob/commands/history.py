@@ -113,7 +113,7 @@ async def download(symbol: str, start: dt.datetime, end: dt.datetime | None, *, 
     from slob.ib.history_pacing import pacing_floor_seconds
     from slob.live.ib_ws_fetcher import IBWSFetcher
     from slob.live.store import CandleRecord, HistorySpan
-    from slob.live.symbols import parse_symbol
+    from slob.market.symbols import parse_symbol
 
     label = parse_symbol(symbol).text.upper()
     fetcher = IBWSFetcher(config=config)
@@ -188,7 +188,7 @@ def run(args: argparse.Namespace, out: TextIO) -> int:
     config = IBConfig(host=args.host, port=args.port, client_id=args.client_id, paper_trading=False,
                       allow_live=True, max_reconnect_attempts=0)
     settings = HistorySettings(timeout_seconds=args.timeout)
-    from slob.live.symbols import parse_symbol
+    from slob.market.symbols import parse_symbol
 
     label = parse_symbol(args.symbol).text.upper()
     with Store(args.db or default_db_path()) as store:

@@ -87,7 +87,7 @@ from slob.live.ib_session import ClientFactory, IBSession, SessionHooks
 from slob.live.ib_supervisor import Closed, Notice, Supervisor, SupervisorSettings
 from slob.live.session_machine import Event, State
 from slob.live.stats import percentile
-from slob.live.symbols import parse_symbol
+from slob.market.symbols import parse_symbol
 from slob.orders import CommissionReported, Execution, OpenOrder, OrderError, OrderUpdate, PositionReported
 from slob.model import Candle, ContractRolled, Gap, Quote, Tick
 

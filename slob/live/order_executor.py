@@ -63,11 +63,11 @@ from ibapi.order import Order
 
 from slob.config.risk_config import RiskConfig
 from slob.execution.daily_pnl import DailyPnl
+from slob.execution.gateway import OrderGateway
 from slob.execution.intents import ENTRY, Intent, Leg, OrderContract, bracket, repair_legs, role_of
 from slob.execution.reconcile import (CANCELLED, CLOSED, TERMINAL, Difference, KnownFill, KnownOrder, TwsState,
                                       Verdict, decide, differences, next_status)
 from slob.ib.errors import ConnectionLost, LiveTradingRefused, SlobError
-from slob.live.ib_ws_fetcher import IBWSFetcher
 from slob.live.setup_tracker import Direction, SetupChanged, SetupReady
 from slob.live.store import FillRecord, OrderRecord, OrderStatusRecord, SetupRecord, Store, StoreError
 from slob.orders import CommissionReported, Execution, OpenOrder, OrderError, OrderUpdate
@@ -127,7 +127,7 @@ class OrderExecutor:
 
     def __init__(
         self,
-        fetcher: IBWSFetcher,
+        fetcher: OrderGateway,
         *,
         risk: RiskConfig | None = None,
         publish: Publish | None = None,

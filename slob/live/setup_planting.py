@@ -30,7 +30,7 @@ import datetime as dt
 import math
 from dataclasses import dataclass
 
-from slob.live.sessions import lse_session, nyse_session
+from slob.market.sessions import lse_session, nyse_session
 from slob.live.setup_tracker import Direction, SetupConfig, SetupReady, SetupTracker
 from slob.model import Candle
 

@@ -12,7 +12,7 @@ and bullish/bearish swapped):
 1. Track the high and low of the trading day's LSE session (09:00-15:30 London, from the
    candles that *start* in it; a tracker started mid-session uses the candles it saw).
 2. LIQ #1: a candle of the NYSE session (15:30 London to 16:00 New York, 4 or 5 hours
-   apart, see :mod:`slob.live.sessions`) trades above the LSE high. A setup is born, with
+   apart, see :mod:`slob.market.sessions`) trades above the LSE high. A setup is born, with
    id ``{symbol}-{YYYYMMDD}-{short|long}-{HHMM of the LIQ #1 candle, UTC}-{n}`` (n counts
    the setups of that direction that day from 1), so a replay gives the same ids.
 3. Consolidation: the candles *after* the LIQ #1 candle and before LIQ #2. It is *formed*
@@ -85,7 +85,7 @@ from typing import Mapping, NamedTuple, TypeAlias
 
 from slob.config.setup_config import SetupConfig
 from slob.ib.errors import SlobError
-from slob.live.sessions import LONDON, LSE, NYSE, lse_session, nyse_session
+from slob.market.sessions import LONDON, LSE, NYSE, lse_session, nyse_session
 from slob.model import Candle
 
 __all__ = [
@@ -399,7 +399,7 @@ class SetupTracker:
             )
 
     def _where(self, t: dt.datetime) -> tuple[dt.date | None, str | None]:
-        """(trading day, session) of ``t`` as slob.live.sessions' ``trading_day`` and
+        """(trading day, session) of ``t`` as slob.market.sessions' ``trading_day`` and
         ``session_at`` define them, with the day's bounds cached."""
         day = t.astimezone(LONDON).date()
         if day.weekday() >= 5:

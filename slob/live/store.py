@@ -66,7 +66,7 @@ __all__ = [
     "StoreError", "StoreStats", "StoreVersionError", "default_db_path",
 ]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("slob.live.store")  # the name it has always logged under
 UTC = dt.timezone.utc
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
 _US = dt.timedelta(microseconds=1)

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Protocol, Sequence
 
 from slob.ib.errors import ConfigError
-from slob.live.sessions import LONDON, lse_session
+from slob.market.sessions import LONDON, lse_session
 from slob.model import Candle
 
 __all__ = [

@@ -26,7 +26,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from slob.live.sessions import lse_session, nyse_session
+from slob.market.sessions import lse_session, nyse_session
 from slob.live.setup_tracker import SetupChanged, SetupEvent, State
 from slob.model import Candle, ContractRolled, Gap
 

@@ -27,7 +27,7 @@ from slob.checkpoint import (
 )
 from slob.cli import main
 from slob.commands.checkpoint import sim_schedule
-from slob.live.sessions import CmeHours
+from slob.market.sessions import CmeHours
 from slob.model import ConnectionLost, ConnectionRestored, ContractRolled, Tick
 
 UTC = dt.timezone.utc

@@ -223,7 +223,7 @@ def test_the_sim_faults_line_counts_the_faults_it_lists() -> None:
 def _render_with_sim(render: Callable[[dict[str, Any]], str], sim_info: dict[str, object]) -> str:
     """The text of a checkpoint report (a quiet minute) whose run had ``sim_info``."""
     from slob.checkpoint import CheckpointRecorder, ClockMap
-    from slob.live.sessions import CmeHours
+    from slob.market.sessions import CmeHours
 
     start = dt.datetime(2024, 12, 2, 15, tzinfo=dt.timezone.utc)
     rec = CheckpointRecorder("NQ", hours=CmeHours.default(), clock=ClockMap(start, start, 1.0),

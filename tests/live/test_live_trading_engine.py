@@ -23,7 +23,7 @@ from order_checks import bracket_problems, store_problems
 from slob.config.ib_config import IBConfig
 from slob.ib.errors import ConfigError, ConnectionLost, LiveTradingRefused, SlobError
 from slob.live import IBWSFetcher
-from slob.live.candle_aggregator import CandleAggregator
+from slob.market.candle_aggregator import CandleAggregator
 from slob.live.live_trading_engine import RESTART_CAUSE, LiveTradingEngine
 from slob.live.order_executor import TradePlan
 from slob.live.setup_tracker import Direction

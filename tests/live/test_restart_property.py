@@ -43,7 +43,7 @@ from slob.config.ib_config import IBConfig
 from slob.live import IBWSFetcher
 from slob.live.live_trading_engine import LiveTradingEngine
 from slob.live.order_executor import SetupSkipped
-from slob.live.sessions import lse_session
+from slob.market.sessions import lse_session
 from slob.live.setup_tracker import SetupChanged, SetupReady, SetupTracker, State
 from slob.live.store import Store
 from slob.live.warmup import MemoryConfig
