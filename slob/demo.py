@@ -2,7 +2,7 @@
 
 :class:`~slob.testing.FakeTWS` serves the TWS wire protocol on a free loopback port and
 replays :func:`demo_market`: two trading days from
-:func:`~slob.live.setup_planting.plant_setup` (a short that reaches its target, a long
+:func:`~slob.strategy.setup_planting.plant_setup` (a short that reaches its target, a long
 that is stopped out) joined by a seeded random walk, every candle played as noisy trades.
 :class:`~slob.live.LiveTradingEngine` connects through :class:`~slob.live.IBWSFetcher`
 (IB's client), builds candles, finds the setups, places the brackets, receives the fills
@@ -35,9 +35,9 @@ from slob.ib.errors import SlobError
 from slob.live import IBWSFetcher
 from slob.live.live_trading_engine import LiveTradingEngine
 from slob.live.order_executor import BracketPlaced, SetupSkipped
-from slob.live.setup_planting import PlantedSetup, plant_setup
+from slob.strategy.setup_planting import PlantedSetup, plant_setup
 from slob.market.sessions import nyse_session, trading_day
-from slob.live.setup_tracker import Direction, SetupChanged, SetupTracker, State
+from slob.strategy.setup_tracker import Direction, SetupChanged, SetupTracker, State
 from slob.live.store import Store
 from slob.model import Candle, CandleClosed, ErrorReported, Tick
 from slob.orders import CommissionReported, Execution, OrderError

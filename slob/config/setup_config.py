@@ -1,7 +1,7 @@
 """SetupConfig: every threshold of the 5/1 SLOB setup.
 
 The record lives in ``slob.config`` with the other configs (the loader builds it from
-``[setup]``); the SetupTracker (:mod:`slob.live.setup_tracker`) reads it and re-exports
+``[setup]``); the SetupTracker (:mod:`slob.strategy.setup_tracker`) reads it and re-exports
 it under its old name.
 """
 

@@ -68,7 +68,7 @@ from slob.execution.intents import ENTRY, Intent, Leg, OrderContract, bracket, r
 from slob.execution.reconcile import (CANCELLED, CLOSED, TERMINAL, Difference, KnownFill, KnownOrder, TwsState,
                                       Verdict, decide, differences, next_status)
 from slob.ib.errors import ConnectionLost, LiveTradingRefused, SlobError
-from slob.live.setup_tracker import Direction, SetupChanged, SetupReady
+from slob.strategy.setup_tracker import Direction, SetupChanged, SetupReady
 from slob.live.store import FillRecord, OrderRecord, OrderStatusRecord, SetupRecord, Store, StoreError
 from slob.orders import CommissionReported, Execution, OpenOrder, OrderError, OrderUpdate
 

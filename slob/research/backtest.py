@@ -35,7 +35,7 @@ from typing import Callable, Iterable, Sequence
 
 from slob.execution.daily_pnl import trading_day
 from slob.live.order_executor import RiskConfig
-from slob.live.setup_tracker import SetupChanged, SetupConfig, SetupEvent, SetupTracker, State
+from slob.strategy.setup_tracker import SetupChanged, SetupConfig, SetupEvent, SetupTracker, State
 from slob.model import Candle
 from slob.report import TradeRow
 from slob.research.fills import Exit, FillConfig, Position, TickPrice, candle_exit, pnl, tick_exit

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
-from slob.live.setup_planting import PlantedSetup
+from slob.strategy.setup_planting import PlantedSetup
 from slob.live.store import ConnectionEvent, FillRecord
 from slob.live.store import OrderRecord as StoredOrder
 from slob.model import ConnectionLost, ContractRolled, Gap, Tick

@@ -25,7 +25,7 @@ from slob.config.ib_config import IBConfig
 from slob.config.loader import FLAGS, KEYS, RunConfig, load_config, merge, parse_toml
 from slob.ib.errors import ConfigError, LiveTradingRefused
 from slob.live.order_executor import RiskConfig
-from slob.live.setup_tracker import SetupConfig
+from slob.strategy.setup_tracker import SetupConfig
 from slob.live.store import Store
 from slob.testing import FakeTWS
 

@@ -8,7 +8,7 @@ import math
 from collections import defaultdict
 
 from slob.live.order_executor import TradePlan
-from slob.live.setup_tracker import Direction
+from slob.strategy.setup_tracker import Direction
 from slob.live.store import Store
 from slob.testing import FakeTWS
 from slob.testing.order_records import OrderInfo

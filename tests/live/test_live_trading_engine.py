@@ -26,7 +26,7 @@ from slob.live import IBWSFetcher
 from slob.market.candle_aggregator import CandleAggregator
 from slob.live.live_trading_engine import RESTART_CAUSE, LiveTradingEngine
 from slob.live.order_executor import TradePlan
-from slob.live.setup_tracker import Direction
+from slob.strategy.setup_tracker import Direction
 from slob.live.store import Store
 from slob.model import Candle, CandleClosed, ErrorReported, Gap, Tick
 from slob.testing import FakeTWS, FaultProxy, RandomWalkScenario

@@ -17,7 +17,7 @@ from slob.config.ib_config import IBConfig
 from slob.ib.errors import LiveTradingRefused
 from slob.live import IBWSFetcher
 from slob.live.order_executor import BracketPlaced, OrderExecutor, RiskConfig, SetupSkipped
-from slob.live.setup_tracker import Direction
+from slob.strategy.setup_tracker import Direction
 from slob.live.store import Store
 from slob.orders import OrderError
 from slob.testing import FakeTWS, ScriptedScenario

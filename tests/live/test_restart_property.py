@@ -44,7 +44,7 @@ from slob.live import IBWSFetcher
 from slob.live.live_trading_engine import LiveTradingEngine
 from slob.live.order_executor import SetupSkipped
 from slob.market.sessions import lse_session
-from slob.live.setup_tracker import SetupChanged, SetupReady, SetupTracker, State
+from slob.strategy.setup_tracker import SetupChanged, SetupReady, SetupTracker, State
 from slob.live.store import Store
 from slob.live.warmup import MemoryConfig
 from slob.model import Candle, ConnectionLost, ConnectionRestored
