@@ -38,7 +38,7 @@ from slob.live.order_executor import BracketPlaced, SetupSkipped
 from slob.strategy.setup_planting import PlantedSetup, plant_setup
 from slob.market.sessions import nyse_session, trading_day
 from slob.strategy.setup_tracker import Direction, SetupChanged, SetupTracker, State
-from slob.live.store import Store
+from slob.store.store import Store
 from slob.model import Candle, CandleClosed, ErrorReported, Tick
 from slob.orders import CommissionReported, Execution, OrderError
 from slob.testing import FakeTWS, ScriptedScenario

@@ -54,7 +54,7 @@ from typing import Any, Iterable, Mapping, Sequence
 from zoneinfo import ZoneInfo
 
 from slob.market.sessions import CmeHours
-from slob.live.store import ConnectionEvent, ErrorEvent, FillRecord, OrderRecord, SetupRecord
+from slob.store.store import ConnectionEvent, ErrorEvent, FillRecord, OrderRecord, SetupRecord
 from slob.model import ConnectionLost, ConnectionRestored, ContractRolled, Gap
 
 __all__ = [

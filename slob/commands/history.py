@@ -28,7 +28,7 @@ from slob.ib.history import BarSize, bar_size, uncovered
 if TYPE_CHECKING:  # imported when the command runs: `slob --help` stays light
     from slob.config.ib_config import IBConfig
     from slob.live.ib_history import HistorySettings, PlannedPage
-    from slob.live.store import Store
+    from slob.store.store import Store
 
 __all__ = ["Downloaded", "download", "write_csv"]
 
@@ -112,7 +112,7 @@ async def download(symbol: str, start: dt.datetime, end: dt.datetime | None, *, 
     ``store``, skipping what it already covers. Raises only SlobErrors."""
     from slob.ib.history_pacing import pacing_floor_seconds
     from slob.live.ib_ws_fetcher import IBWSFetcher
-    from slob.live.store import CandleRecord, HistorySpan
+    from slob.store.store import CandleRecord, HistorySpan
     from slob.market.symbols import parse_symbol
 
     label = parse_symbol(symbol).text.upper()
@@ -180,7 +180,7 @@ def write_csv(store: "Store", path: Path, symbol: str, bar: BarSize, start: dt.d
 def run(args: argparse.Namespace, out: TextIO) -> int:
     from slob.config.ib_config import IBConfig
     from slob.live.ib_history import HistorySettings
-    from slob.live.store import Store, default_db_path
+    from slob.store.store import Store, default_db_path
 
     if args.end is not None and args.end <= args.start:
         raise ConfigError("--from must be before --to")

@@ -22,7 +22,7 @@ from slob.commands.common import EXIT_OK, EXIT_USAGE
 from slob.ib.errors import SlobError
 
 if TYPE_CHECKING:  # imported when the command runs: `slob --help` and `slob version` stay light
-    from slob.live.store import Store
+    from slob.store.store import Store
     from slob.report import DayReport, Report, ReportInput
 
 __all__ = ["collect", "render"]
@@ -75,7 +75,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    from slob.live.store import Store, default_db_path
+    from slob.store.store import Store, default_db_path
     from slob.report import build_report, report_json, trading_day
 
     now = dt.datetime.now(UTC)

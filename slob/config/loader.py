@@ -82,7 +82,7 @@ class EngineConfig:
     """What the engine runs on: the ``[engine]`` section."""
 
     symbols: tuple[str, ...] = ("NQ",)
-    data_dir: Path | None = None  # the store goes to data_dir/slob.sqlite3 (see slob.live.store)
+    data_dir: Path | None = None  # the store goes to data_dir/slob.sqlite3 (see slob.store.store)
     db: Path | None = None  # the store file itself; wins over data_dir
     candle_intervals: tuple[int, ...] = (60, 300)
     trade: bool = True  # False: data and setups only, no orders

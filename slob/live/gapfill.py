@@ -47,7 +47,7 @@ from typing import Any, Awaitable, Callable, Protocol
 
 from slob.ib.errors import ConnectionLost, RequestTimedOut, SlobError
 from slob.market.candle_aggregator import CandleAggregator
-from slob.live.store_records import HistorySpan
+from slob.store.records import HistorySpan
 from slob.live.warmup import MINUTE, MemoryConfig, Range, floor_minute, missing_ranges, overlaps, trading_minutes
 from slob.model import Candle, Gap, HistoryFilled, HistoryUnavailable, Tick
 

@@ -67,7 +67,7 @@ from slob.live.ib_ws_fetcher import IBWSFetcher
 from slob.live.order_executor import OrderExecutor, RiskConfig, SetupSkipped, TradePlan
 from slob.market.sessions import CmeHours, us_equity_open
 from slob.strategy.setup_tracker import SetupChanged, SetupConfig, SetupReady, SetupTracker, State
-from slob.live.store import CandleRecord, RunStarted, RunStopped, Store, default_db_path
+from slob.store.store import CandleRecord, RunStarted, RunStopped, Store, default_db_path
 from slob.live.warmup import MINUTE, Levels, MemoryConfig, floor_minute, fresh, trusted, warmup_start
 from slob.model import (Candle, CandleClosed, ConnectionLost, ConnectionRestored, ErrorReported, Gap, HistoryFilled,
                         HistoryUnavailable, Tick)

@@ -69,7 +69,7 @@ from slob.execution.reconcile import (CANCELLED, CLOSED, TERMINAL, Difference, K
                                       Verdict, decide, differences, next_status)
 from slob.ib.errors import ConnectionLost, LiveTradingRefused, SlobError
 from slob.strategy.setup_tracker import Direction, SetupChanged, SetupReady
-from slob.live.store import FillRecord, OrderRecord, OrderStatusRecord, SetupRecord, Store, StoreError
+from slob.store.store import FillRecord, OrderRecord, OrderStatusRecord, SetupRecord, Store, StoreError
 from slob.orders import CommissionReported, Execution, OpenOrder, OrderError, OrderUpdate
 
 __all__ = ["BracketPlaced", "OrderExecutor", "RiskConfig", "SetupSkipped", "TradePlan"]

@@ -119,7 +119,7 @@ def warmup_start(now: dt.datetime) -> dt.datetime | None:
 
 
 class Stored(Protocol):
-    """A stored candle with its source (slob.live.store.CandleRecord)."""
+    """A stored candle with its source (slob.store.store.CandleRecord)."""
 
     @property
     def candle(self) -> Candle: ...

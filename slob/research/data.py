@@ -28,7 +28,7 @@ from typing import Iterator, Sequence
 
 from slob.ib.errors import ConfigError, SlobError
 from slob.market.expiry_book import roll_moment
-from slob.live.store_schema import from_ns, to_ns
+from slob.store.schema import from_ns, to_ns
 from slob.model import Candle, fast_constructor
 from slob.research.fills import TickPrice
 

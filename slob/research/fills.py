@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from slob.ib.errors import ConfigError
-from slob.live.store_schema import from_ns
+from slob.store.schema import from_ns
 from slob.model import Candle
 from slob.report import MULTIPLIERS
 from slob.testing.order_records import COMMISSION_PER_CONTRACT

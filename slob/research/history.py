@@ -34,7 +34,7 @@ def ib_candles(db: Path, symbol: str, first: dt.date, last: dt.date, ib: "IbSour
     from slob.commands.history import download
     from slob.config.ib_config import IBConfig
     from slob.ib.history import bar_size
-    from slob.live.store import Store
+    from slob.store.store import Store
 
     start, end = day_bounds(first)[0], day_bounds(last)[1]
     config = IBConfig(host=ib.host, port=ib.port, client_id=ib.client_id, paper_trading=False, allow_live=True,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from slob.ib.errors import ConfigError, SlobError
-from slob.live.store import default_db_path
+from slob.store.store import default_db_path
 from slob.model import Candle
 from slob.report import day_bounds
 from slob.research.backtest import Ticks

@@ -10,7 +10,7 @@ import pytest
 
 from slob.cli import main
 from slob.demo import QUIET, demo_market, schedule
-from slob.live.store import Store
+from slob.store.store import Store
 
 
 class _Terminal(io.StringIO):

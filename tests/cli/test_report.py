@@ -33,7 +33,7 @@ from slob.cli import main
 from slob.commands import common
 from slob.commands.report import collect
 from slob.ib.errors import IB_ERRORS, SlobError
-from slob.live.store import Store
+from slob.store.store import Store
 from slob.model import Candle, ConnectionLost, ConnectionRestored, ContractRolled, Gap, Tick
 from slob.report import (NO_DATA, Report, ReportInput, build_report, day_bounds, max_drawdown, report_json,
                          trading_day)

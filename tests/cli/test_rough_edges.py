@@ -22,7 +22,7 @@ from slob.commands.common import EXIT_PIPE, for_command_line
 from slob.commands.run import OPTIONS as RUN_OPTIONS
 from slob.config.ib_config import IBConfig
 from slob.ib.errors import LiveTradingRefused, MarketDataNotSubscribed
-from slob.live.store import Store
+from slob.store.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 CAPTURE = ROOT / "tests" / "data" / "captures" / "api_future_campaign_mes.jsonl"

@@ -26,7 +26,7 @@ from slob.config.loader import FLAGS, KEYS, RunConfig, load_config, merge, parse
 from slob.ib.errors import ConfigError, LiveTradingRefused
 from slob.live.order_executor import RiskConfig
 from slob.strategy.setup_tracker import SetupConfig
-from slob.live.store import Store
+from slob.store.store import Store
 from slob.testing import FakeTWS
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "reference" / "configuration.md"

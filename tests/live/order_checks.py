@@ -9,7 +9,7 @@ from collections import defaultdict
 
 from slob.live.order_executor import TradePlan
 from slob.strategy.setup_tracker import Direction
-from slob.live.store import Store
+from slob.store.store import Store
 from slob.testing import FakeTWS
 from slob.testing.order_records import OrderInfo
 

@@ -18,7 +18,7 @@ from slob.ib.errors import LiveTradingRefused
 from slob.live import IBWSFetcher
 from slob.live.order_executor import BracketPlaced, OrderExecutor, RiskConfig, SetupSkipped
 from slob.strategy.setup_tracker import Direction
-from slob.live.store import Store
+from slob.store.store import Store
 from slob.orders import OrderError
 from slob.testing import FakeTWS, ScriptedScenario
 

@@ -45,7 +45,7 @@ from slob.live.live_trading_engine import LiveTradingEngine
 from slob.live.order_executor import SetupSkipped
 from slob.market.sessions import lse_session
 from slob.strategy.setup_tracker import SetupChanged, SetupReady, SetupTracker, State
-from slob.live.store import Store
+from slob.store.store import Store
 from slob.live.warmup import MemoryConfig
 from slob.model import Candle, ConnectionLost, ConnectionRestored
 from slob.testing import FakeTWS, ScriptedScenario
