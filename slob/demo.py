@@ -34,7 +34,7 @@ from typing import Any, Callable
 from slob.ib.errors import SlobError
 from slob.live import IBWSFetcher
 from slob.live.live_trading_engine import LiveTradingEngine
-from slob.live.order_executor import BracketPlaced, SetupSkipped
+from slob.execution.order_executor import BracketPlaced, SetupSkipped
 from slob.strategy.setup_planting import PlantedSetup, plant_setup
 from slob.market.sessions import nyse_session, trading_day
 from slob.strategy.setup_tracker import Direction, SetupChanged, SetupTracker, State

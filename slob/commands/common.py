@@ -24,7 +24,7 @@ _KEY_OPTIONS = {
     "client_id": "--client-id", "account": "--account", "port": "--port", "host": "--host",
 }
 #: The live opt-in as the library words it (slob.config.ib_config, slob.live.ib_session,
-#: slob.live.order_executor, slob.live.live_trading_engine).
+#: slob.execution.order_executor, slob.live.live_trading_engine).
 _LIVE_WORDINGS = (
     (re.compile(r"set paper_trading=False and allow_live=True \(CLI: --live\)"), "add --live"),
     (re.compile(r"\(paper_trading=False and allow_live=True, CLI --live\)"), "(--live)"),

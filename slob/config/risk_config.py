@@ -1,7 +1,7 @@
 """RiskConfig: how much one bracket and one day may risk.
 
 The record lives in ``slob.config`` with the other configs (the loader builds it from
-``[risk]``); the OrderExecutor (:mod:`slob.live.order_executor`) enforces it and
+``[risk]``); the OrderExecutor (:mod:`slob.execution.order_executor`) enforces it and
 re-exports it under its old name.
 """
 

@@ -64,7 +64,7 @@ from slob.market.candle_aggregator import CandleAggregator
 from slob.live.event_bus import EventBus
 from slob.live.gapfill import GapFiller, History, Origin, memory_stats
 from slob.live.ib_ws_fetcher import IBWSFetcher
-from slob.live.order_executor import OrderExecutor, RiskConfig, SetupSkipped, TradePlan
+from slob.execution.order_executor import OrderExecutor, RiskConfig, SetupSkipped, TradePlan
 from slob.market.sessions import CmeHours, us_equity_open
 from slob.strategy.setup_tracker import SetupChanged, SetupConfig, SetupReady, SetupTracker, State
 from slob.store.store import CandleRecord, RunStarted, RunStopped, Store, default_db_path

@@ -2,7 +2,7 @@
 or against the trades of a minute when they are known.
 
 Pure (no I/O, no clock). It mirrors what the paper engine does with a setup
-(:mod:`slob.live.order_executor`) and how FakeTWS matches its orders
+(:mod:`slob.execution.order_executor`) and how FakeTWS matches its orders
 (:mod:`slob.testing.fake_orders`), so that a backtest of stored data reproduces paper:
 
 * **Entry.** The bracket is placed when the trigger candle closes (state TRIGGERED): a

@@ -24,7 +24,7 @@ from slob.commands.run import confirm_live
 from slob.config.ib_config import IBConfig
 from slob.config.loader import FLAGS, KEYS, RunConfig, load_config, merge, parse_toml
 from slob.ib.errors import ConfigError, LiveTradingRefused
-from slob.live.order_executor import RiskConfig
+from slob.execution.order_executor import RiskConfig
 from slob.strategy.setup_tracker import SetupConfig
 from slob.store.store import Store
 from slob.testing import FakeTWS

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from slob.live.order_executor import TradePlan
+from slob.execution.order_executor import TradePlan
 from slob.strategy.setup_tracker import Direction
 from slob.store.store import Store
 from slob.testing import FakeTWS

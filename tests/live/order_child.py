@@ -24,7 +24,7 @@ from typing import Any
 
 from slob.config.ib_config import IBConfig
 from slob.live import IBWSFetcher
-from slob.live.order_executor import OrderExecutor, TradePlan
+from slob.execution.order_executor import OrderExecutor, TradePlan
 from slob.strategy.setup_tracker import Direction
 from slob.store.store import Store
 from slob.orders import CommissionReported

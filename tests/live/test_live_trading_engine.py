@@ -25,7 +25,7 @@ from slob.ib.errors import ConfigError, ConnectionLost, LiveTradingRefused, Slob
 from slob.live import IBWSFetcher
 from slob.market.candle_aggregator import CandleAggregator
 from slob.live.live_trading_engine import RESTART_CAUSE, LiveTradingEngine
-from slob.live.order_executor import TradePlan
+from slob.execution.order_executor import TradePlan
 from slob.strategy.setup_tracker import Direction
 from slob.store.store import Store
 from slob.model import Candle, CandleClosed, ErrorReported, Gap, Tick

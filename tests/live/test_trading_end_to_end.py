@@ -17,7 +17,7 @@ import pytest
 
 from slob.live import IBWSFetcher
 from slob.live.live_trading_engine import LiveTradingEngine
-from slob.live.order_executor import BracketPlaced
+from slob.execution.order_executor import BracketPlaced
 from slob.strategy.setup_planting import plant_setup
 from slob.strategy.setup_tracker import Direction
 from slob.store.store import Store
