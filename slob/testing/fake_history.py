@@ -45,7 +45,7 @@ from slob.testing.futures import FutureContract
 from slob.testing.history_tape import (Bar, PriceOf, Shifter, Tap, Timeline, add_trade, bucket_end_ns, bucket_of,
                                        bucket_start_ns, build_bars, in_rth)
 from slob.testing.scenario import Scenario, ScriptedScenario, Trade, from_ns
-from slob.testing.tws_requests import Request
+from slob.trace.tws_requests import Request
 
 if TYPE_CHECKING:
     from slob.testing.fake_market import Market

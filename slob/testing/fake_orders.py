@@ -55,7 +55,7 @@ from slob.testing.order_records import (
     PositionRecord,
 )
 from slob.testing.scenario import Trade, from_ns
-from slob.testing.tws_requests import Request
+from slob.trace.tws_requests import Request
 
 if TYPE_CHECKING:
     from slob.testing.fake_session import Session

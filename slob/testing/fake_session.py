@@ -24,7 +24,7 @@ from slob.testing import fake_history
 from slob.testing import tws_messages as msg
 from slob.testing.fake_market import TICK_BY_TICK_TYPES, Subscription
 from slob.testing.futures import FutureContract, is_cme_open, resolve_contracts
-from slob.testing.tws_requests import Request, RequestError, decode_request
+from slob.trace.tws_requests import Request, RequestError, decode_request
 
 if TYPE_CHECKING:
     from slob.testing.fake_tws import FakeTWS, RequestFault

@@ -39,10 +39,10 @@ from slob.testing import tws_messages as msg
 from slob.testing.fake_market import Market, SentLog, SentTick, default_scenarios
 from slob.testing.fake_orders import OrderBook
 from slob.testing.fake_session import Session
-from slob.testing.loop_thread import LoopThread
+from slob.aio.loop_thread import LoopThread
 from slob.testing.order_records import ExecutionRecord, OrderInfo, PositionRecord
 from slob.testing.scenario import Scenario, SimClock
-from slob.testing.tws_requests import Request
+from slob.trace.tws_requests import Request
 from slob.testing.tws_versions import check_server_version, default_server_version
 
 __all__ = ["ClientInfo", "Connection", "DEFAULT_START", "FakeTWS", "FiredFault", "RequestFault", "SentTick"]
