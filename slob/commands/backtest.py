@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from slob.commands.common import EXIT_OK, EXIT_USAGE
-from slob.commands.report import day
+from slob.commands.common import day
 
 if TYPE_CHECKING:
     from slob.research.backtest import BacktestResult

@@ -8,7 +8,7 @@ import math
 import re
 from typing import Collection
 
-__all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_PIPE", "EXIT_USAGE", "EXIT_VERDICT_FAIL", "for_command_line", "positive",
+__all__ = ["EXIT_FAIL", "day", "EXIT_OK", "EXIT_PIPE", "EXIT_USAGE", "EXIT_VERDICT_FAIL", "for_command_line", "positive",
            "speed", "when"]
 
 #: Exit codes every command uses (documented in docs/reference/cli.md).
@@ -86,3 +86,17 @@ def when(text: str) -> dt.datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date/time (e.g. 2024-12-02T15:00Z)") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def day(text: str) -> dt.date:
+    """A CME trading day: ``YYYY-MM-DD``, ``today`` or ``yesterday``."""
+    from slob.report import trading_day
+
+    lowered = text.lower()
+    if lowered in ("today", "yesterday"):
+        today = trading_day(dt.datetime.now(dt.timezone.utc))
+        return today if lowered == "today" else today - dt.timedelta(days=1)
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD, 'today' or 'yesterday')") from None

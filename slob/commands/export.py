@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from slob.commands.common import EXIT_OK, EXIT_USAGE
-from slob.commands.report import day
+from slob.commands.common import day
 
 NAME = "export"
 HELP = "write the store's ticks, candles, trades or setups as CSV or Parquet (--from/--to CME trading days)"

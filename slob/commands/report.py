@@ -18,7 +18,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from slob.commands.common import EXIT_OK, EXIT_USAGE
+from slob.commands.common import EXIT_OK, EXIT_USAGE, day
 from slob.ib.errors import SlobError
 
 if TYPE_CHECKING:  # imported when the command runs: `slob --help` and `slob version` stay light
@@ -40,20 +40,6 @@ _EVENT_LOOKBACK = dt.timedelta(days=7)
 _GAPS_SHOWN = 30
 #: The readable report's minimum width (the day table needs about 140 columns).
 _WIDTH = 160
-
-
-def day(text: str) -> dt.date:
-    """A CME trading day: ``YYYY-MM-DD``, ``today`` or ``yesterday``."""
-    from slob.report import trading_day
-
-    lowered = text.lower()
-    if lowered in ("today", "yesterday"):
-        today = trading_day(dt.datetime.now(UTC))
-        return today if lowered == "today" else today - dt.timedelta(days=1)
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD, 'today' or 'yesterday')") from None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

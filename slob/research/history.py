@@ -14,21 +14,27 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from slob.ib.errors import SlobError
 from slob.model import Candle
 from slob.report import day_bounds
 from slob.research.data import fill_quiet_minutes, store_candles
 
-if TYPE_CHECKING:
-    from slob.research.sources import IbSource
-
-__all__ = ["ib_candles"]
+__all__ = ["IbSource", "ib_candles"]
 
 
-def ib_candles(db: Path, symbol: str, first: dt.date, last: dt.date, ib: "IbSource") -> list[Candle]:
+@dataclass(frozen=True, slots=True)
+class IbSource:
+    """Where TWS is, for ``--source ib`` (:mod:`slob.research.sources` re-exports it)."""
+
+    host: str = "127.0.0.1"
+    port: int = 7497
+    client_id: int = 71
+
+
+def ib_candles(db: Path, symbol: str, first: dt.date, last: dt.date, ib: IbSource) -> list[Candle]:
     """The 1-minute candles of CME trading days ``first`` .. ``last`` from TWS at
     ``ib``, through the store ``db`` (created if missing)."""
     from slob.commands.history import download
