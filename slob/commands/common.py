@@ -8,7 +8,7 @@ import math
 import re
 from typing import Collection
 
-__all__ = ["EXIT_FAIL", "day", "EXIT_OK", "EXIT_PIPE", "EXIT_USAGE", "EXIT_VERDICT_FAIL", "for_command_line", "positive",
+__all__ = ["EXIT_FAIL", "day", "money", "percent", "EXIT_OK", "EXIT_PIPE", "EXIT_USAGE", "EXIT_VERDICT_FAIL", "for_command_line", "positive",
            "speed", "when"]
 
 #: Exit codes every command uses (documented in docs/reference/cli.md).
@@ -90,7 +90,7 @@ def when(text: str) -> dt.datetime:
 
 def day(text: str) -> dt.date:
     """A CME trading day: ``YYYY-MM-DD``, ``today`` or ``yesterday``."""
-    from slob.report import trading_day
+    from slob.ops.report import trading_day
 
     lowered = text.lower()
     if lowered in ("today", "yesterday"):
@@ -100,3 +100,13 @@ def day(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD, 'today' or 'yesterday')") from None
+
+
+def money(x: float) -> str:
+    """USD as the reports print it: signed, two decimals, ``0.00`` for nothing."""
+    return f"{x:+,.2f}" if round(x, 2) else "0.00"
+
+
+def percent(x: float | None, dash: str) -> str:
+    """A fraction as a percentage with one decimal; ``dash`` when there is none."""
+    return dash if x is None else f"{x * 100:.1f}%"

@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    from slob.report import day_bounds
+    from slob.ops.report import day_bounds
     from slob.research.export import rows, write_csv, write_parquet
     from slob.research.sources import store_path
 

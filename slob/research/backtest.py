@@ -37,7 +37,7 @@ from slob.execution.daily_pnl import trading_day
 from slob.execution.order_executor import RiskConfig
 from slob.strategy.setup_tracker import SetupChanged, SetupConfig, SetupEvent, SetupTracker, State
 from slob.model import Candle
-from slob.report import TradeRow
+from slob.ops.report import TradeRow
 from slob.research.fills import Exit, FillConfig, Position, TickPrice, candle_exit, pnl, tick_exit
 
 __all__ = ["BacktestConfig", "BacktestResult", "Backtester", "Skipped", "Ticks", "Trade", "run_backtest"]

@@ -13,7 +13,7 @@
   live roll rule (:func:`front_month`).
 
 Time ranges are ``[start, end)`` in UTC; the CLI turns ``--from/--to`` CME trading days
-into them with :func:`slob.report.day_bounds`.
+into them with :func:`slob.ops.report.day_bounds`.
 """
 
 from __future__ import annotations

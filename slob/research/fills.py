@@ -44,7 +44,7 @@ from typing import Mapping, Sequence
 from slob.ib.errors import ConfigError
 from slob.store.schema import from_ns
 from slob.model import Candle
-from slob.report import MULTIPLIERS
+from slob.ops.report import MULTIPLIERS
 from slob.testing.order_records import COMMISSION_PER_CONTRACT
 
 __all__ = [

@@ -1,6 +1,6 @@
 """``--source ib``: 1-minute candles from TWS's historical data, cached in the store.
 
-The days are downloaded with ``slob history``'s resumable :func:`~slob.commands.history.download`
+The days are downloaded with ``slob history``'s resumable :func:`~slob.ops.history.download`
 (IB's historical pacing, every page written down with its bars, live candles never
 replaced), then read back from the store like any stored candles: a second backtest of
 the same days asks TWS for nothing. Historical requests place no orders, so any TWS port
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from slob.ib.errors import SlobError
 from slob.model import Candle
-from slob.report import day_bounds
+from slob.ops.report import day_bounds
 from slob.research.data import fill_quiet_minutes, store_candles
 
 __all__ = ["IbSource", "ib_candles"]
@@ -37,7 +37,7 @@ class IbSource:
 def ib_candles(db: Path, symbol: str, first: dt.date, last: dt.date, ib: IbSource) -> list[Candle]:
     """The 1-minute candles of CME trading days ``first`` .. ``last`` from TWS at
     ``ib``, through the store ``db`` (created if missing)."""
-    from slob.commands.history import download
+    from slob.ops.history import download
     from slob.config.ib_config import IBConfig
     from slob.ib.history import bar_size
     from slob.store.store import Store

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 from slob.ib.errors import ConfigError, SlobError
 from slob.store.store import default_db_path
 from slob.model import Candle
-from slob.report import day_bounds
+from slob.ops.report import day_bounds
 from slob.research.backtest import Ticks
 from slob.research.data import StoreTicks, csv_candles, store_candles
 from slob.research.history import IbSource, ib_candles

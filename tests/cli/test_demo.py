@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from slob.cli import main
-from slob.demo import QUIET, demo_market, schedule
+from slob.ops.demo import QUIET, demo_market, schedule
 from slob.store.store import Store
 
 

@@ -90,7 +90,7 @@ def report_pnl(store: Store, tws: FakeTWS) -> tuple[float, float]:
     """(`slob report`'s total P&L over the FakeTWS executions' trading days, the sum of
     FakeTWS's realized P&L): what a user would compare."""
     from slob.commands.report import collect
-    from slob.report import build_report, trading_day
+    from slob.ops.report import build_report, trading_day
 
     store.flush()
     days = sorted({trading_day(e.time) for e in tws.executions})
