@@ -539,6 +539,11 @@ class IBClient(OrderCallbacks, HistoryRequests, EWrapper, EClient):  # type: ign
         when = _EPOCH + dt.timedelta(milliseconds=errorTime) if errorTime else dt.datetime.now(dt.timezone.utc)
         if errorCode == 326:
             self.client_id_rejected = True
+        if self._closing and 500 <= errorCode < 600 and "Sending Error" in errorString:
+            # IB's client could not send on a session this client is closing (the write half
+            # is shut first): expected, not TWS's error. The request's caller hears of the close.
+            log.debug("< %d %s while closing (req %d)", errorCode, errorString, reqId)
+            return
         if reqId in self._order_ids:  # an order's error, for on_order (which logs it): never a request's
             self._send(OrderError(reqId, errorCode, errorString, when))
             return

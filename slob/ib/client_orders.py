@@ -100,7 +100,8 @@ class OrderCallbacks(EWrapper, EClient):  # type: ignore[misc]
 
     def positionEnd(self) -> None:  # noqa: N802
         self._finish_rows(_POSITIONS)
-        self.cancelPositions()
+        if not self._stopping():  # a closing session's subscriptions end with it
+            self.cancelPositions()
 
     def completedOrdersEnd(self) -> None:  # noqa: N802
         pass

@@ -323,6 +323,28 @@ def test_disconnect_closes_gracefully_so_tws_reads_the_last_requests() -> None:
     assert reader_threads() == []
 
 
+def test_an_answer_read_while_closing_sends_nothing_and_reports_no_error() -> None:
+    """disconnect() shuts the write half and reads on until TWS closes: an answer that comes
+    in that window (the positions' end, whose handler cancels the subscription) must not
+    send on the shut socket, and no "Sending Error" of IB's client reaches the consumer."""
+    peer = Peer(200)
+    closing = threading.Thread(target=peer.client.disconnect)
+    try:
+        closing.start()
+        peer.server.settimeout(10)
+        while peer.server.recv(65536):  # the client's requests, then its FIN
+            pass
+        peer.server.sendall(msg.position_end(200) + msg.current_time(1733151600, 200))
+        peer.server.shutdown(socket.SHUT_WR)
+        closing.join(20)
+        assert not closing.is_alive()
+        assert [i for i in peer.sink.of(TwsMessage) if 500 <= i.code < 600] == []  # type: ignore[attr-defined]
+        assert peer.client.closed.result(5).by_client
+    finally:
+        peer.close()
+        closing.join(5)
+
+
 # -- backpressure: the reader stops reading while its consumer's queue is full --------------
 
 

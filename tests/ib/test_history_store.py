@@ -42,9 +42,9 @@ def test_a_version_3_store_migrates_and_its_candles_are_live(tmp_path: Path) -> 
                      (int(T0.timestamp()) * 10**9,))
         conn.commit()
     with Store(db) as s:
-        assert SCHEMA_VERSION == 4
+        assert SCHEMA_VERSION == 5
         with closing(sqlite3.connect(db)) as conn:
-            assert conn.execute("PRAGMA user_version").fetchone() == (4,)
+            assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
         [old] = s.candle_records("NQ", 60)
         assert old.source == "live" and old.candle.close == 1.5
         s.add(CandleRecord(candle(1), "history"))

@@ -454,7 +454,7 @@ def test_a_version_2_database_is_migrated_and_keeps_its_orders(db: Path) -> None
                      "(3, NULL, 's-3', NULL, 'SELL', 'MKT', 1.0, NULL, NULL, 'Sent', 1, 1, '{}')")
         conn.commit()
     with Store(db) as store:
-        assert db_rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)] and SCHEMA_VERSION == 4
+        assert db_rows(db, "PRAGMA user_version") == [(SCHEMA_VERSION,)] and SCHEMA_VERSION == 5
         [old] = store.orders()
         assert (old.order_id, old.status, old.con_id, old.role, old.transmit, old.filled) == (
             3, "Sent", None, None, None, None)
