@@ -274,3 +274,25 @@ def test_docs_show_the_same_layers() -> None:
 def test_no_module_is_over_700_lines(module: str) -> None:
     lines = len(MODULES[module].read_text(encoding="utf-8").splitlines())
     assert lines <= 700, f"{MODULES[module].relative_to(ROOT)} has {lines} lines: split it along a line that reads"
+
+
+def test_where_things_happen_names_real_code() -> None:
+    """docs/architecture.md's "Where things happen" table names files and functions: they exist."""
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    table = page.split("## Where things happen", 1)[1]
+    files = sorted(set(re.findall(r"`(slob/[\w/]+\.py)`", table)))
+    missing_files = [f for f in files if not (ROOT / f).is_file()]
+    assert not missing_files, f"docs/architecture.md names files that are gone: {missing_files}"
+    defined: set[str] = set()
+    for f in files:
+        for node in ast.walk(ast.parse((ROOT / f).read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                defined.add(node.name)
+            elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                defined.update(t.id for t in targets if isinstance(t, ast.Name))
+    ib_own = {"EClient", "Decoder", "placeOrder"}  # IB's client, not slob's
+    named = {part for code in re.findall(r"`([A-Za-z_][\w.]*)`", table) if "/" not in code
+             for part in code.split(".")}
+    unknown = sorted(name for name in named - ib_own if name not in defined)
+    assert not unknown, f"docs/architecture.md names code that is not in the files it names: {unknown}"
