@@ -17,7 +17,8 @@ Two deliberate differences: the attribute objects (``TickAttrib``, ``TickAttribL
 ``TickAttribBidAsk``) and the ``Decimal`` sizes are shared per distinct value instead of
 built per tick -- equal to IB's, field for field; a wrapper must treat them as read-only
 (Decimals are immutable anyway) --, and the protobuf message handed to
-``tickByTickDataProtoBuf`` is reused by the next frame: a wrapper that keeps it must copy it.
+``tickByTickDataProtoBuf`` is reused by the next frames (a new one every 1,024 frames, which
+bounds the memory upb keeps for it): a wrapper that keeps it must copy it.
 
 A wrapper whose class sets ``ignores_proto_hooks = True`` (IBClient does: its hooks do
 nothing) is not called with the ``tick*ProtoBuf`` hooks at all.
@@ -77,6 +78,9 @@ def _size(text: bytes) -> Decimal:
     return UNSET_DECIMAL if text in _UNSET_SIZE_TEXTS else _decimal(text.decode())
 
 
+#: Frames parsed into one reused TickByTickData before it is replaced (see _tick_by_tick_proto).
+_RENEW_AFTER = 1024
+
 # Sizes repeat (1, 2, 5 contracts...): one Decimal per distinct text, up to a bound.
 _DECIMALS: dict[str, Decimal] = {}
 _DECIMALS_MAX = 4096
@@ -119,7 +123,8 @@ class HotDecoder:
     """
 
     __slots__ = ("wrapper", "server_version", "_text_by_head", "_text_by_id", "_proto_by_id",
-                 "_price_attribs", "_string_encoding", "_all_last", "_tbt_proto", "_binary_by_head", "_hooks")
+                 "_price_attribs", "_string_encoding", "_all_last", "_tbt_proto", "_tbt_parses", "_binary_by_head",
+                 "_hooks")
 
     def __init__(self, wrapper: Any, server_version: int) -> None:
         self.wrapper = wrapper
@@ -149,6 +154,7 @@ class HotDecoder:
         self._string_encoding = ("unicode-escape" if server_version >= MIN_SERVER_VER_ENCODE_MSG_ASCII7
                                  else "UTF-8")
         self._tbt_proto = TickByTickDataProto()  # parsed into for every frame (see the module docstring)
+        self._tbt_parses = 0
 
     def decode(self, payload: bytes) -> bool:
         """Decode one frame payload and call the wrapper; False (nothing called) when it is
@@ -255,6 +261,13 @@ class HotDecoder:
 
     def _tick_by_tick_proto(self, body: bytes) -> bool:
         # ibapi decoder.processTickByTickMsgProtoBuf + decoder_utils.decodeHistoricalTick*
+        # upb (protobuf's C core) never frees what a parse allocates in the message's arena
+        # until the message dies: parsing into one message for ever grows by ~120 bytes a
+        # tick. A new message every _RENEW_AFTER frames bounds it at the reuse's speed.
+        self._tbt_parses += 1
+        if self._tbt_parses >= _RENEW_AFTER:
+            self._tbt_parses = 0
+            self._tbt_proto = TickByTickDataProto()
         proto = self._tbt_proto
         try:
             proto.ParseFromString(body)
