@@ -62,6 +62,9 @@ DOCUMENTED_IMPORTS: dict[str, list[str]] = {
 }
 
 #: Dotted paths named in docs/, README.md and DESIGN.md: a module, or a module's attribute.
+#: Left out: ``slob.testing.ReplayTWS`` (docs/debugging-the-tws-protocol.md), which never
+#: imported -- it is ``slob.testing.replay.ReplayTWS`` (listed), and slob.testing's names are
+#: pinned by tests/testing/test_fake_eclient.py.
 DOCUMENTED_PATHS: list[str] = [
     "slob.aio", "slob.bench", "slob.cli", "slob.commands", "slob.commands.common", "slob.config",
     "slob.config.ib_config", "slob.execution", "slob.execution.gateway.OrderGateway",
@@ -79,7 +82,7 @@ DOCUMENTED_PATHS: list[str] = [
     "slob.soak.checks", "slob.soak.child", "slob.soak.faults", "slob.soak.market", "slob.store",
     "slob.store.store", "slob.store.store.Store", "slob.strategy",
     "slob.strategy.setup_planting.plant_setup", "slob.testing", "slob.testing.FakeTWS",
-    "slob.testing.FaultProxy", "slob.testing.ReplayTWS", "slob.testing.fake_history",
+    "slob.testing.FaultProxy", "slob.testing.fake_history",
     "slob.testing.fake_session.SessionHost", "slob.testing.fault_frames.FrameNamer", "slob.testing.replay",
     "slob.testing.replay.ReplayTWS", "slob.testing.tws_versions.PROTOBUF_FROM", "slob.trace",
     "slob.trace.bench",

@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from slob.testing.fake_market import SentTick
     from slob.testing.fake_tws import DEFAULT_START, ClientInfo, Connection, FakeTWS, FiredFault, RequestFault
     from slob.testing.fault_proxy import FaultProxy
-    from slob.testing.replay import ReplayTWS
     from slob.testing.scenario import RandomWalkScenario, ScriptedScenario, SimClock, Trade
 
 _WHERE = {
@@ -34,7 +33,6 @@ _WHERE = {
     "FakeEClient": "slob.testing.fake_eclient",
     "FakeTWS": "slob.testing.fake_tws",
     "FaultProxy": "slob.testing.fault_proxy",
-    "ReplayTWS": "slob.testing.replay",
     "FiredFault": "slob.testing.fake_tws",
     "RequestFault": "slob.testing.fake_tws",
     "SentTick": "slob.testing.fake_market",
@@ -55,7 +53,6 @@ __all__ = [
     "FaultProxy",
     "FiredFault",
     "RandomWalkScenario",
-    "ReplayTWS",
     "RequestFault",
     "ScriptedScenario",
     "SentTick",
