@@ -180,42 +180,33 @@ def _target(description: str, metric: str, measured: float | None, comparison: s
     return out
 
 
+#: Issue 18's targets: (key, description, the JSON key measured, comparison, threshold).
+TARGETS: tuple[tuple[str, str, str, str, float], ...] = (
+    *((f"direct_p50_at_{s}", f"zero-hop lane p50 at {s} ticks/s vs ib_async",
+       f"direct_p50_ratio_vs_ib_async_at_{s}", "<=", 1.0) for s in ("1k", "10k", "50k")),
+    *((f"direct_p99_at_{s}", f"zero-hop lane p99 at {s} ticks/s vs ib_async",
+       f"direct_p99_ratio_vs_ib_async_at_{s}", "<=", 0.8) for s in ("1k", "10k", "50k")),
+    *((f"direct_cpu_at_{s}", f"zero-hop lane CPU per tick at {s} ticks/s vs ib_async",
+       f"direct_cpu_ratio_vs_ib_async_at_{s}", "<=", 0.85) for s in ("1k", "10k")),
+    ("asyncio_throughput", "asyncio lane throughput flat out vs ib_async",
+     "asyncio_throughput_ratio_vs_ib_async", ">=", 2.0),
+    ("asyncio_p50_vs_floor", "asyncio lane p50 at 10k ticks/s vs the hop floor",
+     "asyncio_p50_ratio_vs_hop_floor_at_10k", "<=", 1.3),
+    ("asyncio_p99_vs_floor", "asyncio lane p99 at 10k ticks/s vs the hop floor",
+     "asyncio_p99_ratio_vs_hop_floor_at_10k", "<=", 1.5),
+    ("asyncio_cpu", "asyncio lane CPU per tick at 10k ticks/s vs ib_async",
+     "asyncio_cpu_ratio_vs_ib_async_at_10k", "<=", 1.6),
+    ("slow_consumer_memory", "both lanes, slow consumer: RSS growth per 1M ticks (KiB)",
+     "slow_consumer_growth_kib_per_1m_ticks", "<", float(MEMORY_TOLERANCE_KIB_PER_1M)),
+    ("slow_consumer_drops", "both lanes, slow consumer: ticks dropped", "slow_consumer_drops", "==", 0.0),
+)
+
+
 def targets(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Issue 18's targets, each with the measured ratio, the threshold and whether it is
     met (None: not measured in this run). Printed, never asserted."""
-    h = report
-    t: dict[str, dict[str, Any]] = {}
-    for s in ("1k", "10k", "50k"):
-        t[f"direct_p50_at_{s}"] = _target(f"zero-hop lane p50 at {s} ticks/s vs ib_async", 
-                                          f"direct_p50_ratio_vs_ib_async_at_{s}",
-                                          h.get(f"direct_p50_ratio_vs_ib_async_at_{s}"), "<=", 1.0)
-    for s in ("1k", "10k", "50k"):
-        t[f"direct_p99_at_{s}"] = _target(f"zero-hop lane p99 at {s} ticks/s vs ib_async",
-                                          f"direct_p99_ratio_vs_ib_async_at_{s}",
-                                          h.get(f"direct_p99_ratio_vs_ib_async_at_{s}"), "<=", 0.8)
-    for s in ("1k", "10k"):
-        t[f"direct_cpu_at_{s}"] = _target(f"zero-hop lane CPU per tick at {s} ticks/s vs ib_async",
-                                          f"direct_cpu_ratio_vs_ib_async_at_{s}",
-                                          h.get(f"direct_cpu_ratio_vs_ib_async_at_{s}"), "<=", 0.85)
-    t["asyncio_throughput"] = _target("asyncio lane throughput flat out vs ib_async",
-                                      "asyncio_throughput_ratio_vs_ib_async",
-                                      h.get("asyncio_throughput_ratio_vs_ib_async"), ">=", 2.0)
-    t["asyncio_p50_vs_floor"] = _target("asyncio lane p50 at 10k ticks/s vs the hop floor",
-                                        "asyncio_p50_ratio_vs_hop_floor_at_10k",
-                                        h.get("asyncio_p50_ratio_vs_hop_floor_at_10k"), "<=", 1.3)
-    t["asyncio_p99_vs_floor"] = _target("asyncio lane p99 at 10k ticks/s vs the hop floor",
-                                        "asyncio_p99_ratio_vs_hop_floor_at_10k",
-                                        h.get("asyncio_p99_ratio_vs_hop_floor_at_10k"), "<=", 1.5)
-    t["asyncio_cpu"] = _target("asyncio lane CPU per tick at 10k ticks/s vs ib_async",
-                               "asyncio_cpu_ratio_vs_ib_async_at_10k",
-                               h.get("asyncio_cpu_ratio_vs_ib_async_at_10k"), "<=", 1.6)
-    t["slow_consumer_memory"] = _target("both lanes, slow consumer: RSS growth per 1M ticks (KiB)",
-                                        "slow_consumer_growth_kib_per_1m_ticks",
-                                        h.get("slow_consumer_growth_kib_per_1m_ticks"), "<",
-                                        float(MEMORY_TOLERANCE_KIB_PER_1M))
-    t["slow_consumer_drops"] = _target("both lanes, slow consumer: ticks dropped", "slow_consumer_drops",
-                                       h.get("slow_consumer_drops"), "==", 0.0)
-    return t
+    return {key: _target(description, metric, report.get(metric), comparison, threshold)
+            for key, description, metric, comparison, threshold in TARGETS}
 
 
 def targets_block(report: dict[str, Any]) -> str:

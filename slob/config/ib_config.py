@@ -40,7 +40,9 @@ class IBConfig:
     connect_timeout_seconds: float = 10.0
     request_timeout_seconds: float = 15.0
     max_messages_per_second: int = 45
-    bridge_high_water: int = 100_000
+    #: Backpressure: records queued for the event loop at which the reader stops reading the
+    #: socket (it reads again below half). 10,000: ten seconds of NQ at its busiest, a few MB.
+    bridge_high_water: int = 10_000
     #: Liveness: after this long with nothing received, TWS is asked the time...
     liveness_idle_seconds: float = 10.0
     #: ...and no answer within this long counts as a drop.

@@ -74,7 +74,7 @@ class TickBridge(Generic[T]):
         self,
         *,
         loop: asyncio.AbstractEventLoop | None = None,
-        high_water: int = 100_000,
+        high_water: int = 10_000,
         low_water: int | None = None,
         on_high_water: Callable[[int], None] | None = None,
     ) -> None:

@@ -18,11 +18,12 @@ import asyncio
 import datetime as dt
 import itertools
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support.waiting import until
 
 from slob.config.ib_config import IBConfig
 from slob.live import IBWSFetcher
@@ -73,17 +74,6 @@ class Outcome:
 def tick_key(t: Tick) -> tuple[Any, ...]:
     """A tick as both lanes must agree on it (received_ns is the arrival time: it differs)."""
     return (t.symbol, t.contract, t.timestamp, t.price, t.size, t.exchange, t.delayed)
-
-
-async def until(predicate: Callable[[], bool], what: str) -> None:
-    """Let the loop run until ``predicate()`` holds; TimeoutError (naming ``what``) after WAIT."""
-    async def poll() -> None:
-        while not predicate():
-            await asyncio.sleep(0)
-    try:
-        await asyncio.wait_for(poll(), WAIT)
-    except asyncio.TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 class Driver:

@@ -15,9 +15,9 @@ import asyncio
 import math
 import threading
 import time
-from typing import Callable
 
 import pytest
+from support.waiting import until
 
 from slob.config.ib_config import IBConfig
 from slob.live import IBWSFetcher
@@ -27,16 +27,6 @@ from slob.testing import FakeTWS
 HIGH_WATER = 300
 READ_BYTES = 1 << 16  # IBClient's recv size: one read can add at most this many small frames
 WAIT = 30.0
-
-
-async def until(predicate: Callable[[], bool], what: str) -> None:
-    async def poll() -> None:
-        while not predicate():
-            await asyncio.sleep(0)
-    try:
-        await asyncio.wait_for(poll(), WAIT)
-    except asyncio.TimeoutError:
-        raise AssertionError(f"timed out waiting for {what}") from None
 
 
 @pytest.mark.asyncio
