@@ -20,6 +20,13 @@ IBAPI_REQUIREMENT = "ibapi-stable==10.50.2"
 PROTOBUF_REQUIREMENT = "protobuf>=5.29.5,<6"
 
 
+class IbapiMissing(ImportError):
+    """IB's ibapi package cannot be imported or is too old for slob.
+
+    Defined here, at the bottom of the house, so that :func:`require_ibapi` raises it
+    without importing upward; :mod:`slob.ib.version` re-exports it under its old name."""
+
+
 def ibapi_missing() -> str:
     """Empty when IB's client and its protobuf runtime can be imported; otherwise one
     line saying what to install."""
@@ -40,7 +47,7 @@ def _missing(module: str) -> bool:
 
 
 def require_ibapi() -> None:
-    """Raise :class:`~slob.ib.version.IbapiMissing` (an ImportError) with one line saying
+    """Raise :class:`IbapiMissing` (an ImportError) with one line saying
     what to install, if IB's client cannot be imported.
 
     When nobody catches it, the process ends with that line alone on stderr (exit 1), not
@@ -49,8 +56,6 @@ def require_ibapi() -> None:
     problem = ibapi_missing()
     if not problem:
         return
-    from slob.ib.version import IbapiMissing  # imports no ibapi itself
-
     _install_one_line_hook(IbapiMissing)
     raise IbapiMissing(problem, name="ibapi")
 

@@ -143,7 +143,7 @@ class Candle:
     """OHLCV over ``[start, start + interval_seconds)`` in exchange time (UTC).
 
     ``filled`` marks a minute inside trading hours with no trade: a flat candle at the
-    previous close with volume 0 (see slob.live.candle_aggregator).
+    previous close with volume 0 (see slob.market.candle_aggregator).
     """
 
     symbol: str

@@ -1,7 +1,7 @@
 """A minimal, fast TWS for the benchmark: one client, one tick-by-tick stream.
 
 Built on slob's real pieces: :mod:`slob.ib.wire` for framing and the handshake,
-:mod:`slob.testing.tws_requests` to read requests and :mod:`slob.testing.tws_messages`
+:mod:`slob.trace.tws_requests` to read requests and :mod:`slob.testing.tws_messages`
 for every answer. It answers what the three clients send at start-up (IB's client: START_API;
 ib_async: positions, open/completed orders, account updates (+multi), executions; slob's
 IBWSFetcher: current time and NQ contract details) and, on REQ_TICK_BY_TICK_DATA, streams
@@ -41,7 +41,7 @@ from ibapi.message import IN, OUT
 from slob.ib import wire
 from slob.testing import tws_messages as msg
 from slob.testing.futures import active_contracts
-from slob.testing.tws_requests import Request, decode_request
+from slob.trace.tws_requests import Request, decode_request
 from slob.testing.tws_versions import MAX_SERVER_VERSION as MAX_SERVER_VERSION
 from slob.testing.tws_versions import sends_protobuf
 ACCOUNT = "DU1234567"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from slob.commands.common import EXIT_OK, EXIT_USAGE
-from slob.commands.report import day
+from slob.commands.common import day
 
 if TYPE_CHECKING:
     from slob.research.backtest import BacktestResult
@@ -145,7 +145,8 @@ def _config_json(config: object) -> dict[str, object]:
 
 
 def render(result: BacktestResult, loaded: Loaded, days: list[dt.date] | None, out: TextIO) -> None:
-    from slob.commands.report import _money, _percent
+    from slob.commands.common import money as _money
+    from slob.commands.common import percent as _percent
     from slob.research.output import day_figures
 
     from rich import box
@@ -225,7 +226,7 @@ def render_comparison(days: list[DayComparison], out: TextIO) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from slob.commands.report import _money
+    from slob.commands.common import money as _money
 
     terminal = bool(getattr(out, "isatty", lambda: False)())
     console = Console(file=out, width=160, force_terminal=terminal, no_color=not terminal, highlight=False,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from slob.commands.common import EXIT_OK
-from slob.commands.report import day
+from slob.commands.common import day
 
 NAME = "chart"
 HELP = ("draw one trading day from the store or a backtest: candles, LSE range, LIQ #1, consolidation, LIQ #2, "

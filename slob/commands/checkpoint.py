@@ -5,7 +5,7 @@ PASS/FAIL report (JSON + text) and an exit code that follows the verdict.
     slob checkpoint --port 4002 --minutes 60        # IB Gateway paper
     slob checkpoint --sim --minutes 1               # embedded fake TWS, faults injected
 
-What is measured and the criteria live in :mod:`slob.checkpoint` (pure, unit-tested);
+What is measured and the criteria live in :mod:`slob.ops.checkpoint` (pure, unit-tested);
 this module connects, streams, shows progress (rich on a terminal, plain lines
 otherwise), injects the ``--sim`` faults and writes the report files. See
 docs/checkpoint.md.
@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
     from slob.config.ib_config import IBConfig
 
-    from slob.checkpoint import CheckpointRecorder
-    from slob.live.sessions import CmeHours
+    from slob.ops.checkpoint import CheckpointRecorder
+    from slob.market.sessions import CmeHours
     from slob.testing import FakeTWS
 
 NAME = "checkpoint"
@@ -274,7 +274,7 @@ class _Outcome:
 
 def _hours(details: "ContractDetails | None") -> "CmeHours":
     from slob.ib.errors import SlobError
-    from slob.live.sessions import CmeHours
+    from slob.market.sessions import CmeHours
 
     if details is None:
         return CmeHours.default()
@@ -330,7 +330,7 @@ def ib_config(args: argparse.Namespace, *, port: int | None = None) -> IBConfig:
 def run(args: argparse.Namespace, out: TextIO) -> int:
     import sys
 
-    from slob.checkpoint import render_text
+    from slob.ops.checkpoint import render_text
     from slob.commands.run import confirm_live
 
     if not args.sim:
@@ -370,7 +370,7 @@ async def _checkpoint(args: argparse.Namespace, out: TextIO) -> _Outcome:
 
 async def _stream(args: argparse.Namespace, out: TextIO, tws: "FakeTWS | None") -> _Outcome:
     from slob import __version__
-    from slob.checkpoint import REAL, CheckpointRecorder, ClockMap
+    from slob.ops.checkpoint import REAL, CheckpointRecorder, ClockMap
     from slob.ib.errors import SlobError
     from slob.live import IBWSFetcher
     from slob.model import ConnectionLost, ConnectionRestored, ContractRolled, Tick

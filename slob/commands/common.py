@@ -8,7 +8,7 @@ import math
 import re
 from typing import Collection
 
-__all__ = ["EXIT_FAIL", "EXIT_OK", "EXIT_PIPE", "EXIT_USAGE", "EXIT_VERDICT_FAIL", "for_command_line", "positive",
+__all__ = ["EXIT_FAIL", "day", "money", "percent", "EXIT_OK", "EXIT_PIPE", "EXIT_USAGE", "EXIT_VERDICT_FAIL", "for_command_line", "positive",
            "speed", "when"]
 
 #: Exit codes every command uses (documented in docs/reference/cli.md).
@@ -24,7 +24,7 @@ _KEY_OPTIONS = {
     "client_id": "--client-id", "account": "--account", "port": "--port", "host": "--host",
 }
 #: The live opt-in as the library words it (slob.config.ib_config, slob.live.ib_session,
-#: slob.live.order_executor, slob.live.live_trading_engine).
+#: slob.execution.order_executor, slob.live.live_trading_engine).
 _LIVE_WORDINGS = (
     (re.compile(r"set paper_trading=False and allow_live=True \(CLI: --live\)"), "add --live"),
     (re.compile(r"\(paper_trading=False and allow_live=True, CLI --live\)"), "(--live)"),
@@ -86,3 +86,27 @@ def when(text: str) -> dt.datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO date/time (e.g. 2024-12-02T15:00Z)") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+def day(text: str) -> dt.date:
+    """A CME trading day: ``YYYY-MM-DD``, ``today`` or ``yesterday``."""
+    from slob.ops.report import trading_day
+
+    lowered = text.lower()
+    if lowered in ("today", "yesterday"):
+        today = trading_day(dt.datetime.now(dt.timezone.utc))
+        return today if lowered == "today" else today - dt.timedelta(days=1)
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD, 'today' or 'yesterday')") from None
+
+
+def money(x: float) -> str:
+    """USD as the reports print it: signed, two decimals, ``0.00`` for nothing."""
+    return f"{x:+,.2f}" if round(x, 2) else "0.00"
+
+
+def percent(x: float | None, dash: str) -> str:
+    """A fraction as a percentage with one decimal; ``dash`` when there is none."""
+    return dash if x is None else f"{x * 100:.1f}%"

@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    from slob.contracts_command import run_contracts
+    from slob.ops.contracts import run_contracts
 
     return run_contracts(args.root, at=args.at, roll_days=args.roll_days, host=args.host, port=args.port,
                          client_id=args.client_id, out=out)

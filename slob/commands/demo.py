@@ -1,6 +1,6 @@
 """`slob demo`: the full engine trading planted SLOB setups on an embedded fake TWS.
 
-The run itself is :mod:`slob.demo`; this module is its command line and its display: on a
+The run itself is :mod:`slob.ops.demo`; this module is its command line and its display: on a
 terminal a live status (rich) that updates in place with the events scrolling above it,
 otherwise plain lines -- the events and a status line every few seconds. Both end with
 the same summary tables, rendered by rich.
@@ -21,7 +21,7 @@ from slob.commands.live_view import Fields, Rate, open_view
 if TYPE_CHECKING:
     from rich.console import RenderableType
 
-    from slob.demo import DemoStats
+    from slob.ops.demo import DemoStats
 
 NAME = "demo"
 HELP = ("trade two planted SLOB setups through the full engine on an embedded fake TWS, "
@@ -53,7 +53,7 @@ def _seconds(text: str) -> float:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    from slob.demo import run_demo
+    from slob.ops.demo import run_demo
 
     display = _Display(out)
     quiet, loggers = _ExpectedCancels(), [logging.getLogger(n) for n in ("slob.ib.client", "slob.live.orders")]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from slob.commands.common import EXIT_OK, EXIT_USAGE
-from slob.commands.report import day
+from slob.commands.common import day
 
 NAME = "export"
 HELP = "write the store's ticks, candles, trades or setups as CSV or Parquet (--from/--to CME trading days)"
@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    from slob.report import day_bounds
+    from slob.ops.report import day_bounds
     from slob.research.export import rows, write_csv, write_parquet
     from slob.research.sources import store_path
 

@@ -2,7 +2,7 @@
 
 Per CME trading day and in total: uptime, gaps and their causes, reconnects, ticks,
 setups found and invalidated, trades, win rate, P&L and max drawdown. The numbers are
-computed by :func:`slob.report.build_report` (the method is documented there and in
+computed by :func:`slob.ops.report.build_report` (the method is documented there and in
 docs/reference/cli.md); this module reads the store and renders them.
 """
 
@@ -12,18 +12,18 @@ import argparse
 import datetime as dt
 import json
 import shutil
-import sqlite3
 import sys
-from contextlib import closing
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from slob.commands.common import EXIT_OK, EXIT_USAGE
+from slob.commands.common import EXIT_OK, EXIT_USAGE, day
+from slob.commands.common import money as _money
+from slob.commands.common import percent as _percent
 from slob.ib.errors import SlobError
 
 if TYPE_CHECKING:  # imported when the command runs: `slob --help` and `slob version` stay light
-    from slob.live.store import Store
-    from slob.report import DayReport, Report, ReportInput
+    from slob.store.store import Store
+    from slob.ops.report import DayReport, Report, ReportInput
 
 __all__ = ["collect", "render"]
 
@@ -32,28 +32,10 @@ HELP = ("the paper-trading validation report from the store: uptime, gaps, recon
         "trades, win rate, P&L, max drawdown per CME trading day")
 
 UTC = dt.timezone.utc
-_NS_PER_MINUTE = 60_000_000_000
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=UTC)
-#: How far before the range connection events are read (an outage may start earlier).
-_EVENT_LOOKBACK = dt.timedelta(days=7)
 #: Gaps listed in the readable report (--json lists them all).
 _GAPS_SHOWN = 30
 #: The readable report's minimum width (the day table needs about 140 columns).
 _WIDTH = 160
-
-
-def day(text: str) -> dt.date:
-    """A CME trading day: ``YYYY-MM-DD``, ``today`` or ``yesterday``."""
-    from slob.report import trading_day
-
-    lowered = text.lower()
-    if lowered in ("today", "yesterday"):
-        today = trading_day(dt.datetime.now(UTC))
-        return today if lowered == "today" else today - dt.timedelta(days=1)
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD, 'today' or 'yesterday')") from None
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -75,8 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:
-    from slob.live.store import Store, default_db_path
-    from slob.report import build_report, report_json, trading_day
+    from slob.store.store import Store, default_db_path
+    from slob.ops.report import build_report, report_json, trading_day
 
     now = dt.datetime.now(UTC)
     first: dt.date = args.first or args.last or trading_day(now)
@@ -137,60 +119,12 @@ def _empty_message(report: Report, path: Path, counts: dict[str, int]) -> str:
             "--from/--to (YYYY-MM-DD), or record paper trading with `slob run` first.")
 
 
-# -- reading the store -------------------------------------------------------------------------
-
-
 def collect(store: Store, first: dt.date, last: dt.date, now: dt.datetime) -> ReportInput:
-    """What :func:`slob.report.build_report` needs for trading days ``first`` .. ``last``,
-    read from ``store``. Call ``store.flush()`` first to include records still queued."""
-    from slob.report import ReportInput, day_bounds
+    """:func:`slob.ops.report_collect.collect` (its home; kept here for callers): what
+    the report reads from the store. Imported when called, so `slob --help` stays light."""
+    from slob.ops.report_collect import collect as read
 
-    start, end = day_bounds(first)[0], day_bounds(last)[1]
-    return ReportInput(
-        first=first, last=last, now=now,
-        tick_minutes=_tick_minutes(store.path, start, end),
-        candle_minutes=_candle_minutes(store.path, start, end),
-        events=store.connection_events(start - _EVENT_LOOKBACK),
-        setups=store.setups(), orders=store.orders(), fills=store.fills(),
-    )
-
-
-def _ns(t: dt.datetime) -> int:
-    return (t - _EPOCH) // dt.timedelta(microseconds=1) * 1000
-
-
-def _read_only(path: Path) -> sqlite3.Connection:
-    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0)
-    conn.execute("PRAGMA query_only = ON")
-    return conn
-
-
-def _tick_minutes(path: Path, start: dt.datetime, end: dt.datetime) -> dict[int, int]:
-    """Ticks per minute (minutes since the epoch) with exchange time in [start, end).
-    Aggregated in SQLite, per symbol so that the (symbol, ts_ns) index serves the range:
-    a day of NQ is hundreds of thousands of ticks, too many to load as records."""
-    counts: dict[int, int] = {}
-    with closing(_read_only(path)) as conn:
-        symbols = [row[0] for row in conn.execute(
-            "WITH RECURSIVE s(symbol) AS (SELECT min(symbol) FROM ticks UNION ALL "
-            "SELECT (SELECT min(symbol) FROM ticks WHERE symbol > s.symbol) FROM s WHERE s.symbol IS NOT NULL) "
-            "SELECT symbol FROM s WHERE symbol IS NOT NULL")]
-        for symbol in symbols:
-            for minute, n in conn.execute(
-                    "SELECT ts_ns / ?, count(*) FROM ticks WHERE symbol = ? AND ts_ns >= ? AND ts_ns < ? "
-                    "GROUP BY 1", (_NS_PER_MINUTE, symbol, _ns(start), _ns(end))):
-                counts[int(minute)] = counts.get(int(minute), 0) + int(n)
-    return counts
-
-
-def _candle_minutes(path: Path, start: dt.datetime, end: dt.datetime) -> dict[int, int]:
-    """Trades per minute of the stored 1-minute candles starting in [start, end) (0 for a
-    flat candle the engine filled in), all symbols together."""
-    with closing(_read_only(path)) as conn:
-        rows = conn.execute("SELECT start_ns / ?, sum(trades) FROM candles WHERE interval_seconds = 60 "
-                            "AND start_ns >= ? AND start_ns < ? GROUP BY 1",
-                            (_NS_PER_MINUTE, _ns(start), _ns(end))).fetchall()
-    return {int(minute): int(n) for minute, n in rows}
+    return read(store, first, last, now)
 
 
 # -- rendering ---------------------------------------------------------------------------------
@@ -203,14 +137,6 @@ def _duration(seconds: float) -> str:
     if s < 3600:
         return f"{s // 60}m {s % 60:02d}s"
     return f"{s // 3600}h {s % 3600 // 60:02d}m"
-
-
-def _money(x: float) -> str:
-    return f"{x:+,.2f}" if round(x, 2) else "0.00"
-
-
-def _percent(x: float | None, dash: str) -> str:
-    return dash if x is None else f"{x * 100:.1f}%"
 
 
 def _is_terminal(out: TextIO) -> bool:

@@ -91,7 +91,7 @@ def flag_values(args: argparse.Namespace) -> dict[str, object]:
 
 
 def db_path(config: RunConfig) -> Path:
-    from slob.live.store import default_db_path
+    from slob.store.store import default_db_path
 
     return config.engine.db or default_db_path(config.engine.data_dir)
 

@@ -20,8 +20,8 @@ from slob.commands.live_view import Fields, Rate
 
 if TYPE_CHECKING:
     from slob.live.live_trading_engine import LiveTradingEngine
-    from slob.live.order_executor import BracketPlaced, SetupSkipped
-    from slob.live.setup_tracker import SetupChanged
+    from slob.execution.order_executor import BracketPlaced, SetupSkipped
+    from slob.strategy.setup_tracker import SetupChanged
     from slob.model import CandleClosed, ConnectionLost, ConnectionRestored, ContractRolled, ErrorReported, Gap, Tick
     from slob.orders import CommissionReported, Execution, OrderError
 
@@ -58,8 +58,8 @@ class RunWatch:
     # -- wiring ----------------------------------------------------------------------------
 
     def attach(self) -> None:
-        from slob.live.order_executor import BracketPlaced, SetupSkipped
-        from slob.live.setup_tracker import SetupChanged
+        from slob.execution.order_executor import BracketPlaced, SetupSkipped
+        from slob.strategy.setup_tracker import SetupChanged
         from slob.model import (CandleClosed, ConnectionLost, ConnectionRestored, ContractRolled, ErrorReported, Gap,
                                 Tick)
         from slob.orders import CommissionReported, Execution, OrderError

@@ -2,7 +2,7 @@
 
 ``--scenario`` chooses what NQ (and MNQ) trade: ``random`` (the seeded random walk, the
 default), ``planted`` (one day holding a short and a long SLOB setup, built with
-:func:`slob.live.setup_planting.plant_setup`), or a CSV/JSON file of trades. ``--fault``
+:func:`slob.strategy.setup_planting.plant_setup`), or a CSV/JSON file of trades. ``--fault``
 injects faults on a schedule (see :func:`fault` for the syntax); the schedule's clock
 starts when the first client's API session is ready, so a fault never fires into an
 empty room. Both are documented in docs/reference/cli.md.
@@ -214,8 +214,8 @@ def planted_day(day: dt.date = PLANTED_DAY) -> tuple[Candle, ...]:
     then -- its target candle sweeping the LSE low -- a long that is stopped out. Built from
     two :func:`plant_setup` days on the same LSE levels: the short's day up to its target,
     then the long's candles after its LIQ #1, moved in time to follow on."""
-    from slob.live.setup_planting import plant_setup
-    from slob.live.setup_tracker import Direction
+    from slob.strategy.setup_planting import plant_setup
+    from slob.strategy.setup_tracker import Direction
 
     try:
         short = plant_setup(day, Direction.SHORT, lse_high=_LSE_HIGH, lse_low=_LSE_LOW, outcome="target")

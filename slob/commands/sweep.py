@@ -169,7 +169,8 @@ def render(plan: Plan, rows: list[Row], summary: Summary, out: TextIO) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from slob.commands.report import _money, _percent
+    from slob.commands.common import money as _money
+    from slob.commands.common import percent as _percent
 
     terminal = bool(getattr(out, "isatty", lambda: False)())
     console = Console(file=out, width=160, force_terminal=terminal, no_color=not terminal, highlight=False,

@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from slob.config.ib_config import DATA_TYPES, TICK_SOURCES, IBConfig
+from slob.config.risk_config import RiskConfig
+from slob.config.setup_config import SetupConfig
 from slob.ib.errors import ConfigError, LiveTradingRefused
-from slob.live.order_executor import RiskConfig
-from slob.live.setup_tracker import SetupConfig
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -82,7 +82,7 @@ class EngineConfig:
     """What the engine runs on: the ``[engine]`` section."""
 
     symbols: tuple[str, ...] = ("NQ",)
-    data_dir: Path | None = None  # the store goes to data_dir/slob.sqlite3 (see slob.live.store)
+    data_dir: Path | None = None  # the store goes to data_dir/slob.sqlite3 (see slob.store.store)
     db: Path | None = None  # the store file itself; wins over data_dir
     candle_intervals: tuple[int, ...] = (60, 300)
     trade: bool = True  # False: data and setups only, no orders

@@ -9,6 +9,11 @@ for the rest (text, or protobuf from server version 201) -> the EWrapper overrid
 -> :mod:`slob.ib.ticks` conversion -> ``sink`` (normally a
 :class:`~slob.ib.bridge.TickBridge`). IB's camelCase stays in this class.
 
+This module holds the connection, the reader thread, sending and pacing, the session and
+tick callbacks. The order surface (:mod:`slob.ib.client_orders`) and the history surface
+(:mod:`slob.ib.client_history`) are mixins of IBClient in modules of their own; the records
+callers see are in :mod:`slob.ib.client_types` (re-exported here).
+
 Records reach the sink in order. Ticks decoded from one read are handed over together
 (``batch_sink``, at most ``_FLUSH_EVERY`` at a time, so a large read does not hold back its
 first tick); any other record flushes what is waiting and goes at once.
@@ -42,9 +47,8 @@ import socket
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from ibapi import comm
 from ibapi.client import EClient
@@ -54,128 +58,47 @@ from ibapi.decoder import Decoder
 from ibapi.server_versions import MAX_CLIENT_VER
 from ibapi.wrapper import EWrapper
 
-from ibapi.execution import ExecutionFilter
 
 from slob.ib import ticks, wire
-from slob.ib import order_conversion as orders
 from slob.ib.bridge import BridgeClosed
+from slob.ib.client_history import HistoryRequests
+from slob.ib.client_orders import OrderCallbacks
+from slob.ib.client_types import (
+    ConnectionClosed,
+    FlowControl,
+    HistoryUpdate,
+    Pending,
+    Subscription,
+    SubscriptionLive,
+    TwsMessage,
+    request_error,
+)
 from slob.ib.hot_decoder import HotDecoder
 from slob.ib.handshake import Session, open_session
 from slob.ib.errors import (
     Action,
     ClientIdInUse,
     ConnectionLost,
-    ContractNotFound,
-    MarketDataNotSubscribed,
-    RequestFailed,
     Severity,
     classify,
 )
-from slob.ib.history import HistoryNotPermitted, HistoryPacingViolation, hmds_kind
 from slob.ib.pacing import TokenBucket
 from slob.model import Quote, Tick
-from slob.orders import UNSET_PNL, Execution, OpenOrder, OrderError, PositionReported
+from slob.orders import OrderError
 
 __all__ = ["ConnectionClosed", "FlowControl", "HistoryUpdate", "IBClient", "Subscription", "SubscriptionLive",
            "TwsMessage"]
 
 log = logging.getLogger("slob.ib.client")
-_NOT_SUBSCRIBED = {354, 10089, 10168, 10186, 10189}
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
-# Keys for the list requests that have no request id of their own.
-_OPEN_ORDERS, _POSITIONS = -5, -61
 # Ticks handed to the sink per batch at most: batching saves a hand-off per tick, the cap
 # bounds how long the first tick of a large read waits for the rest (~64 x 2 us).
 _FLUSH_EVERY = 64
 # What converting a decoded tick may raise on odd input: reported, the frame skipped.
 _HANDLING_ERRORS = (ValueError, TypeError, IndexError, ArithmeticError)
-# CANCEL_HISTORICAL_TICKS exists only in protobuf form, from this server version on.
-_CANCEL_TICKS_SERVER_VERSION = 215
-#: What a keepUpToDate request's callback receives, on the reader thread: IB's BarData
-#: (an update of the bar forming, or the first of a new bar), or the SlobError ending it.
-HistoryUpdate = Callable[[Any], None]
 
 
-class FlowControl(Protocol):
-    """What the reader asks of its consumer's queue (TickBridge implements it)."""
-
-    @property
-    def full(self) -> bool: ...  # stop reading (checked after every read)
-
-    @property
-    def paused(self) -> bool: ...  # a producer is waiting in wait_for_room now
-
-    def wait_for_room(self, stop: Callable[[], bool]) -> None: ...  # block until there is room or stop()
-
-    def wake_producer(self) -> None: ...  # re-check stop() now
-
-
-@dataclass(frozen=True, slots=True)
-class TwsMessage:
-    """An ERR_MSG from TWS (errors, warnings and notices alike), classified."""
-
-    req_id: int
-    code: int
-    text: str
-    time: dt.datetime
-    severity: Severity
-    action: Action
-
-
-@dataclass(frozen=True, slots=True)
-class SubscriptionLive:
-    """A market-data or tick-by-tick request's first data arrived: on the bridge just
-    before that data, so everything after it on the bridge was sent on that request."""
-
-    req_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionClosed:
-    """The reader thread ended: ``cause`` says why; ``error`` is the failure, if any."""
-
-    cause: str
-    error: BaseException | None
-    by_client: bool
-    #: The peer broke the protocol: unframeable bytes, or a frame it never completed.
-    junk: bool = False
-
-
-@dataclass(eq=False)
-class Subscription:
-    """A market-data or tick-by-tick request the reader converts into records."""
-
-    req_id: int
-    ref: ticks.ContractRef
-    kind: str  # "tick_by_tick" or "market_data"
-    merger: ticks.LastTradeMerger | None = None
-    delayed: bool = False
-    #: Resolved by the reader: None at the first data for this request, or the error
-    #: TWS answered it with (so a caller can wait for acceptance without a consumer).
-    status: concurrent.futures.Future[None] = field(default_factory=concurrent.futures.Future)
-    settled: bool = False  # status resolved (a plain flag: checking the future takes a lock)
-
-    def accept(self) -> None:
-        if not self.settled:
-            self.settled = True
-            if not self.status.done():
-                self.status.set_result(None)
-
-    def reject(self, error: BaseException) -> None:
-        if not self.settled:
-            self.settled = True
-            if not self.status.done():
-                self.status.set_exception(error)
-
-
-@dataclass(eq=False)
-class _Pending:
-    future: concurrent.futures.Future[Any]
-    what: str
-    rows: list[Any] = field(default_factory=list)
-
-
-class IBClient(EWrapper, EClient):  # type: ignore[misc]
+class IBClient(OrderCallbacks, HistoryRequests, EWrapper, EClient):  # type: ignore[misc]
     def __init__(
         self,
         sink: Callable[[object], None],
@@ -211,7 +134,7 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         self.decode_errors = 0
         self.client_id_rejected = False
         self.subscriptions: dict[int, Subscription] = {}
-        self._pending: dict[int, _Pending] = {}
+        self._pending: dict[int, Pending] = {}
         self._order_ids: set[int] = set()
         #: Historical requests (bars, ticks, head timestamps) of this session: their errors
         #: go to their callers, never to the sink as TwsMessages (162 "no data" is an answer).
@@ -565,7 +488,7 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
 
     def expect(self, req_id: int, what: str) -> concurrent.futures.Future[Any]:
         """Register a request whose answer (rows then an END) completes the future."""
-        pending = _Pending(concurrent.futures.Future(), what)
+        pending = Pending(concurrent.futures.Future(), what)
         self._pending[req_id] = pending
         self._fail_if_closed(pending.future)
         return pending.future
@@ -576,6 +499,14 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         closed = self.closed
         if closed.done() and not future.done():
             future.set_exception(ConnectionLost(f"the session is closed ({closed.result().cause})"))
+
+    def _finish_rows(self, key: int) -> None:
+        pending = self._pending.pop(key, None)
+        if pending is not None and not pending.future.done():
+            pending.future.set_result(pending.rows)
+
+    def connectAck(self) -> None:  # noqa: N802
+        pass
 
     def subscribe(self, sub: Subscription) -> None:
         self.subscriptions[sub.req_id] = sub
@@ -624,10 +555,10 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
         failed = info.severity in (Severity.ERROR, Severity.FATAL) or errorCode == 100
         if pending is not None and failed:
             del self._pending[reqId]
-            pending.future.set_exception(_request_error(errorCode, reqId, errorString, pending.what))
+            pending.future.set_exception(request_error(errorCode, reqId, errorString, pending.what))
         sub = self.subscriptions.get(reqId) if reqId >= 0 else None
         if sub is not None and info.severity in (Severity.ERROR, Severity.FATAL) and not sub.settled:
-            sub.reject(_request_error(errorCode, reqId, errorString, sub.ref.symbol))
+            sub.reject(request_error(errorCode, reqId, errorString, sub.ref.symbol))
         if sub is not None and errorCode == 10167:
             sub.delayed = True
             sub.ref = ticks.ContractRef(sub.ref.symbol, sub.ref.contract, sub.ref.min_tick, True)
@@ -766,249 +697,3 @@ class IBClient(EWrapper, EClient):  # type: ignore[misc]
 
     def tickSnapshotEnd(self, reqId: int) -> None:  # noqa: N802,N803
         pass
-
-    # -- EWrapper: orders, executions, positions -------------------------------------
-
-    def track_order(self, order_id: int) -> None:
-        """Errors carrying this id are order errors (reported as OrderError records)."""
-        self._order_ids.add(order_id)
-
-    def request_open_orders(self) -> concurrent.futures.Future[list[OpenOrder]]:
-        future = self.expect(_OPEN_ORDERS, "open orders")
-        self.reqOpenOrders()
-        return future
-
-    def request_positions(self) -> concurrent.futures.Future[list[PositionReported]]:
-        future = self.expect(_POSITIONS, "positions")
-        self.reqPositions()
-        return future
-
-    def request_executions(self, req_id: int) -> concurrent.futures.Future[list[Execution]]:
-        future = self.expect(req_id, "executions")
-        self.reqExecutions(req_id, ExecutionFilter())
-        return future
-
-    def openOrder(self, orderId: int, contract: Any, order: Any, orderState: Any) -> None:  # noqa: N802,N803
-        record = orders.open_order(orderId, contract, order, orderState)
-        self._order_ids.add(orderId)
-        pending = self._pending.get(_OPEN_ORDERS)
-        if pending is not None:
-            pending.rows.append(record)
-        self._send(record)
-
-    def openOrderEnd(self) -> None:  # noqa: N802
-        self._finish_rows(_OPEN_ORDERS)
-
-    def orderStatus(self, orderId: int, status: str, filled: Decimal, remaining: Decimal,  # noqa: N802,N803
-                    avgFillPrice: float, permId: int, parentId: int, lastFillPrice: float, clientId: int,
-                    whyHeld: str, mktCapPrice: float) -> None:
-        self._send(orders.order_update(orderId, status, filled, remaining, avgFillPrice, permId, parentId,
-                                      lastFillPrice, whyHeld))
-
-    def execDetails(self, reqId: int, contract: Any, execution: Any) -> None:  # noqa: N802,N803
-        record = orders.execution(reqId, contract, execution)
-        pending = self._pending.get(reqId) if reqId >= 0 else None
-        if pending is not None:
-            pending.rows.append(record)  # an answer to request_executions, not a new fill
-        else:
-            self._send(record)
-
-    def execDetailsEnd(self, reqId: int) -> None:  # noqa: N802,N803
-        self._finish_rows(reqId)
-
-    def commissionAndFeesReportProtoBuf(self, commissionAndFeesReportProto: Any) -> None:  # noqa: N802,N803
-        # From 201 an opening fill's report leaves realizedPNL out, and IB's decoder then says
-        # 0.0 -- a realized P&L of zero, which it is not. Remember it for the call that follows
-        # (IB's decoder makes both, in order, on this thread).
-        self._pnl_unset = not commissionAndFeesReportProto.HasField("realizedPNL")
-
-    def commissionAndFeesReport(self, commissionAndFeesReport: Any) -> None:  # noqa: N802,N803
-        if self._pnl_unset:
-            self._pnl_unset = False
-            commissionAndFeesReport.realizedPNL = UNSET_PNL  # "none", as the text protocol says
-        self._send(orders.commission(commissionAndFeesReport))
-
-    def position(self, account: str, contract: Any, position: Decimal, avgCost: float) -> None:  # noqa: N803
-        pending = self._pending.get(_POSITIONS)
-        if pending is not None:
-            pending.rows.append(orders.position(account, contract, position, avgCost))
-
-    def positionEnd(self) -> None:  # noqa: N802
-        self._finish_rows(_POSITIONS)
-        if not self._stopping():  # a closing session's subscriptions end with it
-            self.cancelPositions()
-
-    def completedOrdersEnd(self) -> None:  # noqa: N802
-        pass
-
-    def _finish_rows(self, key: int) -> None:
-        pending = self._pending.pop(key, None)
-        if pending is not None and not pending.future.done():
-            pending.future.set_result(pending.rows)
-
-    def connectAck(self) -> None:  # noqa: N802
-        pass
-
-    # -- historical data ----------------------------------------------------------------
-    # The requests complete futures on the reader thread, as request_executions does; IB's
-    # decoder calls the same methods for text (< 208) and protobuf (>= 208) answers.
-
-    def expect_quietly(self, req_id: int, what: str) -> concurrent.futures.Future[Any]:
-        """:meth:`expect` for a request whose errors go to its caller only, never to the
-        sink (the history service's contract-details lookups)."""
-        self._history_ids.add(req_id)
-        return self.expect(req_id, what)
-
-    def request_history(self, req_id: int, contract: Any, end: str, duration: str, bar: str, what: str,
-                        use_rth: bool = False, *, format_date: int = 2, keep_up_to_date: bool = False,
-                        on_update: HistoryUpdate | None = None) -> concurrent.futures.Future[list[Any]]:
-        """REQ_HISTORICAL_DATA; the future completes with IB's BarData rows at
-        HISTORICAL_DATA_END -- with no rows for 162 "HMDS query returned no data" -- or
-        fails with a RequestFailed (HistoryPacingViolation for 162 pacing,
-        HistoryNotPermitted, ContractNotFound for 200). ``keep_up_to_date``: afterwards
-        ``on_update`` gets each HISTORICAL_DATA_UPDATE's BarData on the reader thread, and
-        the SlobError that ends the stream (an error, the session closing)."""
-        self._history_ids.add(req_id)
-        future = self.expect(req_id, _describe(contract))
-        if future.done():
-            return future
-        if keep_up_to_date and on_update is not None:
-            self._history_streams[req_id] = on_update
-        self.reqHistoricalData(req_id, contract, end, duration, bar, what, int(use_rth), format_date,
-                               keep_up_to_date, [])
-        return future
-
-    def request_historical_ticks(self, req_id: int, contract: Any, start: str, end: str, count: int,
-                                 what: str = "TRADES", use_rth: bool = False) -> concurrent.futures.Future[list[Any]]:
-        """REQ_HISTORICAL_TICKS (exactly one of ``start``/``end`` set); the future completes
-        with IB's HistoricalTickLast (TRADES), HistoricalTick (MIDPOINT) or
-        HistoricalTickBidAsk rows once TWS says ``done``."""
-        self._history_ids.add(req_id)
-        future = self.expect(req_id, _describe(contract))
-        if not future.done():
-            self.reqHistoricalTicks(req_id, contract, start, end, count, what, int(use_rth), True, [])
-        return future
-
-    def request_head_timestamp(self, req_id: int, contract: Any, what: str = "TRADES", use_rth: bool = False,
-                               format_date: int = 2) -> concurrent.futures.Future[str]:
-        """REQ_HEAD_TIMESTAMP; the future completes with TWS's text (epoch seconds for
-        ``format_date=2``)."""
-        self._history_ids.add(req_id)
-        future = self.expect(req_id, _describe(contract))
-        if not future.done():
-            self.reqHeadTimeStamp(req_id, contract, what, int(use_rth), format_date)
-        return future
-
-    def cancel_history(self, req_id: int, kind: str = "bars") -> None:
-        """Stop waiting for (and tell TWS to drop) a historical request: ``kind`` is
-        ``bars``, ``ticks`` or ``head``. Its late answers and errors are ignored."""
-        self._pending.pop(req_id, None)
-        self._history_streams.pop(req_id, None)
-        if not self.isConnected():
-            return
-        if kind == "bars":
-            self.cancelHistoricalData(req_id)
-        elif kind == "head":
-            self.cancelHeadTimeStamp(req_id)
-        elif kind == "ticks" and self.serverVersion() >= _CANCEL_TICKS_SERVER_VERSION:
-            self.cancelHistoricalTicks(req_id)
-
-    def _history_error(self, req_id: int, code: int, text: str, severity: Severity) -> None:
-        kind = hmds_kind(text) if code == 162 else ""
-        level = logging.INFO if kind == "no_data" or severity is Severity.INFO else logging.WARNING
-        log.log(level, "! %d %s (history request %d)", code, text, req_id)
-        failed = severity in (Severity.ERROR, Severity.FATAL) or code == 100
-        pending = self._pending.get(req_id)
-        if pending is not None and (failed or kind == "no_data"):
-            del self._pending[req_id]
-            if pending.future.done():
-                return
-            if kind == "no_data":
-                pending.future.set_result(pending.rows)
-            elif kind == "pacing":
-                pending.future.set_exception(HistoryPacingViolation(code, req_id, text, pending.what))
-            elif kind == "permission":
-                pending.future.set_exception(HistoryNotPermitted(code, req_id, text, pending.what))
-            else:
-                pending.future.set_exception(_request_error(code, req_id, text, pending.what))
-            return
-        stream = self._history_streams.pop(req_id, None) if failed else None
-        if stream is not None:  # a keepUpToDate stream ended by TWS (10225 bust, farm loss...)
-            self._tell_stream(req_id, stream, _request_error(code, req_id, text, "the bar stream"))
-
-    def _tell_stream(self, req_id: int, on_update: HistoryUpdate, item: object) -> None:
-        try:
-            on_update(item)
-        except Exception:  # the caller's bug must not end the session's reader
-            log.exception("! the update callback of history request %d failed; the stream is dropped", req_id)
-            self._history_streams.pop(req_id, None)
-
-    def historicalData(self, reqId: int, bar: Any) -> None:  # noqa: N802,N803
-        pending = self._pending.get(reqId)
-        if pending is not None:
-            pending.rows.append(bar)
-
-    def historicalDataEnd(self, reqId: int, start: str, end: str) -> None:  # noqa: N802,N803
-        self._finish_rows(reqId)
-
-    def historicalDataUpdate(self, reqId: int, bar: Any) -> None:  # noqa: N802,N803
-        on_update = self._history_streams.get(reqId)
-        if on_update is not None:
-            self._tell_stream(reqId, on_update, bar)
-
-    def _tick_rows(self, req_id: int, ticks: Any, done: bool) -> None:
-        pending = self._pending.get(req_id)
-        if pending is not None:
-            pending.rows.extend(ticks)
-            if done:
-                self._finish_rows(req_id)
-
-    def historicalTicksLast(self, reqId: int, ticks: Any, done: bool) -> None:  # noqa: N802,N803
-        self._tick_rows(reqId, ticks, done)
-
-    def historicalTicks(self, reqId: int, ticks: Any, done: bool) -> None:  # noqa: N802,N803
-        self._tick_rows(reqId, ticks, done)
-
-    def historicalTicksBidAsk(self, reqId: int, ticks: Any, done: bool) -> None:  # noqa: N802,N803
-        self._tick_rows(reqId, ticks, done)
-
-    def headTimestamp(self, reqId: int, headTimestamp: str) -> None:  # noqa: N802,N803
-        pending = self._pending.pop(reqId, None)
-        if pending is not None and not pending.future.done():
-            pending.future.set_result(headTimestamp)
-
-    # IB's decoder hands each protobuf answer to these hooks first; EWrapper's defaults
-    # log every call. The decoded arguments arrive through the methods above.
-    def historicalDataProtoBuf(self, historicalDataProto: Any) -> None:  # noqa: N802,N803
-        pass
-
-    def historicalDataEndProtoBuf(self, historicalDataEndProto: Any) -> None:  # noqa: N802,N803
-        pass
-
-    def historicalDataUpdateProtoBuf(self, historicalDataUpdateProto: Any) -> None:  # noqa: N802,N803
-        pass
-
-    def historicalTicksLastProtoBuf(self, historicalTicksLastProto: Any) -> None:  # noqa: N802,N803
-        pass
-
-    def historicalTicksProtoBuf(self, historicalTicksProto: Any) -> None:  # noqa: N802,N803
-        pass
-
-    def historicalTicksBidAskProtoBuf(self, historicalTicksBidAskProto: Any) -> None:  # noqa: N802,N803
-        pass
-
-    def headTimestampProtoBuf(self, headTimestampProto: Any) -> None:  # noqa: N802,N803
-        pass
-
-
-def _describe(contract: Any) -> str:
-    """A contract as error messages name it: its local symbol, else its symbol."""
-    return str(getattr(contract, "localSymbol", "") or getattr(contract, "symbol", "") or "the contract")
-
-
-def _request_error(code: int, req_id: int, text: str, what: str) -> RequestFailed:
-    if code == 200:
-        return ContractNotFound(code, req_id, text, what)
-    if code in _NOT_SUBSCRIBED:
-        return MarketDataNotSubscribed(code, req_id, text, what)
-    return RequestFailed(code, req_id, text)

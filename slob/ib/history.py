@@ -29,7 +29,7 @@ from typing import Iterable, Sequence
 
 from slob.ib.errors import ConfigError, RequestFailed
 from slob.model import Candle
-from slob.zones import ib_zone
+from slob.ib.zones import ib_zone
 
 __all__ = [
     "BAR_SIZES",

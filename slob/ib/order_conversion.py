@@ -10,7 +10,7 @@ from typing import Any
 from slob.ib.errors import ConfigError
 from slob.orders import UNSET_PNL, CommissionReported, Execution, OpenOrder, OrderUpdate, PositionReported
 
-from slob.zones import ib_zone
+from slob.ib.zones import ib_zone
 
 __all__ = ["commission", "execution", "open_order", "order_update", "parse_ib_time", "position"]
 

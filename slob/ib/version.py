@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from importlib import metadata
 
+from slob import IbapiMissing as IbapiMissing
+from slob import ibapi_missing
+
 #: The release slob is tested against (vendor/requirements.txt).
 TESTED_IBAPI = (10, 50, 2)
 #: The oldest release whose text protocol and Decoder slob relies on.
@@ -27,18 +30,12 @@ class IbapiInfo:
         return f"ibapi {self.version} ({self.distribution}, client max v{self.max_client_version})"
 
 
-class IbapiMissing(ImportError):
-    """IB's ibapi package cannot be imported or is too old for slob."""
-
-
 def ibapi_info() -> IbapiInfo:
     """Report the ibapi release in use; raise IbapiMissing with the fix if unusable."""
     try:
         import ibapi
         from ibapi.server_versions import MAX_CLIENT_VER
     except ImportError as exc:
-        from slob import ibapi_missing
-
         raise IbapiMissing(ibapi_missing() or f"IB's Python client cannot be imported ({exc})") from exc
     raw = getattr(ibapi, "VERSION", None)
     if isinstance(raw, dict):

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import inspect
 import logging
-from typing import Any, Callable, ClassVar
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, ClassVar
 
-__all__ = ["Callback", "UserCallbacks", "invoke"]
+__all__ = ["Awaiting", "Callback", "UserCallbacks", "invoke"]
 
 #: A user callback: takes one item, returns anything (awaited when awaitable).
 Callback = Callable[[Any], Any]
@@ -59,3 +60,11 @@ class UserCallbacks:
         """Hand a connection event to ``on_event``."""
         if self.on_event is not None:
             await self._call(self.on_event, event)
+
+
+@dataclass(frozen=True, slots=True)
+class Awaiting:
+    """An async on_tick's awaitable, met by the bridge's fast path: the fetcher's listen()
+    awaits it (moved from :mod:`slob.live.ib_ws_fetcher`)."""
+
+    result: Awaitable[object]

@@ -12,7 +12,7 @@ nothing is left out:
 * **Hold.** An outage is noticed at its start (:class:`~slob.model.ConnectionLost`, in
   exchange time: the last moment the stream was known complete). Everything the aggregator
   closed before that is complete. The open minute is not: :meth:`GapFiller.hold` cuts the
-  aggregator there (:meth:`~slob.live.candle_aggregator.CandleAggregator.cut`), and from
+  aggregator there (:meth:`~slob.market.candle_aggregator.CandleAggregator.cut`), and from
   then on ticks are held, not aggregated. At start the engine holds from the warm-up
   window's start.
 * **Join.** The first tick of new data ends the outage (the Gap's ``end``); trades in the
@@ -46,8 +46,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Awaitable, Callable, Protocol
 
 from slob.ib.errors import ConnectionLost, RequestTimedOut, SlobError
-from slob.live.candle_aggregator import CandleAggregator
-from slob.live.store_records import HistorySpan
+from slob.market.candle_aggregator import CandleAggregator
+from slob.store.records import HistorySpan
 from slob.live.warmup import MINUTE, MemoryConfig, Range, floor_minute, missing_ranges, overlaps, trading_minutes
 from slob.model import Candle, Gap, HistoryFilled, HistoryUnavailable, Tick
 

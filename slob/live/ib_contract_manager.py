@@ -2,7 +2,7 @@
 
 It requests contract details for a futures root through a ``fetch`` coroutine (normally
 IBWSFetcher's, i.e. ``reqContractDetails`` on IBClient), builds an
-:class:`~slob.live.expiry_book.ExpiryBook` from them -- in whatever order and with
+:class:`~slob.market.expiry_book.ExpiryBook` from them -- in whatever order and with
 whatever duplicate rows TWS sends -- and answers ``resolve("NQ")`` (the front month at
 the given moment, rolling) or ``resolve("NQZ4")`` (a pinned month).
 
@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo
 from ibapi.contract import ContractDetails
 
 from slob.ib.errors import ConfigError
-from slob.live.expiry_book import CHICAGO, ExpiryBook, ListedContract, parse_sessions, roll_moment
-from slob.live.symbols import SymbolSpec, expiry_moment, parse_symbol
+from slob.market.expiry_book import CHICAGO, ExpiryBook, ListedContract, parse_sessions, roll_moment
+from slob.market.symbols import SymbolSpec, expiry_moment, parse_symbol
 
 __all__ = ["ContractManager", "Resolution", "listed_contract"]
 

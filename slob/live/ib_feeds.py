@@ -27,7 +27,7 @@ from slob.ib.errors import (Action, ConnectionLost, MarketDataNotSubscribed, Req
 from slob.live.feed_switch import FeedSwitch, Route
 from slob.live.ib_contract_manager import ContractManager, Resolution
 from slob.live.ib_session import IBSession
-from slob.live.symbols import SymbolSpec
+from slob.market.symbols import SymbolSpec
 from slob.model import ContractRolled, Tick
 
 __all__ = ["DELIVER", "Feed", "FeedBook", "SWITCHED", "subscription_error"]

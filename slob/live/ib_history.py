@@ -62,7 +62,7 @@ from slob.ib.history import (
 from slob.ib.history_pacing import HistoryKey, HistoryPacer, PacingRules
 from slob.live.ib_contract_manager import ContractManager
 from slob.live.ib_session import IBSession
-from slob.live.symbols import parse_symbol
+from slob.market.symbols import parse_symbol
 from slob.model import Candle, Tick
 
 __all__ = ["HistoryPage", "HistorySettings", "IBHistory", "PlannedPage"]

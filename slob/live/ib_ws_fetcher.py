@@ -55,7 +55,6 @@ import inspect
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 from ibapi.contract import Contract, ContractDetails
@@ -77,7 +76,7 @@ from slob.ib.errors import (
 )
 from slob.ib.version import ibapi_info
 from slob.live.backoff import backoff_delay
-from slob.live.callbacks import Callback, UserCallbacks
+from slob.live.callbacks import Awaiting, Callback, UserCallbacks
 from slob.live.ib_contract_manager import ContractManager
 from slob.live.delivery import (CallbackFailed, CancelTicks, DataFlowing, Delivery, RetireLater, StartRoll)
 from slob.live.direct_lane import DirectLane, TickCallback
@@ -87,7 +86,7 @@ from slob.live.ib_session import ClientFactory, IBSession, SessionHooks
 from slob.live.ib_supervisor import Closed, Notice, Supervisor, SupervisorSettings
 from slob.live.session_machine import Event, State
 from slob.live.stats import percentile
-from slob.live.symbols import parse_symbol
+from slob.market.symbols import parse_symbol
 from slob.orders import CommissionReported, Execution, OpenOrder, OrderError, OrderUpdate, PositionReported
 from slob.model import Candle, ContractRolled, Gap, Quote, Tick
 
@@ -99,13 +98,6 @@ _ORDER_RECORDS = (OpenOrder, OrderUpdate, Execution, CommissionReported, OrderEr
 _UTC = dt.timezone.utc
 #: ``asyncio``: on_tick on the event loop; ``direct``: on_tick_direct on the reader thread.
 LANES = ("asyncio", "direct")
-
-
-@dataclass(frozen=True, slots=True)
-class _Awaiting:
-    """An async on_tick's awaitable, met by the bridge's fast path: listen() awaits it."""
-
-    result: Awaitable[object]
 
 
 class IBWSFetcher(UserCallbacks):
@@ -440,7 +432,7 @@ class IBWSFetcher(UserCallbacks):
                 rest = [CallbackFailed(exc)] + outputs[i + 1:]
                 break
             if result is not None and inspect.isawaitable(result):
-                rest = [_Awaiting(result)] + outputs[i + 1:]
+                rest = [Awaiting(result)] + outputs[i + 1:]
                 break
         if first:
             self._note_batch(first)
@@ -476,9 +468,9 @@ class IBWSFetcher(UserCallbacks):
                                                       item.feed)  # type: ignore[attr-defined]
             elif kind is CancelTicks:
                 self._book.cancel_ticks(item.req_id)  # type: ignore[attr-defined]
-            elif kind is CallbackFailed or kind is _Awaiting:
+            elif kind is CallbackFailed or kind is Awaiting:
                 try:
-                    if kind is _Awaiting:
+                    if kind is Awaiting:
                         await item.result  # type: ignore[attr-defined]
                     else:
                         raise item.error  # type: ignore[attr-defined]

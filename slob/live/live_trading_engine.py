@@ -60,14 +60,14 @@ from typing import Any, Callable, Protocol, Sequence
 from slob.config.ib_config import IBConfig
 from slob.ib.errors import ConfigError, LiveTradingRefused, SlobError
 from slob.live.callbacks import invoke
-from slob.live.candle_aggregator import CandleAggregator
+from slob.market.candle_aggregator import CandleAggregator
 from slob.live.event_bus import EventBus
 from slob.live.gapfill import GapFiller, History, Origin, memory_stats
 from slob.live.ib_ws_fetcher import IBWSFetcher
-from slob.live.order_executor import OrderExecutor, RiskConfig, SetupSkipped, TradePlan
-from slob.live.sessions import CmeHours, us_equity_open
-from slob.live.setup_tracker import SetupChanged, SetupConfig, SetupReady, SetupTracker, State
-from slob.live.store import CandleRecord, RunStarted, RunStopped, Store, default_db_path
+from slob.execution.order_executor import OrderExecutor, RiskConfig, SetupSkipped, TradePlan
+from slob.market.sessions import CmeHours, us_equity_open
+from slob.strategy.setup_tracker import SetupChanged, SetupConfig, SetupReady, SetupTracker, State
+from slob.store.store import CandleRecord, RunStarted, RunStopped, Store, default_db_path
 from slob.live.warmup import MINUTE, Levels, MemoryConfig, floor_minute, fresh, trusted, warmup_start
 from slob.model import (Candle, CandleClosed, ConnectionLost, ConnectionRestored, ErrorReported, Gap, HistoryFilled,
                         HistoryUnavailable, Tick)

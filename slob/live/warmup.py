@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Protocol, Sequence
 
 from slob.ib.errors import ConfigError
-from slob.live.sessions import LONDON, lse_session
+from slob.market.sessions import LONDON, lse_session
 from slob.model import Candle
 
 __all__ = [
@@ -119,7 +119,7 @@ def warmup_start(now: dt.datetime) -> dt.datetime | None:
 
 
 class Stored(Protocol):
-    """A stored candle with its source (slob.live.store.CandleRecord)."""
+    """A stored candle with its source (slob.store.store.CandleRecord)."""
 
     @property
     def candle(self) -> Candle: ...

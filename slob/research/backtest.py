@@ -11,7 +11,7 @@ paper engine step by step (:mod:`slob.live.live_trading_engine`), per candle:
    a bracket whose contract is no longer the one traded -- the candles rolled to the next
    contract -- is closed at its contract's last close (``by="roll"``: its prices are gone);
 3. the candle goes to the tracker; a setup that becomes TRIGGERED is placed at once,
-   unless the engine's risk rules (:class:`~slob.live.order_executor.RiskConfig`) refuse
+   unless the engine's risk rules (:class:`~slob.execution.order_executor.RiskConfig`) refuse
    it: ``max_position`` contracts open at most, no new entry once the CME trading day's
    realized P&L is at or below ``-max_daily_loss``.
 
@@ -34,10 +34,10 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable, Sequence
 
 from slob.execution.daily_pnl import trading_day
-from slob.live.order_executor import RiskConfig
-from slob.live.setup_tracker import SetupChanged, SetupConfig, SetupEvent, SetupTracker, State
+from slob.execution.order_executor import RiskConfig
+from slob.strategy.setup_tracker import SetupChanged, SetupConfig, SetupEvent, SetupTracker, State
 from slob.model import Candle
-from slob.report import TradeRow
+from slob.ops.report import TradeRow
 from slob.research.fills import Exit, FillConfig, Position, TickPrice, candle_exit, pnl, tick_exit
 
 __all__ = ["BacktestConfig", "BacktestResult", "Backtester", "Skipped", "Ticks", "Trade", "run_backtest"]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from slob.ib.errors import SlobError
-from slob.live.store_schema import from_ns, to_ns
+from slob.store.schema import from_ns, to_ns
 from slob.model import Candle, fast_constructor
 
 __all__ = ["CandleBlock", "Unpacked", "candles_of", "pack"]

@@ -26,8 +26,8 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from slob.live.sessions import lse_session, nyse_session
-from slob.live.setup_tracker import SetupChanged, SetupEvent, State
+from slob.market.sessions import lse_session, nyse_session
+from slob.strategy.setup_tracker import SetupChanged, SetupEvent, State
 from slob.model import Candle, ContractRolled, Gap
 
 __all__ = ["Box", "Chart", "Level", "Marker", "Series", "Span", "day_chart", "equity_chart", "day_window"]

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Mapping, Sequence
 
 from slob.execution.daily_pnl import trading_day
-from slob.live.store import ErrorEvent, SetupRecord
-from slob.report import TradeRow
+from slob.store.store import ErrorEvent, SetupRecord
+from slob.ops.report import TradeRow
 from slob.research.backtest import BacktestResult, Trade
 
 if TYPE_CHECKING:
@@ -152,9 +152,9 @@ def compare_store(db: Path, first: dt.date, last: dt.date, *, symbols: Sequence[
                   config: "BacktestConfig | None" = None) -> list[DayComparison]:
     """Paper against a backtest of the same days, both from the store ``db``: the
     backtest replays the stored 1-minute candles, exits exact where the ticks are stored."""
-    from slob.commands.report import collect
-    from slob.live.store import Store
-    from slob.report import build_report, day_bounds
+    from slob.ops.report_collect import collect
+    from slob.store.store import Store
+    from slob.ops.report import build_report, day_bounds
     from slob.research.backtest import run_backtest
     from slob.research.data import StoreTicks, store_candles, store_symbols
 

@@ -13,7 +13,7 @@
   live roll rule (:func:`front_month`).
 
 Time ranges are ``[start, end)`` in UTC; the CLI turns ``--from/--to`` CME trading days
-into them with :func:`slob.report.day_bounds`.
+into them with :func:`slob.ops.report.day_bounds`.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from slob.ib.errors import ConfigError, SlobError
-from slob.live.expiry_book import roll_moment
-from slob.live.store_schema import from_ns, to_ns
+from slob.market.expiry_book import roll_moment
+from slob.store.schema import from_ns, to_ns
 from slob.model import Candle, fast_constructor
 from slob.research.fills import TickPrice
 
@@ -213,12 +213,12 @@ def csv_candles(path: Path, symbol: str = "NQ", start: dt.datetime | None = None
 
 
 def fill_quiet_minutes(candles: Sequence[Candle]) -> list[Candle]:
-    """``candles`` with the engine's fill policy applied (slob.live.candle_aggregator): a
+    """``candles`` with the engine's fill policy applied (slob.market.candle_aggregator): a
     minute inside CME Globex hours without a candle becomes a flat ``filled`` candle at the
     previous close, of the previous candle's contract. IB's historical bars leave out
     minutes without trades, where the live engine writes flat candles; without them the
     tracker would see missing minutes (DATA_GAP) that live did not."""
-    from slob.live.sessions import CmeHours
+    from slob.market.sessions import CmeHours
 
     is_open = CmeHours.default().is_open
     minute = dt.timedelta(minutes=1)

@@ -13,7 +13,7 @@ from typing import Sequence
 
 from slob.ib.errors import ConfigError
 from slob.model import Candle, ContractRolled, Gap
-from slob.report import TradeRow
+from slob.ops.report import TradeRow
 from slob.research.backtest import BacktestConfig, BacktestResult, Ticks, run_backtest
 from slob.research.charts import Chart, day_chart, day_window
 
@@ -43,9 +43,9 @@ class PaperTrade:
 def paper_trades(db: Path, first: dt.date, last: dt.date) -> list[PaperTrade]:
     """The closed paper trades of CME trading days ``first`` .. ``last`` in the store,
     as ``slob report`` computes them, with each bracket's stop, target and exit leg."""
-    from slob.commands.report import collect
-    from slob.live.store import Store
-    from slob.report import build_report
+    from slob.ops.report_collect import collect
+    from slob.store.store import Store
+    from slob.ops.report import build_report
 
     with Store(db) as store:
         data = collect(store, first, last, dt.datetime.now(UTC))
@@ -86,7 +86,7 @@ def chart_of_day(day: dt.date, candles: Sequence[Candle], *, config: BacktestCon
     rolls: list[ContractRolled] = []
     paper: list[PaperTrade] = []
     if db is not None:
-        from slob.live.store import Store
+        from slob.store.store import Store
 
         with Store(db) as store:
             for e in store.connection_events(start - dt.timedelta(days=1), end + dt.timedelta(days=1)):

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence, TextIO
 
 from slob.ib.errors import ConfigError, SlobError
-from slob.live.store_schema import from_ns, to_ns
+from slob.store.schema import from_ns, to_ns
 from slob.research.data import read_only
 
 __all__ = ["COLUMNS", "TABLES", "frame", "rows", "write_csv", "write_parquet"]
@@ -94,9 +94,9 @@ def rows(db: Path, table: str, start: dt.datetime | None = None, end: dt.datetim
 
 def _trades(db: Path, start: dt.datetime | None, end: dt.datetime | None,
             symbol: str | None) -> Iterator[tuple[Any, ...]]:
-    from slob.commands.report import collect
-    from slob.live.store import Store
-    from slob.report import build_report, trading_day
+    from slob.ops.report_collect import collect
+    from slob.store.store import Store
+    from slob.ops.report import build_report, trading_day
 
     with Store(db) as store:
         fills = store.fills()
@@ -187,8 +187,8 @@ def frame(table: str, db: str | Path | None = None, first: str | dt.date | None 
     """A pandas (default) or polars data frame of ``table`` for CME trading days
     ``first`` .. ``last`` (``YYYY-MM-DD`` or dates; default: all). ``db``: the store
     (default: the same as ``slob report``'s)."""
-    from slob.live.store import default_db_path
-    from slob.report import day_bounds
+    from slob.store.store import default_db_path
+    from slob.ops.report import day_bounds
 
     path = Path(db) if db is not None else default_db_path()
     day1 = dt.date.fromisoformat(first) if isinstance(first, str) else first

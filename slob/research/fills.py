@@ -2,7 +2,7 @@
 or against the trades of a minute when they are known.
 
 Pure (no I/O, no clock). It mirrors what the paper engine does with a setup
-(:mod:`slob.live.order_executor`) and how FakeTWS matches its orders
+(:mod:`slob.execution.order_executor`) and how FakeTWS matches its orders
 (:mod:`slob.testing.fake_orders`), so that a backtest of stored data reproduces paper:
 
 * **Entry.** The bracket is placed when the trigger candle closes (state TRIGGERED): a
@@ -42,9 +42,9 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from slob.ib.errors import ConfigError
-from slob.live.store_schema import from_ns
+from slob.store.schema import from_ns
 from slob.model import Candle
-from slob.report import MULTIPLIERS
+from slob.ops.report import MULTIPLIERS
 from slob.testing.order_records import COMMISSION_PER_CONTRACT
 
 __all__ = [

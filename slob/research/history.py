@@ -1,6 +1,6 @@
 """``--source ib``: 1-minute candles from TWS's historical data, cached in the store.
 
-The days are downloaded with ``slob history``'s resumable :func:`~slob.commands.history.download`
+The days are downloaded with ``slob history``'s resumable :func:`~slob.ops.history.download`
 (IB's historical pacing, every page written down with its bars, live candles never
 replaced), then read back from the store like any stored candles: a second backtest of
 the same days asks TWS for nothing. Historical requests place no orders, so any TWS port
@@ -14,27 +14,33 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from slob.ib.errors import SlobError
 from slob.model import Candle
-from slob.report import day_bounds
+from slob.ops.report import day_bounds
 from slob.research.data import fill_quiet_minutes, store_candles
 
-if TYPE_CHECKING:
-    from slob.research.sources import IbSource
-
-__all__ = ["ib_candles"]
+__all__ = ["IbSource", "ib_candles"]
 
 
-def ib_candles(db: Path, symbol: str, first: dt.date, last: dt.date, ib: "IbSource") -> list[Candle]:
+@dataclass(frozen=True, slots=True)
+class IbSource:
+    """Where TWS is, for ``--source ib`` (:mod:`slob.research.sources` re-exports it)."""
+
+    host: str = "127.0.0.1"
+    port: int = 7497
+    client_id: int = 71
+
+
+def ib_candles(db: Path, symbol: str, first: dt.date, last: dt.date, ib: IbSource) -> list[Candle]:
     """The 1-minute candles of CME trading days ``first`` .. ``last`` from TWS at
     ``ib``, through the store ``db`` (created if missing)."""
-    from slob.commands.history import download
+    from slob.ops.history import download
     from slob.config.ib_config import IBConfig
     from slob.ib.history import bar_size
-    from slob.live.store import Store
+    from slob.store.store import Store
 
     start, end = day_bounds(first)[0], day_bounds(last)[1]
     config = IBConfig(host=ib.host, port=ib.port, client_id=ib.client_id, paper_trading=False, allow_live=True,

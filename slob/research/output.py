@@ -1,5 +1,5 @@
 """A backtest's results as files and figures: the trades CSV, the equity curve, the
-per-day figures (``slob report``'s, from :func:`slob.report.trade_days`) and JSON.
+per-day figures (``slob report``'s, from :func:`slob.ops.report.trade_days`) and JSON.
 
 The equity curve is the cumulative realized P&L (USD, net of commissions), starting at 0
 at the first candle and stepping at each trade's exit -- the curve whose largest fall is
@@ -14,7 +14,7 @@ from collections import Counter
 from typing import Any, TextIO
 
 from slob.execution.daily_pnl import trading_day
-from slob.report import DayReport, trade_days
+from slob.ops.report import DayReport, trade_days
 from slob.research.backtest import BacktestResult, Trade
 
 __all__ = ["TRADE_COLUMNS", "day_figures", "equity_curve", "result_json", "write_equity_csv", "write_trades_csv"]

@@ -12,8 +12,8 @@ import dataclasses
 from typing import Any, Iterable, Mapping
 
 from slob.ib.errors import ConfigError
-from slob.live.order_executor import RiskConfig
-from slob.live.setup_tracker import SetupConfig
+from slob.config.risk_config import RiskConfig
+from slob.config.setup_config import SetupConfig
 from slob.research.backtest import BacktestConfig
 from slob.research.fills import FillConfig
 

@@ -12,22 +12,14 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from slob.ib.errors import ConfigError, SlobError
-from slob.live.store import default_db_path
+from slob.store.store import default_db_path
 from slob.model import Candle
-from slob.report import day_bounds
+from slob.ops.report import day_bounds
 from slob.research.backtest import Ticks
 from slob.research.data import StoreTicks, csv_candles, store_candles
+from slob.research.history import IbSource, ib_candles
 
 __all__ = ["IbSource", "Loaded", "load", "store_path"]
-
-
-@dataclass(frozen=True, slots=True)
-class IbSource:
-    """Where TWS is, for ``--source ib``."""
-
-    host: str = "127.0.0.1"
-    port: int = 7497
-    client_id: int = 71
 
 
 @dataclass
@@ -88,8 +80,6 @@ def load(source: str, *, symbol: str = "NQ", first: dt.date | None = None, last:
         return Loaded(candles, f"{symbol} from the store {path}", first, last, ticks, path,
                       ticks.close if ticks is not None else (lambda: None))
     if source == "ib":
-        from slob.research.history import ib_candles
-
         path = store_path(db, data_dir)
         if first is None or last is None:
             raise ConfigError("--source ib needs --from (and --to): the days to request from TWS")

@@ -29,9 +29,9 @@ from typing import Callable, Iterable, Sequence
 
 from slob.execution.daily_pnl import trading_day
 from slob.ib.errors import ConfigError, SlobError
-from slob.live.store_schema import to_ns
+from slob.store.schema import to_ns
 from slob.model import Candle
-from slob.report import day_bounds
+from slob.ops.report import day_bounds
 from slob.research.backtest import BacktestConfig, BacktestResult, run_backtest
 from slob.research.candle_block import CandleBlock, candles_of
 from slob.research.grid import Grid

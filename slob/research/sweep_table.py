@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence, TextIO
 
 from slob.ib.errors import SlobError
-from slob.report import max_drawdown
+from slob.ops.report import max_drawdown
 from slob.research.sweep import Plan, TaskResult, WindowFigures, setting_value
 
 __all__ = ["Figures", "FoldPick", "Row", "Summary", "build_rows", "records", "summarize", "table_columns",

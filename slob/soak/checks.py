@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterable, Sequence
 
-from slob.live.setup_planting import PlantedSetup
-from slob.live.store import ConnectionEvent, FillRecord
-from slob.live.store import OrderRecord as StoredOrder
+from slob.strategy.setup_planting import PlantedSetup
+from slob.store.store import ConnectionEvent, FillRecord
+from slob.store.store import OrderRecord as StoredOrder
 from slob.model import ConnectionLost, ContractRolled, Gap, Tick
 from slob.testing.fake_market import SentTick
 from slob.testing.futures import is_cme_open

@@ -4,7 +4,7 @@ Pure and deterministic (a seed in, trades out; nothing reads a clock). Most of t
 is a random walk on the tick grid at ``trades_per_minute``, with bursts: several trades in
 the same instant, often at one price and size -- exactly what a duplicate filter must not
 merge. On a planted day the walk gives way, from the LSE open to the end of the setup, to
-the 1-minute candles of :func:`~slob.live.setup_planting.plant_setup` played as trades
+the 1-minute candles of :func:`~slob.strategy.setup_planting.plant_setup` played as trades
 (the open at :00, both extremes, noise inside the range, the close at :59), so the
 engine's tracker sees the planted setup exactly; afterwards the walk carries on from the
 last close. Nothing trades while CME is closed (the daily halt, weekends).
@@ -21,8 +21,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
-from slob.live.setup_planting import PlantedSetup, plant_setup
-from slob.live.setup_tracker import Direction
+from slob.strategy.setup_planting import PlantedSetup, plant_setup
+from slob.strategy.setup_tracker import Direction
 from slob.model import Candle
 from slob.testing.futures import is_cme_open, next_cme_open
 from slob.testing.scenario import Trade, from_ns, to_ns

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from slob.live.store import ConnectionEvent, FillRecord, OrderRecord, SetupRecord, Store
+from slob.store.store import ConnectionEvent, FillRecord, OrderRecord, SetupRecord, Store
 from slob.model import ContractRolled, Gap, Tick
 from slob.soak.checks import (
     Check,

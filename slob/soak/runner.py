@@ -32,7 +32,7 @@ from typing import Any, Callable
 
 from ibapi.message import OUT
 
-from slob.live.setup_planting import PlantedSetup
+from slob.strategy.setup_planting import PlantedSetup
 from slob.soak.calendar import NEW_YORK, CalendarConfig, CalendarEvent, ib_calendar, market_transitions
 from slob.soak.faults import PROXY_KINDS, Fault, FaultConfig, schedule_faults
 from slob.soak.market import SoakMarket, plant_days

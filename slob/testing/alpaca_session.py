@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Awaitable, Protocol
 
 from websockets.exceptions import ConnectionClosed
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
 
-    from slob.testing.fake_alpaca import FakeAlpaca
-
-__all__ = ["CHANNELS", "ERROR_TEXT", "Session"]
+__all__ = ["CHANNELS", "ERROR_TEXT", "AlpacaHost", "Session"]
 
 #: The stock stream's channels (corrections and cancelErrors follow trades).
 CHANNELS = ("trades", "quotes", "bars", "updatedBars", "dailyBars", "statuses", "lulds")
@@ -26,8 +24,45 @@ ERROR_TEXT = {
 }
 
 
+class AlpacaHost(Protocol):
+    """What a session needs of the server that accepted it
+    (:class:`~slob.testing.fake_alpaca.FakeAlpaca`): its limits and credentials, the
+    session table and the records it keeps. Given, not imported."""
+
+    @property
+    def accepting(self) -> bool: ...
+
+    @property
+    def auth_timeout(self) -> float: ...
+
+    @property
+    def connection_limit(self) -> int: ...
+
+    @property
+    def symbol_limit(self) -> int: ...
+
+    @property
+    def key_id(self) -> str: ...
+
+    @property
+    def secret_key(self) -> str: ...
+
+    @property
+    def _sessions(self) -> dict[int, Session]: ...
+
+    @property
+    def _requests(self) -> list[tuple[int, object]]: ...
+
+    @property
+    def _errors_sent(self) -> list[tuple[int, int]]: ...
+
+    def _spawn(self, coro: Awaitable[Any]) -> None: ...
+
+    def _changed(self) -> None: ...
+
+
 class Session:
-    def __init__(self, fake: FakeAlpaca, id: int, ws: ServerConnection) -> None:
+    def __init__(self, fake: AlpacaHost, id: int, ws: ServerConnection) -> None:
         self.fake, self.id, self.ws = fake, id, ws
         peer = ws.remote_address
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"

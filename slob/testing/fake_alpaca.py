@@ -40,7 +40,7 @@ from slob.live.alpaca_connection import CredentialFilter
 from slob.live.alpaca_protocol import Credentials
 from slob.testing.alpaca_market import Market, PricePaths, SentTrade, StockTrade, trade_message
 from slob.testing.alpaca_session import Session
-from slob.testing.loop_thread import LoopThread
+from slob.aio.loop_thread import LoopThread
 
 if TYPE_CHECKING:
     from websockets.asyncio.server import Server, ServerConnection

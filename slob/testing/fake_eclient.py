@@ -12,7 +12,7 @@ through :class:`~slob.live.IBWSFetcher`, see :class:`FakeConnector`)::
 What it does:
 
 * **Requests are recorded, decoded.** Every request IB's ``EClient`` methods send is kept
-  in :attr:`FakeEClient.requests` as a :class:`~slob.testing.tws_requests.Request` with
+  in :attr:`FakeEClient.requests` as a :class:`~slob.trace.tws_requests.Request` with
   named fields (the decoding FakeTWS uses), searchable with :meth:`~FakeEClient.requests_named`
   and :meth:`~FakeEClient.last`.
 * **Answers are real frames.** The ``deliver_*`` helpers build each message with the
@@ -82,7 +82,7 @@ from slob.testing.order_records import (
 )
 from slob.testing.history_tape import standalone_price
 from slob.testing.scenario import Scenario, SimClock
-from slob.testing.tws_requests import Request, decode_request
+from slob.trace.tws_requests import Request, decode_request
 from slob.testing.tws_versions import MIN_PROTOBUF_SERVER_VERSION, check_server_version, default_server_version
 
 __all__ = ["FakeConnector", "FakeEClient"]

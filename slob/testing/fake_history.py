@@ -34,23 +34,20 @@ import logging
 import time
 import weakref
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Mapping, Protocol
+from typing import Callable, Mapping, Protocol, TypeVar
+from zoneinfo import ZoneInfo
 
 from ibapi.message import OUT
 
 from slob.ib.history import BAR_SIZES, MAX_SPAN_SECONDS, MAX_TICKS_PER_REQUEST, duration_seconds, parse_ib_time
 from slob.ib.history_pacing import HistoryKey, PacingLedger, PacingRules
 from slob.testing import tws_history_messages as hmsg
+from slob.testing.fake_market import Market
 from slob.testing.futures import FutureContract
 from slob.testing.history_tape import (Bar, PriceOf, Shifter, Tap, Timeline, add_trade, bucket_end_ns, bucket_of,
                                        bucket_start_ns, build_bars, in_rth)
-from slob.testing.scenario import Scenario, ScriptedScenario, Trade, from_ns
-from slob.testing.tws_requests import Request
-
-if TYPE_CHECKING:
-    from slob.testing.fake_market import Market
-    from slob.testing.fake_session import Session
-    from slob.testing.fake_tws import FakeTWS
+from slob.testing.scenario import Scenario, ScriptedScenario, SimClock, Trade, from_ns
+from slob.trace.tws_requests import Request
 
 __all__ = ["FakeHistory", "HistoryPort", "TEXTS", "history_of", "record_from_now"]
 
@@ -148,7 +145,7 @@ class FakeHistory:
 
     # -- the trades --------------------------------------------------------------------
 
-    def attach(self, market: "Market") -> None:
+    def attach(self, market: Market) -> None:
         """Put a :class:`Tap` in each of ``market``'s family streams (once per market).
         The market keeps its stream per family in ``_streams`` and the trade it will play
         next in ``_next``: the tap takes the stream over from there on."""
@@ -440,10 +437,55 @@ def _zone_name(zone: dt.tzinfo) -> str:
 # -- FakeTWS -----------------------------------------------------------------------------
 
 
+_T = TypeVar("_T")
+
+
+class HistoryHost(Protocol):
+    """What the history service needs of its FakeTWS (:class:`slob.testing.fake_tws.FakeTWS`):
+    given, not imported."""
+
+    @property
+    def clock(self) -> SimClock: ...
+
+    @property
+    def scenarios(self) -> Mapping[str, Scenario]: ...
+
+    @property
+    def market(self) -> Market: ...
+
+    @property
+    def time_zone(self) -> ZoneInfo: ...
+
+    @property
+    def no_permission(self) -> frozenset[str]: ...
+
+    def _call(self, fn: Callable[[], _T], timeout: float = 10.0) -> _T: ...
+
+
+class HistoryClient(Protocol):
+    """What the history service needs of a client connection (the FakeTWS session,
+    :class:`slob.testing.fake_session.Session`, is one)."""
+
+    @property
+    def tws(self) -> HistoryHost: ...
+
+    @property
+    def server_version(self) -> int: ...
+
+    @property
+    def state(self) -> str: ...
+
+    def send(self, frame: bytes) -> None: ...
+
+    def error(self, req_id: int, code: int, **values: object) -> None: ...
+
+    def resolve(self, req: Request, *, with_expired: bool = False) -> list[FutureContract]: ...
+
+
 class _SessionPort:
     """A FakeTWS session as the history service sees it."""
 
-    def __init__(self, session: "Session") -> None:
+    def __init__(self, session: HistoryClient) -> None:
         self.session = session
 
     @property
@@ -464,10 +506,10 @@ class _SessionPort:
         return self.session.resolve(req, with_expired=with_expired)
 
 
-_SERVICES: "weakref.WeakKeyDictionary[FakeTWS, FakeHistory]" = weakref.WeakKeyDictionary()
+_SERVICES: "weakref.WeakKeyDictionary[HistoryHost, FakeHistory]" = weakref.WeakKeyDictionary()
 
 
-def history_of(tws: "FakeTWS") -> FakeHistory:
+def history_of(tws: HistoryHost) -> FakeHistory:
     """The history service of ``tws`` (made on first use; the same object afterwards)."""
     service = _SERVICES.get(tws)
     if service is None:
@@ -479,7 +521,7 @@ def history_of(tws: "FakeTWS") -> FakeHistory:
     return service
 
 
-def record_from_now(tws: "FakeTWS") -> FakeHistory:
+def record_from_now(tws: HistoryHost) -> FakeHistory:
     """Start keeping ``tws``'s generated trades as history now (call it right after
     ``start()``): by default that begins with the first client connection, so trades the
     market plays before it -- a clock advanced with nobody connected -- have no history."""
@@ -492,7 +534,7 @@ def record_from_now(tws: "FakeTWS") -> FakeHistory:
     return service
 
 
-def session_handlers(session: "Session") -> dict[int, Callable[[Request], None]]:
+def session_handlers(session: HistoryClient) -> dict[int, Callable[[Request], None]]:
     """The history handlers for one FakeTWS session (its hook): attaches the service to
     the running market on the first connection."""
     service = history_of(session.tws)

@@ -21,14 +21,11 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import Callable, Iterator, Protocol
 
 from slob.testing import tws_messages as msg
 from slob.testing.futures import FutureContract, active_contracts, session_day
 from slob.testing.scenario import RandomWalkScenario, Scenario, SimClock, Trade, from_ns
-
-if TYPE_CHECKING:
-    from slob.testing.fake_session import Session
 
 _NS = 1_000_000_000
 log = logging.getLogger("slob.testing.fake_tws")
@@ -155,9 +152,24 @@ class DayStats:
         self.last = trade.price
 
 
+class MarketClient(Protocol):
+    """What the market needs of a client connection it streams to (the FakeTWS session,
+    :class:`slob.testing.fake_session.Session`, is one): the market is given its clients,
+    it does not import the session that made them."""
+
+    @property
+    def server_version(self) -> int: ...
+
+    def send(self, frame: bytes) -> None: ...
+
+    def send_trade(self, frame: bytes, trade: tuple[int, str, int, float, int, str, bool, int]) -> None: ...
+
+    async def drained(self) -> None: ...
+
+
 @dataclass(eq=False)
 class Subscription:
-    session: "Session"
+    session: MarketClient
     req_id: int
     contract: FutureContract
     kind: str  # "mkt" or one of TICK_BY_TICK_TYPES
@@ -236,14 +248,14 @@ class Market:
         self.subs[(id(sub.session), sub.req_id)] = sub
         self.wake()
 
-    def remove(self, session: "Session", req_id: int) -> Subscription | None:
+    def remove(self, session: MarketClient, req_id: int) -> Subscription | None:
         return self.subs.pop((id(session), req_id), None)
 
-    def remove_session(self, session: "Session") -> None:
+    def remove_session(self, session: MarketClient) -> None:
         for key in [k for k, s in self.subs.items() if s.session is session]:
             del self.subs[key]
 
-    def count(self, session: "Session", kinds: tuple[str, ...]) -> int:
+    def count(self, session: MarketClient, kinds: tuple[str, ...]) -> int:
         return sum(1 for s in self.subs.values() if s.session is session and s.kind in kinds)
 
     # -- prices ----------------------------------------------------------------

@@ -39,10 +39,12 @@ import math
 import threading
 from dataclasses import replace
 from decimal import Decimal, InvalidOperation
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import Callable, Iterable, Protocol, Sequence
+from zoneinfo import ZoneInfo
 
 from slob.testing import tws_messages as msg
 from slob.testing import tws_order_messages as omsg
+from slob.testing.fake_market import Market
 from slob.testing.futures import FutureContract, is_cme_open
 from slob.testing.order_records import (
     COMMISSION_PER_CONTRACT,
@@ -54,12 +56,8 @@ from slob.testing.order_records import (
     OrderRecord,
     PositionRecord,
 )
-from slob.testing.scenario import Trade, from_ns
-from slob.testing.tws_requests import Request
-
-if TYPE_CHECKING:
-    from slob.testing.fake_session import Session
-    from slob.testing.fake_tws import FakeTWS
+from slob.testing.scenario import SimClock, Trade, from_ns
+from slob.trace.tws_requests import Request
 
 __all__ = ["EXEC_BASE", "IB_ORDER_TYPES", "OrderBook", "PERM_BASE", "activation_status", "exec_id", "order_from_request"]
 
@@ -113,10 +111,58 @@ def order_from_request(req: Request, *, client_id: int, perm_id: int, account: s
     )
 
 
+class OrderClient(Protocol):
+    """What the book needs of a client connection (the FakeTWS session,
+    :class:`slob.testing.fake_session.Session`, is one): given, not imported."""
+
+    @property
+    def server_version(self) -> int: ...
+
+    @property
+    def client_id(self) -> int | None: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def positions_subscribed(self) -> bool: ...
+
+    def send(self, frame: bytes) -> None: ...
+
+    def error(self, req_id: int, code: int, **values: object) -> None: ...
+
+    def error_frame(self, req_id: int, code: int, **values: object) -> bytes: ...
+
+    def resolve(self, req: Request, *, with_expired: bool = False) -> list[FutureContract]: ...
+
+
+class BookHost(Protocol):
+    """What the book needs of the server that owns it (:class:`slob.testing.fake_tws.FakeTWS`):
+    its sessions, the market, the clock, the accounts and the next order id."""
+
+    next_order_id: int
+
+    @property
+    def accounts(self) -> tuple[str, ...]: ...
+
+    @property
+    def time_zone(self) -> ZoneInfo: ...
+
+    @property
+    def clock(self) -> SimClock: ...
+
+    @property
+    def market(self) -> Market: ...
+
+    def _notify(self) -> None: ...
+
+    def _targets(self, client_id: int | None) -> Sequence[OrderClient]: ...
+
+
 class OrderBook:
     """See the module docstring. ``tws`` supplies the sessions, the market and the clock."""
 
-    def __init__(self, tws: "FakeTWS") -> None:
+    def __init__(self, tws: BookHost) -> None:
         self.tws = tws
         self._orders: dict[tuple[int, int], OrderRecord] = {}
         self._max_id: dict[int, int] = {}
@@ -125,7 +171,7 @@ class OrderBook:
         self._perm_ids = itertools.count(PERM_BASE)
         self._exec_seq = itertools.count(EXEC_BASE)
         self._rejections: list[tuple[int, str]] = []
-        self._outbox: list[tuple["Session", bytes]] = []  # sent by _commit
+        self._outbox: list[tuple[OrderClient, bytes]] = []  # sent by _commit
         self._lock = threading.Lock()
         self._published: tuple[tuple[OrderInfo, ...], tuple[ExecutionRecord, ...],
                                tuple[PositionRecord, ...]] = ((), (), ())
@@ -159,7 +205,7 @@ class OrderBook:
 
     # -- sending --------------------------------------------------------------------
 
-    def _sessions(self, client_id: int | None) -> list["Session"]:
+    def _sessions(self, client_id: int | None) -> list[OrderClient]:
         return [s for s in self.tws._targets(client_id) if s.state == "ready"]
 
     def _send(self, client_id: int, build: Callable[[int], bytes]) -> None:
@@ -178,13 +224,13 @@ class OrderBook:
 
     # -- requests (loop thread) -----------------------------------------------------
 
-    def place(self, session: "Session", req: Request) -> None:
+    def place(self, session: OrderClient, req: Request) -> None:
         try:
             self._place(session, req)
         finally:
             self._commit()
 
-    def _place(self, session: "Session", req: Request) -> None:
+    def _place(self, session: OrderClient, req: Request) -> None:
         cid = session.client_id or 0
         oid = req.int("orderId")
         self.tws.next_order_id = max(self.tws.next_order_id, oid + 1)
@@ -221,7 +267,7 @@ class OrderBook:
         if order.transmit:
             self._transmit_with_family(order)
 
-    def _new_order(self, session: "Session", req: Request, oid: int, contract: FutureContract,
+    def _new_order(self, session: OrderClient, req: Request, oid: int, contract: FutureContract,
                    order_type: str) -> OrderRecord | None:
         cid = session.client_id or 0
         parent_id = req.int("parentId", 0)
@@ -233,7 +279,7 @@ class OrderBook:
                                   account=self.tws.accounts[0], contract=contract,
                                   order_type=order_type, parent=parent)
 
-    def _modify(self, session: "Session", o: OrderRecord, req: Request, contract: FutureContract,
+    def _modify(self, session: OrderClient, o: OrderRecord, req: Request, contract: FutureContract,
                 order_type: str) -> None:
         if contract.con_id != o.contract.con_id:
             session.error(o.order_id, 103)
@@ -277,7 +323,7 @@ class OrderBook:
         o.status, o.why_held = activation_status(o, parent)
         self._echo(o)
 
-    def cancel(self, session: "Session", order_id: int) -> None:
+    def cancel(self, session: OrderClient, order_id: int) -> None:
         cid = session.client_id or 0
         o = self._orders.get((cid, order_id))
         if o is None:
@@ -288,7 +334,7 @@ class OrderBook:
             self._cancel(o)
         self._commit()
 
-    def global_cancel(self, session: "Session") -> None:
+    def global_cancel(self, session: OrderClient) -> None:
         """Cancel every working order of every client; the asking client's filled orders
         of the day get 161, as the sv200 capture shows."""
         cid = session.client_id or 0
@@ -321,7 +367,7 @@ class OrderBook:
                        and (client_id is None or o.client_id == client_id)),
                       key=lambda o: (o.client_id, o.order_id))
 
-    def send_open_orders(self, session: "Session", *, everyone: bool = False) -> None:
+    def send_open_orders(self, session: OrderClient, *, everyone: bool = False) -> None:
         """OPEN_ORDER + ORDER_STATUS per live order of the client (``everyone``: of every
         client, for REQ_ALL_OPEN_ORDERS), then OPEN_ORDER_END; held and finished orders
         are not listed."""
@@ -331,13 +377,13 @@ class OrderBook:
             session.send(omsg.order_status(o, sv))
         session.send(msg.open_order_end(sv))
 
-    def replay_on_connect(self, session: "Session") -> None:
+    def replay_on_connect(self, session: OrderClient) -> None:
         """What TWS sends a (re)connecting client before MANAGED_ACCTS: its live orders
         and OPEN_ORDER_END -- nothing when it has none."""
         if self.live_orders(session.client_id):
             self.send_open_orders(session)
 
-    def send_executions(self, session: "Session", req: Request) -> None:
+    def send_executions(self, session: OrderClient, req: Request) -> None:
         """The day's executions matching the request's filter: every EXECUTION_DATA, then
         every COMMISSION_REPORT, then EXECUTION_DATA_END (the order of the captures)."""
         sv, req_id = session.server_version, req.int("reqId")
@@ -351,7 +397,7 @@ class OrderBook:
             session.send(omsg.commission_report(e, sv))
         session.send(msg.execution_data_end(req_id, sv))
 
-    def send_positions(self, session: "Session") -> None:
+    def send_positions(self, session: OrderClient) -> None:
         sv = session.server_version
         for p in self._positions.values():
             session.send(omsg.position_data(p, sv))

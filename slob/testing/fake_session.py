@@ -15,19 +15,21 @@ import collections
 import logging
 import socket
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Protocol
+from zoneinfo import ZoneInfo
 
 from ibapi.message import OUT
 
 from slob.ib import wire
 from slob.testing import fake_history
 from slob.testing import tws_messages as msg
-from slob.testing.fake_market import TICK_BY_TICK_TYPES, Subscription
+from slob.testing.fake_history import HistoryHost
+from slob.testing.fake_market import TICK_BY_TICK_TYPES, Market, Subscription
+from slob.testing.fake_orders import OrderBook
 from slob.testing.futures import FutureContract, is_cme_open, resolve_contracts
-from slob.testing.tws_requests import Request, RequestError, decode_request
-
-if TYPE_CHECKING:
-    from slob.testing.fake_tws import FakeTWS, RequestFault
+from slob.testing.request_faults import RequestFault
+from slob.testing.scenario import SimClock
+from slob.trace.tws_requests import Request, RequestError, decode_request
 
 log = logging.getLogger("slob.testing.fake_tws")
 
@@ -100,10 +102,76 @@ def describe(contract: FutureContract) -> str:
             f"({contract.local_symbol})")
 
 
+class SessionHost(HistoryHost, Protocol):
+    """What a session needs of the server that accepted it (:class:`slob.testing.fake_tws.FakeTWS`):
+    its settings, the market, the book and the clock, and where to report what happened.
+    The session is given its host; it does not import the server."""
+
+    @property
+    def book(self) -> OrderBook: ...
+
+    @property
+    def market(self) -> Market: ...
+
+    @property
+    def clock(self) -> SimClock: ...
+
+    @property
+    def time_zone(self) -> ZoneInfo: ...
+
+    @property
+    def accounts(self) -> tuple[str, ...]: ...
+
+    @property
+    def server_version(self) -> int: ...
+
+    @property
+    def next_order_id(self) -> int: ...
+
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def max_messages_per_second(self) -> int: ...
+
+    @property
+    def pacing(self) -> str: ...
+
+    @property
+    def farm_notices(self) -> bool: ...
+
+    @property
+    def no_permission(self) -> frozenset[str]: ...
+
+    @property
+    def competing_session(self) -> bool: ...
+
+    @property
+    def tick_by_tick_limit(self) -> int: ...
+
+    def _session_opened(self, session: Session) -> None: ...
+
+    def _session_closed(self, session: Session) -> None: ...
+
+    def _session_ready(self, session: Session) -> None: ...
+
+    def _client_id_taken(self, client_id: int, asking: Session) -> bool: ...
+
+    def _request_fault(self, session: Session, request: Request) -> RequestFault | None: ...
+
+    def _record(self, request: Request) -> None: ...
+
+    def _protocol_error(self, session: Session, exc: wire.WireError) -> None: ...
+
+    def _pacing_violation(self, session: Session) -> None: ...
+
+    def _notify(self) -> None: ...
+
+
 class Session(asyncio.Protocol):
     """The server side of one API socket."""
 
-    def __init__(self, tws: "FakeTWS") -> None:
+    def __init__(self, tws: SessionHost) -> None:
         self.tws = tws
         self.transport: asyncio.Transport | None = None
         self.decoder = wire.FrameDecoder(expect_api_prefix=True)
@@ -293,7 +361,7 @@ class Session(asyncio.Protocol):
             log.exception("fake TWS failed on %s", request.name)
             self.error(-1, 322, detail=repr(exc))
 
-    def _fault(self, fault: "RequestFault", request: Request) -> None:
+    def _fault(self, fault: RequestFault, request: Request) -> None:
         """An armed request fault (FakeTWS.reject_next_request and friends) meets its request."""
         if fault.kind == "reject":
             req_id = _safe_int(request.fields.get("reqId") or request.fields.get("orderId") or "-1")
@@ -514,7 +582,7 @@ class Session(asyncio.Protocol):
         self.tws.market.remove(self, req.int("reqId"))
 
 
-def _market_open(tws: "FakeTWS") -> bool:
+def _market_open(tws: SessionHost) -> bool:
     return is_cme_open(tws.clock.now())
 
 

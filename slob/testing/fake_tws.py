@@ -39,10 +39,11 @@ from slob.testing import tws_messages as msg
 from slob.testing.fake_market import Market, SentLog, SentTick, default_scenarios
 from slob.testing.fake_orders import OrderBook
 from slob.testing.fake_session import Session
-from slob.testing.loop_thread import LoopThread
+from slob.aio.loop_thread import LoopThread
 from slob.testing.order_records import ExecutionRecord, OrderInfo, PositionRecord
+from slob.testing.request_faults import FiredFault, RequestFault
 from slob.testing.scenario import Scenario, SimClock
-from slob.testing.tws_requests import Request
+from slob.trace.tws_requests import Request
 from slob.testing.tws_versions import check_server_version, default_server_version
 
 __all__ = ["ClientInfo", "Connection", "DEFAULT_START", "FakeTWS", "FiredFault", "RequestFault", "SentTick"]
@@ -77,34 +78,6 @@ class Connection:
     ready_ns: int | None = None
     ready_at: dt.datetime | None = None
     closed_ns: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RequestFault:
-    """A fault armed to meet the next request called ``name`` (IB's name, e.g.
-    ``REQ_CONTRACT_DATA``) from ``client_id`` (None: any client), after letting ``skip``
-    such requests pass. ``kind``: ``"reject"`` (answered with error ``code`` instead),
-    ``"ignore"`` (never answered), ``"drop"`` (the socket closed right there, after the
-    request was handled if ``answered``)."""
-
-    kind: str
-    name: str
-    code: int = 0
-    answered: bool = True
-    skip: int = 0
-    client_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class FiredFault:
-    """An armed :class:`RequestFault` that met its request: when (simulated ``at``,
-    and ``time.monotonic_ns()``), on which client and session."""
-
-    fault: RequestFault
-    client_id: int | None
-    session: int
-    at: dt.datetime
-    monotonic_ns: int
 
 
 class FakeTWS(LoopThread):

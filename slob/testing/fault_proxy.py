@@ -47,7 +47,7 @@ from typing import Callable, NoReturn, TypeVar
 
 from slob.testing.fault_frames import CLIENT, RAW, SERVER, Unit, names
 from slob.testing.fault_link import Cut, Link
-from slob.testing.loop_thread import LoopThread
+from slob.aio.loop_thread import LoopThread
 
 __all__ = ["CLIENT", "SERVER", "FaultHandle", "FaultProxy", "FaultRecord", "FrameRecord"]
 

@@ -231,7 +231,7 @@ def resolve_contracts(fields: Mapping[str, str], now: dt.datetime, *,
                       with_expired: bool = False) -> list[FutureContract]:
     """The futures a request's contract fields (``symbol``, ``secType``, ``conId``,
     ``localSymbol``, ``lastTradeDateOrContractMonth``, ``tradingClass``, ``multiplier``,
-    ``exchange``, ``currency``, as :mod:`slob.testing.tws_requests` names them) describe at
+    ``exchange``, ``currency``, as :mod:`slob.trace.tws_requests` names them) describe at
     ``now``; empty when none match. ``CONTFUT`` narrows to the front contract. Shared by
     FakeTWS and FakeEClient so both answer a request alike."""
     def get(key: str) -> str:

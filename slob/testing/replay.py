@@ -52,9 +52,9 @@ from ibapi.message import IN, OUT
 
 from slob.ib import wire
 from slob.testing import tws_messages as msg
-from slob.testing.loop_thread import LoopThread
-from slob.testing.tws_requests import layout as request_layout
-from slob.testing.tws_requests import request_name
+from slob.aio.loop_thread import LoopThread
+from slob.trace.tws_requests import layout as request_layout
+from slob.trace.tws_requests import request_name
 from slob.trace.describe import parse_protobuf
 from slob.trace.events import CLIENT, SERVER
 from slob.trace.layouts import incoming_layout

@@ -9,7 +9,7 @@ A line reads ``<time UTC> <conn> <dir> <NAME> [id=<req id>] <field>=<value> ...`
 * ``id`` is the request, ticker or order id the message belongs to, when it has one;
 * the fields are named for the common messages (handshake, START_API, contract data,
   market data, tick-by-tick, orders, executions, positions, errors: see
-  :mod:`slob.trace.layouts` and :func:`slob.testing.tws_requests.layout`), empty ones
+  :mod:`slob.trace.layouts` and :func:`slob.trace.tws_requests.layout`), empty ones
   left out; other text messages show ``fields=a|b|c`` (every field, ``|`` between);
   protobuf messages (server version >= 201) are parsed with IB's generated classes
   (:mod:`slob.trace.protobuf_table`) and show their set fields, nested ones dotted;
@@ -28,7 +28,7 @@ from ibapi.message import IN, OUT
 
 from slob.ib import wire
 from slob.ib.errors import classify
-from slob.testing.tws_requests import layout as request_layout
+from slob.trace.tws_requests import layout as request_layout
 from slob.trace import protobuf_table
 from slob.trace.events import CLIENT, Kind, TraceEvent
 from slob.trace.layouts import REQ_ID_NAMES, incoming_layout

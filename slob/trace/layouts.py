@@ -4,7 +4,7 @@ Taken from the order in which IB's own decoder reads them (ibapi 10.50.2 ``decod
 ``orderdecoder.py``); a leading ``version`` field is named where the message still carries
 one at that server version. Only the head of the long messages (CONTRACT_DATA, OPEN_ORDER,
 EXECUTION_DATA) is named; the trace prints the rest as raw fields. Client -> TWS layouts
-come from :func:`slob.testing.tws_requests.layout`.
+come from :func:`slob.trace.tws_requests.layout`.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ from typing import Callable, NoReturn
 
 from slob.ib import wire
 from slob.ib.errors import SlobError
-from slob.testing.loop_thread import LoopThread
+from slob.aio.loop_thread import LoopThread
 from slob.trace.events import CLIENT, SERVER, TraceEvent, Tracer
 
 __all__ = ["BackgroundProxy", "ProxyError", "TraceProxy"]

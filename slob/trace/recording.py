@@ -1,7 +1,7 @@
 """Session recordings: the JSONL that ``slob trace --record`` writes, and reading it back.
 
 The format extends the real captures' (tests/data/captures/INDEX.md, read by
-:func:`slob.testing.captures.load_capture`): line 1 is a JSON header, every further line one
+:func:`slob.trace.captures.load_capture`): line 1 is a JSON header, every further line one
 frame ``{"dir", "msg_id", "encoding", "frame_b64", "leg"}`` -- ``frame_b64`` the bytes as
 they crossed the socket (4-byte length + payload) -- plus:
 
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 from slob.ib import wire
-from slob.testing.captures import load_capture
+from slob.trace.captures import load_capture
 from slob.trace.events import CLIENT, SERVER, Kind, TraceEvent, Tracer
 
 __all__ = ["FORMAT", "Leg", "RecordedFrame", "Recorder", "Recording", "load_recording", "read_events"]

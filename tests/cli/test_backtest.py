@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from slob.cli import main
-from slob.demo import run_demo
+from slob.ops.demo import run_demo
 from slob.research import frame
 
 

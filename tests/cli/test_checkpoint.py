@@ -1,4 +1,4 @@
-"""`slob checkpoint`: the verdict and report logic on hand-made inputs (slob.checkpoint),
+"""`slob checkpoint`: the verdict and report logic on hand-made inputs (slob.ops.checkpoint),
 then whole runs against the embedded fake TWS through slob.cli.main, and
 tools/ib_checkpoint_test.py as a process."""
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from slob.checkpoint import (
+from slob.ops.checkpoint import (
     CheckpointRecorder,
     ClockMap,
     Outage,
@@ -27,7 +27,7 @@ from slob.checkpoint import (
 )
 from slob.cli import main
 from slob.commands.checkpoint import sim_schedule
-from slob.live.sessions import CmeHours
+from slob.market.sessions import CmeHours
 from slob.model import ConnectionLost, ConnectionRestored, ContractRolled, Tick
 
 UTC = dt.timezone.utc

@@ -1,5 +1,5 @@
 """The checkpoint's market-memory section: the run's trading minutes live, from IB's
-history, or missing (slob.checkpoint, pure; hand-made inputs as in test_checkpoint.py)."""
+history, or missing (slob.ops.checkpoint, pure; hand-made inputs as in test_checkpoint.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import datetime as dt
 
 from test_checkpoint import HOURS, MON, at, finish, recorder, stream
 
-from slob.checkpoint import render_text
+from slob.ops.checkpoint import render_text
 from slob.model import Candle, ConnectionLost, ConnectionRestored, Gap
 
 MINUTE = dt.timedelta(minutes=1)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from slob.cli import main
-from slob.demo import QUIET, demo_market, schedule
-from slob.live.store import Store
+from slob.ops.demo import QUIET, demo_market, schedule
+from slob.store.store import Store
 
 
 class _Terminal(io.StringIO):

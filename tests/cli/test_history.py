@@ -18,7 +18,7 @@ from slob.config.ib_config import IBConfig
 from slob.ib.errors import ConnectionLost
 from slob.ib.history import bar_size
 from slob.live.ib_history import HistorySettings
-from slob.live.store import CandleRecord, Store
+from slob.store.store import CandleRecord, Store
 from slob.model import Candle
 from slob.testing import FakeTWS, RandomWalkScenario
 from slob.testing.fake_history import history_of, record_from_now

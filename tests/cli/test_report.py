@@ -1,4 +1,4 @@
-"""`slob report`: the computations (slob.report) on hand-built records written through the
+"""`slob report`: the computations (slob.ops.report) on hand-built records written through the
 Store, and the command through slob.cli.main.
 
 The store holds two CME trading days (CST: a trading day runs 23:00 UTC the evening
@@ -33,9 +33,9 @@ from slob.cli import main
 from slob.commands import common
 from slob.commands.report import collect
 from slob.ib.errors import IB_ERRORS, SlobError
-from slob.live.store import Store
+from slob.store.store import Store
 from slob.model import Candle, ConnectionLost, ConnectionRestored, ContractRolled, Gap, Tick
-from slob.report import (NO_DATA, Report, ReportInput, build_report, day_bounds, max_drawdown, report_json,
+from slob.ops.report import (NO_DATA, Report, ReportInput, build_report, day_bounds, max_drawdown, report_json,
                          trading_day)
 
 UTC = dt.timezone.utc

@@ -1,12 +1,12 @@
 """`slob report` with market memory: live coverage, history-filled minutes and minutes
-still missing told apart (slob.report, pure)."""
+still missing told apart (slob.ops.report, pure)."""
 
 from __future__ import annotations
 
 import datetime as dt
 
 from slob.model import ConnectionLost, Gap
-from slob.report import ReportInput, build_report, report_json
+from slob.ops.report import ReportInput, build_report, report_json
 
 UTC = dt.timezone.utc
 DAY = dt.date(2025, 3, 5)  # CME trading day: 2025-03-04 23:00 UTC .. 2025-03-05 23:00 UTC, trades until 22:00

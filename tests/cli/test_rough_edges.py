@@ -22,7 +22,7 @@ from slob.commands.common import EXIT_PIPE, for_command_line
 from slob.commands.run import OPTIONS as RUN_OPTIONS
 from slob.config.ib_config import IBConfig
 from slob.ib.errors import LiveTradingRefused, MarketDataNotSubscribed
-from slob.live.store import Store
+from slob.store.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 CAPTURE = ROOT / "tests" / "data" / "captures" / "api_future_campaign_mes.jsonl"
@@ -210,7 +210,7 @@ def test_contracts_for_an_unknown_root_is_one_line_naming_the_fakes_roots(capsys
 
 
 def test_the_sim_faults_line_counts_the_faults_it_lists() -> None:
-    from slob.checkpoint import render_text
+    from slob.ops.checkpoint import render_text
 
     faults = [{"at_seconds": 1.0 + i, "fault": f"fault {i}"} for i in range(7)]
     text = _render_with_sim(render_text, {"speed": 60, "fault": "none", "faults": faults})
@@ -222,8 +222,8 @@ def test_the_sim_faults_line_counts_the_faults_it_lists() -> None:
 
 def _render_with_sim(render: Callable[[dict[str, Any]], str], sim_info: dict[str, object]) -> str:
     """The text of a checkpoint report (a quiet minute) whose run had ``sim_info``."""
-    from slob.checkpoint import CheckpointRecorder, ClockMap
-    from slob.live.sessions import CmeHours
+    from slob.ops.checkpoint import CheckpointRecorder, ClockMap
+    from slob.market.sessions import CmeHours
 
     start = dt.datetime(2024, 12, 2, 15, tzinfo=dt.timezone.utc)
     rec = CheckpointRecorder("NQ", hours=CmeHours.default(), clock=ClockMap(start, start, 1.0),

@@ -24,9 +24,9 @@ from slob.commands.run import confirm_live
 from slob.config.ib_config import IBConfig
 from slob.config.loader import FLAGS, KEYS, RunConfig, load_config, merge, parse_toml
 from slob.ib.errors import ConfigError, LiveTradingRefused
-from slob.live.order_executor import RiskConfig
-from slob.live.setup_tracker import SetupConfig
-from slob.live.store import Store
+from slob.execution.order_executor import RiskConfig
+from slob.strategy.setup_tracker import SetupConfig
+from slob.store.store import Store
 from slob.testing import FakeTWS
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "reference" / "configuration.md"

@@ -21,7 +21,7 @@ from slob.commands.live_view import LinesView, Rate, status_line
 from slob.ib.errors import SlobError
 from slob.live import IBWSFetcher
 from slob.live.live_trading_engine import LiveTradingEngine
-from slob.live.store import Store
+from slob.store.store import Store
 from slob.testing import FakeTWS
 
 SECONDS = 120  # upper bound for any one wait on the child; never reached when things work

@@ -21,7 +21,7 @@ from support.ib_app import RecordingApp, future
 
 from slob.cli import main
 from slob.commands import sim
-from slob.live.setup_tracker import SetupReady, SetupTracker
+from slob.strategy.setup_tracker import SetupReady, SetupTracker
 
 UTC = dt.timezone.utc
 

@@ -11,7 +11,7 @@ import pytest
 
 from slob.cli import main
 from slob.commands.sweep import Progress
-from slob.demo import run_demo
+from slob.ops.demo import run_demo
 from slob.research.bench import _write_csv, generate_year
 
 

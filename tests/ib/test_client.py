@@ -21,7 +21,7 @@ from slob.ib.handshake import Session
 from slob.model import Tick
 from slob.testing import FakeTWS
 from slob.testing import tws_messages as msg
-from slob.testing.captures import load_capture
+from slob.trace.captures import load_capture
 
 CAPTURES = Path(__file__).resolve().parents[1] / "data" / "captures"
 

@@ -31,7 +31,7 @@ from slob.ib.errors import (
     TWSNotRunning,
     classify,
 )
-from slob.live.symbols import FORMS
+from slob.market.symbols import FORMS
 
 PROPERTY = settings(max_examples=200, deadline=None, derandomize=True, database=None)
 I, W, E, F = Severity.INFO, Severity.WARNING, Severity.ERROR, Severity.FATAL

@@ -18,7 +18,7 @@ from slob.ib.errors import ConnectionLost, ContractNotFound, RequestTimedOut, Sl
 from slob.ib.history import HistoryNotPermitted, HistoryPacingViolation
 from slob.ib.history_pacing import PacingRules
 from slob.live import IBWSFetcher
-from slob.live.candle_aggregator import CandleAggregator
+from slob.market.candle_aggregator import CandleAggregator
 from slob.live.ib_history import HistorySettings
 from slob.model import Candle, Tick
 from slob.testing import FakeTWS, RandomWalkScenario

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slob.live.store import MIGRATIONS, SCHEMA_VERSION, CandleRecord, HistorySpan, Store
+from slob.store.store import MIGRATIONS, SCHEMA_VERSION, CandleRecord, HistorySpan, Store
 from slob.model import Candle
 
 UTC = dt.timezone.utc

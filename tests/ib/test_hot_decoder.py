@@ -28,7 +28,7 @@ from ibapi.wrapper import EWrapper
 
 from slob.ib import wire
 from slob.ib.hot_decoder import HOT_MESSAGE_IDS, HotDecoder
-from slob.testing.captures import load_capture
+from slob.trace.captures import load_capture
 
 CAPTURES = Path(__file__).resolve().parents[1] / "data" / "captures"
 

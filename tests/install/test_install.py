@@ -130,7 +130,8 @@ def test_without_ibapi_help_still_lists_every_command(no_ibapi: Path) -> None:
     assert done.returncode == 0 and done.stderr == ""
     for command in COMMANDS:
         assert command in done.stdout
-    assert "needs IB's client ibapi" in done.stdout  # the commands whose options need it say so
+    # A command whose options need IB's client says so in its help line; since the house
+    # move (issue 19) the configs and market time import without ibapi, so none does today.
 
 
 def test_without_ibapi_import_slob_live_is_one_line(no_ibapi: Path) -> None:

@@ -7,9 +7,9 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from slob.live.order_executor import TradePlan
-from slob.live.setup_tracker import Direction
-from slob.live.store import Store
+from slob.execution.order_executor import TradePlan
+from slob.strategy.setup_tracker import Direction
+from slob.store.store import Store
 from slob.testing import FakeTWS
 from slob.testing.order_records import OrderInfo
 
@@ -90,7 +90,7 @@ def report_pnl(store: Store, tws: FakeTWS) -> tuple[float, float]:
     """(`slob report`'s total P&L over the FakeTWS executions' trading days, the sum of
     FakeTWS's realized P&L): what a user would compare."""
     from slob.commands.report import collect
-    from slob.report import build_report, trading_day
+    from slob.ops.report import build_report, trading_day
 
     store.flush()
     days = sorted({trading_day(e.time) for e in tws.executions})

@@ -24,9 +24,9 @@ from typing import Any
 
 from slob.config.ib_config import IBConfig
 from slob.live import IBWSFetcher
-from slob.live.order_executor import OrderExecutor, TradePlan
-from slob.live.setup_tracker import Direction
-from slob.live.store import Store
+from slob.execution.order_executor import OrderExecutor, TradePlan
+from slob.strategy.setup_tracker import Direction
+from slob.store.store import Store
 from slob.orders import CommissionReported
 
 PLAN = TradePlan("NQ-20241202-short-1532-1", "NQ", Direction.SHORT, 21010.0, 20990.0, None)

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slob.ib.errors import RequestTimedOut, SlobError
-from slob.live.candle_aggregator import CandleAggregator
+from slob.market.candle_aggregator import CandleAggregator
 from slob.live.gapfill import GapFiller
 from slob.live.warmup import MINUTE, MemoryConfig, floor_minute
 from slob.model import Candle, Gap, HistoryFilled, HistoryUnavailable, Tick

@@ -8,8 +8,8 @@ import datetime as dt
 import sqlite3
 from pathlib import Path
 
-from slob.live.store import Store
-from slob.live.store_schema import MIGRATIONS, SCHEMA_VERSION
+from slob.store.store import Store
+from slob.store.schema import MIGRATIONS, SCHEMA_VERSION
 from slob.model import ConnectionLost, Gap
 
 UTC = dt.timezone.utc

@@ -23,11 +23,11 @@ from order_checks import bracket_problems, store_problems
 from slob.config.ib_config import IBConfig
 from slob.ib.errors import ConfigError, ConnectionLost, LiveTradingRefused, SlobError
 from slob.live import IBWSFetcher
-from slob.live.candle_aggregator import CandleAggregator
+from slob.market.candle_aggregator import CandleAggregator
 from slob.live.live_trading_engine import RESTART_CAUSE, LiveTradingEngine
-from slob.live.order_executor import TradePlan
-from slob.live.setup_tracker import Direction
-from slob.live.store import Store
+from slob.execution.order_executor import TradePlan
+from slob.strategy.setup_tracker import Direction
+from slob.store.store import Store
 from slob.model import Candle, CandleClosed, ErrorReported, Gap, Tick
 from slob.testing import FakeTWS, FaultProxy, RandomWalkScenario
 from slob.testing.scenario import to_ns
@@ -136,7 +136,7 @@ SCRIPT = textwrap.dedent("""
     import asyncio, json, math, sys
     from slob.live import IBWSFetcher
     from slob.live.live_trading_engine import LiveTradingEngine
-    from slob.live.store import Store
+    from slob.store.store import Store
     from slob.model import Tick
     from slob.testing import FakeTWS
 

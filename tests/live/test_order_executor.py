@@ -16,9 +16,9 @@ from order_checks import plan
 from slob.config.ib_config import IBConfig
 from slob.ib.errors import LiveTradingRefused
 from slob.live import IBWSFetcher
-from slob.live.order_executor import BracketPlaced, OrderExecutor, RiskConfig, SetupSkipped
-from slob.live.setup_tracker import Direction
-from slob.live.store import Store
+from slob.execution.order_executor import BracketPlaced, OrderExecutor, RiskConfig, SetupSkipped
+from slob.strategy.setup_tracker import Direction
+from slob.store.store import Store
 from slob.orders import OrderError
 from slob.testing import FakeTWS, ScriptedScenario
 

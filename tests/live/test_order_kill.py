@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from order_checks import bracket_problems, by_ref, store_problems
 
-from slob.live.store import Store
+from slob.store.store import Store
 from slob.testing import FakeTWS, ScriptedScenario
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")

@@ -20,8 +20,8 @@ from order_checks import bracket_problems, plan, by_ref, report_pnl, store_probl
 from slob.config.ib_config import IBConfig
 from slob.ib.errors import ConnectionLost, LiveTradingRefused, RequestTimedOut, SlobError
 from slob.live import IBWSFetcher
-from slob.live.order_executor import BracketPlaced, OrderExecutor, SetupSkipped
-from slob.live.store import Store
+from slob.execution.order_executor import BracketPlaced, OrderExecutor, SetupSkipped
+from slob.store.store import Store
 from slob.model import ConnectionRestored
 from slob.testing import FakeTWS, FaultProxy, ScriptedScenario
 

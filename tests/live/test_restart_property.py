@@ -42,10 +42,10 @@ from slob.commands.sim import PLANTED_DAY, planted_day
 from slob.config.ib_config import IBConfig
 from slob.live import IBWSFetcher
 from slob.live.live_trading_engine import LiveTradingEngine
-from slob.live.order_executor import SetupSkipped
-from slob.live.sessions import lse_session
-from slob.live.setup_tracker import SetupChanged, SetupReady, SetupTracker, State
-from slob.live.store import Store
+from slob.execution.order_executor import SetupSkipped
+from slob.market.sessions import lse_session
+from slob.strategy.setup_tracker import SetupChanged, SetupReady, SetupTracker, State
+from slob.store.store import Store
 from slob.live.warmup import MemoryConfig
 from slob.model import Candle, ConnectionLost, ConnectionRestored
 from slob.testing import FakeTWS, ScriptedScenario

@@ -17,10 +17,10 @@ import pytest
 
 from slob.live import IBWSFetcher
 from slob.live.live_trading_engine import LiveTradingEngine
-from slob.live.order_executor import BracketPlaced
-from slob.live.setup_planting import plant_setup
-from slob.live.setup_tracker import Direction
-from slob.live.store import Store
+from slob.execution.order_executor import BracketPlaced
+from slob.strategy.setup_planting import plant_setup
+from slob.strategy.setup_tracker import Direction
+from slob.store.store import Store
 from slob.model import Tick
 from slob.testing import FakeTWS, ScriptedScenario
 

@@ -22,9 +22,9 @@ from test_restart_property import (CANDLES, FENCE, OPEN, SCRIPT, STEPS, TRIGGER_
                                    Driver, Plan, check, reference, run_plan)
 
 from slob.live.live_trading_engine import LiveTradingEngine
-from slob.live.order_executor import SetupSkipped
-from slob.live.setup_tracker import Signal, State
-from slob.live.store import Store
+from slob.execution.order_executor import SetupSkipped
+from slob.strategy.setup_tracker import Signal, State
+from slob.store.store import Store
 from slob.live.warmup import MemoryConfig
 from slob.model import Gap, HistoryFilled, HistoryUnavailable
 from slob.testing import FakeTWS

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slob.ib.errors import ConfigError
-from slob.live.store import CandleRecord
+from slob.store.store import CandleRecord
 from slob.live.warmup import (MINUTE, MemoryConfig, floor_minute, fresh, levels_known, minutes, missing_ranges,
                               trusted, warmup_start)
 from slob.model import Candle

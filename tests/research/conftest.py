@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from slob.demo import DemoStats, run_demo
+from slob.ops.demo import DemoStats, run_demo
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,8 @@ import functools
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from slob.live.setup_planting import plant_setup
-from slob.live.setup_tracker import Direction
+from slob.strategy.setup_planting import plant_setup
+from slob.strategy.setup_tracker import Direction
 from slob.model import Candle
 from slob.research.backtest import BacktestConfig, BacktestResult, run_backtest
 from slob.research.settings import apply_settings

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from slob.cli import main
-from slob.demo import demo_days
+from slob.ops.demo import demo_days
 from slob.research.backtest import run_backtest
 from slob.research.charts import day_chart
 from slob.research.data import store_candles

@@ -12,7 +12,7 @@ from contextlib import closing
 from pathlib import Path
 
 from slob.cli import main
-from slob.demo import demo_days
+from slob.ops.demo import demo_days
 from slob.research.backtest import BacktestConfig
 from slob.research.compare import compare_store
 from slob.research.settings import apply_settings

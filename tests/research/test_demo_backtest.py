@@ -13,9 +13,9 @@ import pytest
 
 from slob.cli import main
 from slob.commands.report import collect
-from slob.demo import DemoStats, demo_days
-from slob.live.store import Store
-from slob.report import TradeRow, build_report
+from slob.ops.demo import DemoStats, demo_days
+from slob.store.store import Store
+from slob.ops.report import TradeRow, build_report
 from slob.research.backtest import BacktestConfig, run_backtest
 from slob.research.data import StoreTicks, store_candles
 

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from slob.cli import main
-from slob.demo import demo_market
+from slob.ops.demo import demo_market
 from slob.testing import FakeTWS
 from slob.testing.fake_history import record_from_now
 

@@ -8,8 +8,8 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slob.live.store import FillRecord
-from slob.live.store import OrderRecord as StoredOrder
+from slob.store.store import FillRecord
+from slob.store.store import OrderRecord as StoredOrder
 from slob.model import ContractRolled, Gap, Tick
 from slob.soak.checks import (
     Check,

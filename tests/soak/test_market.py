@@ -8,7 +8,7 @@ import itertools
 
 import pytest
 
-from slob.live.setup_tracker import SetupChanged, SetupTracker, State
+from slob.strategy.setup_tracker import SetupChanged, SetupTracker, State
 from slob.soak.market import SoakMarket, plant_days
 from slob.testing.futures import is_cme_open
 from slob.testing.scenario import from_ns, to_ns

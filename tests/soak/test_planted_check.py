@@ -6,8 +6,8 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from slob.live.setup_planting import plant_setup
-from slob.live.setup_tracker import Direction
+from slob.strategy.setup_planting import plant_setup
+from slob.strategy.setup_tracker import Direction
 from slob.model import ConnectionLost, Gap
 from slob.soak.checks import account_planted, replayed_windows
 from slob.testing.order_records import OrderInfo

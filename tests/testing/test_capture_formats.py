@@ -37,7 +37,7 @@ from ibapi.decoder import Decoder
 from ibapi.wrapper import EWrapper
 
 from slob.testing import DEFAULT_START, FakeTWS
-from slob.testing.captures import CapturedFrame, load_capture
+from slob.trace.captures import CapturedFrame, load_capture
 from slob.testing.futures import third_friday
 
 #: The captures are of the protobuf generation (sv225); the module-scoped sessions below

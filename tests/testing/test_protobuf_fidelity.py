@@ -27,7 +27,7 @@ from ibapi.message import IN
 
 from slob.testing import tws_messages as msg
 from slob.testing import tws_order_messages as omsg
-from slob.testing.captures import CapturedFrame, load_capture
+from slob.trace.captures import CapturedFrame, load_capture
 from slob.testing.futures import CHICAGO, FUTURES, FutureContract
 from slob.testing.order_records import ExecutionRecord, OrderRecord, PositionRecord
 from slob.testing.tws_proto_orders import SHAREHOLDER

@@ -27,8 +27,8 @@ from ibapi.wrapper import EWrapper
 
 from slob.ib import wire
 from slob.testing import tws_order_messages as omsg
-from slob.testing import tws_requests
-from slob.testing.captures import load_capture
+from slob.trace import tws_requests
+from slob.trace.captures import load_capture
 from slob.testing.futures import active_contracts
 from slob.testing.order_records import ExecutionRecord, OrderRecord, PositionRecord
 

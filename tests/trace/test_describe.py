@@ -12,7 +12,7 @@ from ibapi.message import IN, OUT
 
 from slob.ib import wire
 from slob.testing import tws_messages as msg
-from slob.testing.captures import load_capture
+from slob.trace.captures import load_capture
 from slob.trace.describe import describe
 from slob.trace.events import CLIENT, SERVER, Kind, TraceEvent, Tracer
 

@@ -19,7 +19,7 @@ from ibapi.decoder import Decoder
 from ibapi.wrapper import EWrapper
 
 from slob.ib.errors import ConfigError
-from slob.live.expiry_book import CHICAGO, ExpiryBook, ListedContract, parse_sessions, roll_moment
+from slob.market.expiry_book import CHICAGO, ExpiryBook, ListedContract, parse_sessions, roll_moment
 from slob.live.ib_contract_manager import ContractManager, listed_contract
 from slob.testing.futures import FUTURES, FutureContract, active_contracts, third_friday, trading_hours
 

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from slob.live.candle_aggregator import CandleAggregator
-from slob.live.sessions import CHICAGO
+from slob.market.candle_aggregator import CandleAggregator
+from slob.market.sessions import CHICAGO
 from slob.model import Candle, Tick
 from slob.testing.futures import is_cme_open, next_cme_open
 

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_candle_aggregator import PROPERTY, of, run, streams, tick, utc
 
-from slob.live.candle_aggregator import CandleAggregator
+from slob.market.candle_aggregator import CandleAggregator
 from slob.model import Candle, Tick
 
 MINUTE = dt.timedelta(minutes=1)

@@ -1,4 +1,4 @@
-"""Store (``slob.live.store``): the engine's SQLite store.
+"""Store (``slob.store.store``): the engine's SQLite store.
 
 Every record kind must read back equal (tz-aware UTC times); batches close by size, by
 interval or at a flush, observed through the store's own counters (never a timing
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from slob.live.store import (
+from slob.store.store import (
     MIGRATIONS,
     SCHEMA_VERSION,
     ErrorEvent,
@@ -483,7 +483,7 @@ def test_a_file_that_is_not_a_database_is_refused(db: Path) -> None:
 # -- a hard kill ------------------------------------------------------------------------
 WRITER = """
 import datetime as dt, sys, time
-from slob.live.store import Store
+from slob.store.store import Store
 from slob.model import Tick
 base = dt.datetime(2024, 12, 2, 14, 30, tzinfo=dt.timezone.utc)
 store = Store(sys.argv[1], batch_size=200, batch_interval_ms=10)

@@ -1,4 +1,4 @@
-"""Futures symbols as users write them (``slob.live.symbols``), and picking the contract
+"""Futures symbols as users write them (``slob.market.symbols``), and picking the contract
 they mean from IB's contract details, which arrive unsorted and, for a blank-exchange
 request, once per exchange."""
 
@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from ibapi.contract import ContractDetails
 
 from slob.ib.errors import ConfigError
-from slob.live.symbols import FORMS, SymbolSpec, expiry_moment, parse_symbol
+from slob.market.symbols import FORMS, SymbolSpec, expiry_moment, parse_symbol
 
 PROPERTY = settings(max_examples=200, deadline=None, derandomize=True, database=None)
 UTC = dt.timezone.utc

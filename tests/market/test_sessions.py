@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slob.ib.errors import ConfigError
-from slob.live.sessions import (
+from slob.market.sessions import (
     CHICAGO,
     LONDON,
     NEW_YORK,

@@ -16,10 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from slob.ib.errors import ConfigError, SlobError
-from slob.live import setup_tracker as module
-from slob.live.sessions import LSE, NEW_YORK, lse_session, nyse_session, session_at, trading_day
-from slob.live.setup_planting import OUTCOMES, plant_setup
-from slob.live.setup_tracker import (
+from slob.strategy import setup_tracker as module
+from slob.market.sessions import LSE, NEW_YORK, lse_session, nyse_session, session_at, trading_day
+from slob.strategy.setup_planting import OUTCOMES, plant_setup
+from slob.strategy.setup_tracker import (
     TRANSITIONS,
     CandleRejected,
     Direction,
