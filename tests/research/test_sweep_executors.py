@@ -182,11 +182,12 @@ def test_killing_a_pool_worker_mid_sweep_still_gives_the_full_identical_table(we
         assert done < total
         victim = multiprocessing.active_children()[0]
         os.kill(victim.pid or 0, signal.SIGKILL)
-        victim.join(timeout=60)
-        killed.append(victim.exitcode)
+        # Not victim.join(): the pool's own thread may reap the process first, and then the
+        # Process object never learns its exit code. The pool starting again says it died.
+        killed.append(victim.pid)
 
     assert table(sweep, pool, kill_one) == reference
-    assert killed == [-signal.SIGKILL]
+    assert len(killed) == 1 and pool.restarts >= 1
     assert pool.restarts == 1  # the broken pool was started anew for the combinations without a result
 
 
