@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from slob.commands.common import EXIT_OK, EXIT_USAGE
-from slob.commands.common import day
+from slob.commands.common import add_store_location, day
 
 if TYPE_CHECKING:
     from slob.research.backtest import BacktestResult
@@ -40,12 +40,7 @@ def add_source_arguments(p: argparse.ArgumentParser, *, sources: bool = True) ->
         p.add_argument("--source", default="store", metavar="store|ib|FILE.csv",
                        help="where the candles come from: the store (default), IB's historical bars through TWS "
                             "(cached in the store), or a CSV file of 1-minute candles")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--db", type=Path, default=None, metavar="PATH",
-                       help="the SQLite store (default: slob.sqlite3 in $SLOB_DATA_DIR, else $XDG_DATA_HOME/slob, "
-                            "else ~/.local/share/slob)")
-    where.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
-                       help="the directory holding slob.sqlite3")
+    add_store_location(p)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

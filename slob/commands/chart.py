@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TextIO
 
 from slob.commands.common import EXIT_OK
-from slob.commands.common import day
+from slob.commands.common import add_store_location, day
 
 NAME = "chart"
 HELP = ("draw one trading day from the store or a backtest: candles, LSE range, LIQ #1, consolidation, LIQ #2, "
@@ -36,9 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--symbol", default="NQ", help="the symbol (default NQ)")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="override a SetupConfig, RiskConfig or fill-model field for the backtest behind the chart")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--db", type=Path, default=None, metavar="PATH", help="the SQLite store (default: as slob report)")
-    where.add_argument("--data-dir", type=Path, default=None, metavar="DIR", help="the directory holding slob.sqlite3")
+    add_store_location(p)
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:

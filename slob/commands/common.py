@@ -6,6 +6,7 @@ import argparse
 import datetime as dt
 import math
 import re
+from pathlib import Path
 from typing import Collection
 
 __all__ = ["EXIT_FAIL", "day", "money", "percent", "EXIT_OK", "EXIT_PIPE", "EXIT_USAGE", "EXIT_VERDICT_FAIL", "for_command_line", "positive",
@@ -110,3 +111,13 @@ def money(x: float) -> str:
 def percent(x: float | None, dash: str) -> str:
     """A fraction as a percentage with one decimal; ``dash`` when there is none."""
     return dash if x is None else f"{x * 100:.1f}%"
+
+
+def add_store_location(p: argparse.ArgumentParser) -> None:
+    """``--db PATH`` or ``--data-dir DIR``: the store a command reads (one of the two)."""
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--db", type=Path, default=None, metavar="PATH",
+                       help="the SQLite store (default: slob.sqlite3 in $SLOB_DATA_DIR, else $XDG_DATA_HOME/slob, "
+                            "else ~/.local/share/slob)")
+    where.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
+                       help="the directory holding slob.sqlite3 (what `slob run --data-dir` wrote to)")

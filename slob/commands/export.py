@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TextIO
 
 from slob.commands.common import EXIT_OK, EXIT_USAGE
-from slob.commands.common import day
+from slob.commands.common import add_store_location, day
 
 NAME = "export"
 HELP = "write the store's ticks, candles, trades or setups as CSV or Parquet (--from/--to CME trading days)"
@@ -30,9 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--symbol", default=None, help="only this symbol (default: all)")
     p.add_argument("--interval", type=int, default=60, metavar="SECONDS",
                    help="candles of this interval (default 60; 0: every interval)")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--db", type=Path, default=None, metavar="PATH", help="the SQLite store (default: as slob report)")
-    where.add_argument("--data-dir", type=Path, default=None, metavar="DIR", help="the directory holding slob.sqlite3")
+    add_store_location(p)
 
 
 def run(args: argparse.Namespace, out: TextIO) -> int:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from slob.commands.common import EXIT_OK, EXIT_USAGE, day
+from slob.commands.common import EXIT_OK, EXIT_USAGE, add_store_location, day
 from slob.commands.common import money as _money
 from slob.commands.common import percent as _percent
 from slob.ib.errors import SlobError
@@ -44,12 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--to", dest="last", type=day, default=None, metavar="DATE",
                    help="last CME trading day, inclusive (default: the --from day). Trading day D runs from "
                         "17:00 Chicago on D-1 to 17:00 Chicago on D")
-    where = p.add_mutually_exclusive_group()
-    where.add_argument("--db", type=Path, default=None, metavar="PATH",
-                       help="the SQLite store to read (default: slob.sqlite3 in $SLOB_DATA_DIR, "
-                            "else $XDG_DATA_HOME/slob, else ~/.local/share/slob)")
-    where.add_argument("--data-dir", type=Path, default=None, metavar="DIR",
-                       help="the directory holding slob.sqlite3 (what `slob run --data-dir` wrote to)")
+    add_store_location(p)
     p.add_argument("--json", action="store_true", help="print the report as JSON instead of tables")
     p.add_argument("--compare-backtest", action="store_true",
                    help="set the paper trades against a backtest of the same days from the same stored candles, "
